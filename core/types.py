@@ -1,0 +1,201 @@
+"""Typed contracts between the stages of a cycle: frozen, validated where they are made."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Regime(StrEnum):
+    TRENDING_UP = "TRENDING_UP"
+    TRENDING_DOWN = "TRENDING_DOWN"
+    MEAN_REVERTING = "MEAN_REVERTING"
+    HIGH_VOL = "HIGH_VOL"
+    CRASH = "CRASH"
+    RECOVERY = "RECOVERY"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    COOLDOWN = "COOLDOWN"  # after consecutive losses: no new entries until it ends
+    HALTED = "HALTED"  # kill switch: no new entries until the next trading day; exits allowed
+
+
+class ContractError(ValueError):
+    """A stage built a value that breaks its contract."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ContractError(message)
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _utc(ts: datetime) -> bool:
+    return ts.tzinfo is not None and ts.utcoffset() == timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A strategy's view of one symbol: score -1 (bearish) .. +1 (bullish)."""
+
+    strategy: str
+    symbol: str
+    score: float
+    confidence: float
+    source: str
+    ts_event: datetime
+    half_life: timedelta
+
+    def __post_init__(self) -> None:
+        _require(_finite(self.score, self.confidence), f"signal {self.strategy}/{self.symbol}: non-finite value")
+        _require(-1.0 <= self.score <= 1.0, f"signal {self.strategy}/{self.symbol}: score {self.score} outside [-1, 1]")
+        _require(
+            0.0 <= self.confidence <= 1.0,
+            f"signal {self.strategy}/{self.symbol}: confidence {self.confidence} outside [0, 1]",
+        )
+        _require(self.half_life > timedelta(0), f"signal {self.strategy}/{self.symbol}: half_life must be positive")
+        _require(_utc(self.ts_event), f"signal {self.strategy}/{self.symbol}: ts_event must be UTC-aware")
+
+    @property
+    def signal_id(self) -> str:
+        return f"{self.strategy}:{self.symbol}:{self.source}:{self.ts_event.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeProposal:
+    """A trade a strategy would like; the risk manager decides whether and how big."""
+
+    strategy: str
+    symbol: str
+    side: Side
+    entry: float
+    stop: float
+    target: float
+    horizon: timedelta
+    confidence: float
+    signal_ids: tuple[str, ...]
+    ts_event: datetime
+    trail_pct: float | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        name = f"proposal {self.strategy}/{self.symbol}"
+        _require(_finite(self.entry, self.stop, self.target, self.confidence), f"{name}: non-finite price")
+        _require(self.entry > 0 and self.stop > 0 and self.target > 0, f"{name}: prices must be positive")
+        if self.side is Side.BUY:
+            _require(self.stop < self.entry < self.target, f"{name}: a buy needs stop < entry < target")
+        else:
+            _require(self.target < self.entry < self.stop, f"{name}: a sell needs target < entry < stop")
+        _require(0.0 <= self.confidence <= 1.0, f"{name}: confidence outside [0, 1]")
+        _require(self.horizon > timedelta(0), f"{name}: horizon must be positive")
+        _require(self.trail_pct is None or 0 < self.trail_pct < 1, f"{name}: trail_pct must be in (0, 1)")
+        _require(_utc(self.ts_event), f"{name}: ts_event must be UTC-aware")
+
+    @property
+    def risk_per_unit(self) -> float:
+        return abs(self.entry - self.stop)
+
+    @property
+    def reward_risk(self) -> float:
+        return abs(self.target - self.entry) / self.risk_per_unit
+
+    @property
+    def proposal_id(self) -> str:
+        return f"{self.strategy}:{self.symbol}:{self.side.value}:{self.ts_event.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """The risk manager's answer to one proposal: an approved size, or the reasons it is not."""
+
+    proposal: TradeProposal
+    approved: bool
+    qty: float
+    notional: float
+    reasons: tuple[str, ...] = ()
+    kelly_fraction: float | None = None
+    vol_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        name = f"decision on {self.proposal.proposal_id}"
+        _require(_finite(self.qty, self.notional), f"{name}: non-finite size")
+        if self.approved:
+            _require(self.qty > 0 and self.notional > 0, f"{name}: an approval needs a positive size")
+        else:
+            _require(self.qty == 0 and self.notional == 0, f"{name}: a rejection has zero size")
+            _require(bool(self.reasons), f"{name}: a rejection needs a reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An instruction for a broker. client_order_id is deterministic so a retry never doubles it."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    strategy: str
+    intent: str  # 'entry' | 'exit'
+    decision_price: float
+    ts_event: datetime
+    order_type: str = "market"
+    limit_price: float | None = None
+    trade_id: str | None = None
+    proposal_id: str | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _require(self.qty > 0 and _finite(self.qty), f"order {self.client_order_id}: qty must be positive")
+        _require(self.intent in ("entry", "exit"), f"order {self.client_order_id}: intent {self.intent!r}")
+        _require(self.order_type in ("market", "limit", "stop_limit"), f"order {self.client_order_id}: type")
+        _require(
+            self.order_type == "market" or self.limit_price is not None,
+            f"order {self.client_order_id}: a {self.order_type} order needs a limit price",
+        )
+        _require(_utc(self.ts_event), f"order {self.client_order_id}: ts_event must be UTC-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    fill_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    fee: float
+    ts_event: datetime
+
+    def __post_init__(self) -> None:
+        _require(self.qty > 0 and self.price > 0 and _finite(self.qty, self.price), f"fill {self.fill_id}: size/price")
+        _require(self.fee >= 0 and _finite(self.fee), f"fill {self.fill_id}: fee must be >= 0")
+        _require(_utc(self.ts_event), f"fill {self.fill_id}: ts_event must be UTC-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeReading:
+    regime: Regime
+    confidence: float
+    probabilities: dict[Regime, float] = field(default_factory=dict)
+    evaluated: bool = False
+    changed: bool = False
+    model_version: str = "none"

@@ -1,0 +1,17 @@
+"""What a job or flow run needs, loaded inside it: served flow runs are fresh subprocesses,
+so nothing may be inherited from the process that scheduled them."""
+
+from __future__ import annotations
+
+from hydra.settings import HydraSettings, load_secrets, load_settings
+from hydra.sources import SourceContext
+from warehouse import Warehouse
+
+
+def open_warehouse(settings: HydraSettings) -> Warehouse:
+    return Warehouse(settings.warehouse.path, settings.warehouse.lock_deadline_s)
+
+
+def load_context() -> SourceContext:
+    settings = load_settings()
+    return SourceContext(settings=settings, secrets=load_secrets(), warehouse=open_warehouse(settings))

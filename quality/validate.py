@@ -1,0 +1,193 @@
+"""Great Expectations validation of a batch before it loads: good rows pass, bad rows are
+quarantined with the expectations they failed.
+
+GX is imported here and only here, on first use (its import costs seconds): the trading flow
+never imports this module. The context and one suite per table are built once per process.
+Each row carries its position in a hidden `_row` column so GX's unexpected-index lists map
+failures back to rows; helper columns (`_prev__*`, `_ahead_s__*`) let GX express the rules
+that compare a row with its predecessor or with its ingestion time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import polars as pl
+
+from quality.rules import RULES, AtLeast, Between, IncreasingWithin, InSet, NotAfterIngestion, NotNull, Rule
+
+ROW = "_row"
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    row: dict[str, Any]
+    reasons: tuple[str, ...]
+
+    @property
+    def payload(self) -> str:
+        return json.dumps(self.row, sort_keys=True, default=str)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class TableValidation:
+    table: str
+    passed: pl.DataFrame
+    rejected: list[RejectedRow]
+    exact_duplicates: int
+    failures: dict[str, int] = field(default_factory=dict)  # expectation -> failing rows
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rows": self.passed.height + len(self.rejected),
+            "passed": self.passed.height,
+            "rejected": len(self.rejected),
+            "exact_duplicates_collapsed": self.exact_duplicates,
+            "failed_expectations": dict(self.failures),
+        }
+
+
+def validate_table(table: str, rows: pl.DataFrame, key: Sequence[str]) -> TableValidation:
+    """Split `rows` into those that pass the table's suite and those that do not.
+
+    Rows repeated exactly (overlapping pages) are collapsed first: they are not bad data.
+    Rows that share a natural key but differ are all rejected, since nothing says which is right.
+    """
+    unique = rows.unique(maintain_order=True)
+    duplicates = rows.height - unique.height
+    if unique.is_empty():
+        return TableValidation(table, unique, [], duplicates)
+    rules = RULES.get(table, ())
+    prepared = _with_helper_columns(unique.with_row_index(ROW), rules)
+    failing = _run_suite(table, tuple(key), prepared)
+    failed_rows = defaultdict(list)
+    for expectation, indices in failing.items():
+        for index in indices:
+            failed_rows[index].append(expectation)
+    mask = pl.Series([index in failed_rows for index in range(unique.height)])
+    rejected = [
+        RejectedRow(row=row, reasons=tuple(failed_rows[index]))
+        for index, row in zip(sorted(failed_rows), unique.filter(mask).iter_rows(named=True), strict=True)
+    ]
+    return TableValidation(
+        table=table,
+        passed=unique.filter(~mask),
+        rejected=rejected,
+        exact_duplicates=duplicates,
+        failures={expectation: len(indices) for expectation, indices in failing.items()},
+    )
+
+
+def _with_helper_columns(frame: pl.DataFrame, rules: Sequence[Rule]) -> pl.DataFrame:
+    helpers = []
+    for rule in rules:
+        if isinstance(rule, IncreasingWithin):
+            helpers.append(pl.col(rule.column).shift(1).over(list(rule.group_by)).alias(f"_prev__{rule.column}"))
+        elif isinstance(rule, NotAfterIngestion):
+            ahead = (pl.col(rule.column) - pl.col("ts_ingested")).dt.total_microseconds() / 1e6
+            helpers.append(ahead.alias(f"_ahead_s__{rule.column}"))
+    return frame.with_columns(helpers) if helpers else frame
+
+
+def _run_suite(table: str, key: tuple[str, ...], frame: pl.DataFrame) -> dict[str, list[int]]:
+    """Expectation description -> the `_row` indices that failed it."""
+    suite = _suite(table, key, tuple(column for column in frame.columns))
+    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame.to_pandas()})
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
+    failing: dict[str, list[int]] = {}
+    for outcome in result.results:
+        if outcome.success:
+            continue
+        indices = [int(item[ROW]) for item in outcome.result.get("unexpected_index_list") or []]
+        failing[_describe(outcome.expectation_config)] = indices
+    return failing
+
+
+@cache
+def _context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
+@cache
+def _batch_definition(table: str) -> Any:
+    source = _context().data_sources.add_or_update_pandas(f"hydra-{table}")
+    return source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("batch")
+
+
+@cache
+def _suite(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    import great_expectations as gx
+
+    context = _context()
+    expectations = _expectations(RULES.get(table, ()), key, set(columns))
+    return context.suites.add(gx.ExpectationSuite(name=f"{table}:{','.join(columns)}", expectations=expectations))
+
+
+def _expectations(rules: Sequence[Rule], key: tuple[str, ...], columns: set[str]) -> list[Any]:
+    import great_expectations.expectations
+
+    # GX's package does not re-export its expectation classes for type checkers.
+    gxe: Any = great_expectations.expectations
+    built: list[Any] = []
+    if len(key) > 1:
+        built.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key)))
+    elif key:
+        built.append(gxe.ExpectColumnValuesToBeUnique(column=key[0]))
+    for rule in rules:
+        if isinstance(rule, NotNull):
+            built += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in rule.columns if c in columns]
+        elif isinstance(rule, Between) and rule.column in columns:
+            built.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=rule.column, min_value=rule.low, max_value=rule.high, strict_min=rule.strict_low
+                )
+            )
+        elif isinstance(rule, AtLeast) and {rule.column_a, rule.column_b} <= columns:
+            built.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=rule.column_a,
+                    column_B=rule.column_b,
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                )
+            )
+        elif isinstance(rule, InSet) and rule.column in columns:
+            built.append(gxe.ExpectColumnValuesToBeInSet(column=rule.column, value_set=sorted(rule.values)))
+        elif isinstance(rule, IncreasingWithin) and rule.column in columns:
+            built.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=rule.column,
+                    column_B=f"_prev__{rule.column}",
+                    or_equal=False,
+                    ignore_row_if="either_value_is_missing",
+                )
+            )
+        elif isinstance(rule, NotAfterIngestion) and rule.column in columns:
+            built.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=f"_ahead_s__{rule.column}", max_value=rule.tolerance.total_seconds()
+                )
+            )
+    return built
+
+
+def _describe(config: Any) -> str:
+    """A short, stable name for an expectation, as it appears in quarantine reasons."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in {"batch_id", "ignore_row_if", "or_equal"}}
+    arguments = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if v is not None and v is not False)
+    return f"{config.type}({arguments})"

@@ -1,0 +1,31 @@
+"""Shared fixtures: every test runs in its own directory with no HYDRA settings inherited."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from warehouse import Warehouse
+from warehouse.migrate import migrate
+
+SECRET_VARIABLES = ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "FRED_API_KEY", "GITHUB_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No hydra.toml from the developer's directory, no HYDRA_* or key from their shell."""
+    monkeypatch.chdir(tmp_path)
+    for variable in list(os.environ):
+        if variable.upper().startswith("HYDRA_") or variable in SECRET_VARIABLES:
+            monkeypatch.delenv(variable)
+    yield
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    created = Warehouse(tmp_path / "warehouse" / "hydra.duckdb", lock_deadline_s=5.0)
+    migrate(created)
+    return created

@@ -1,0 +1,113 @@
+"""The `hydra` command as a user runs it: real processes, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HYDRA = str(Path(sys.executable).with_name("hydra"))
+
+
+def hydra(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HYDRA, *args], capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200", **(env or {})}
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hydra: ") and fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_init_twice_changes_nothing() -> None:
+    first = hydra("init")
+    assert first.returncode == 0, first.stderr
+    assert "applied 001_feeds.sql, 002_trading.sql" in first.stdout
+    before = Path("data/hydra.duckdb").stat().st_size
+    second = hydra("init")
+    assert second.returncode == 0 and "already at schema version 2" in second.stdout
+    assert Path("data/hydra.duckdb").stat().st_size == before
+
+
+def test_commands_on_a_missing_warehouse_say_to_init() -> None:
+    for command in (["status"], ["sql", "SELECT 1"]):
+        one_line_error(hydra(*command), 3, "run `hydra init` first")
+
+
+def test_sql_prints_a_table_csv_and_json() -> None:
+    hydra("init")
+    query = "SELECT 1 AS one, 'a,b' AS text"
+    assert "one" in hydra("sql", query).stdout
+    assert hydra("sql", query, "--csv").stdout.splitlines() == ["one,text", '1,"a,b"']
+    assert json.loads(hydra("sql", query, "--json").stdout) == [{"one": 1, "text": "a,b"}]
+
+
+def test_sql_is_read_only_and_bad_sql_is_one_line() -> None:
+    hydra("init")
+    one_line_error(hydra("sql", "SELEC nonsense"), 4, "SQL error: Parser Error")
+    one_line_error(hydra("sql", "DELETE FROM bars"), 4, "read-only")
+
+
+def test_bad_config_is_one_line_and_nonzero() -> None:
+    Path("hydra.toml").write_text('[engine.risk]\nprofile = "moderate"\nmax_position = 0.5\n', encoding="utf-8")
+    one_line_error(hydra("status"), 2, "max_position = 0.5 is looser than the moderate profile's limit 0.03")
+
+
+def test_config_shows_settings_and_masks_secrets() -> None:
+    result = hydra("config", env={"ALPACA_API_KEY": "PKSECRETVALUE42", "HYDRA_SIM__SEED": "5"})
+    assert result.returncode == 0, result.stderr
+    assert "PKSECRETVALUE42" not in result.stdout + result.stderr
+    assert '"ALPACA_API_KEY": "********"' in result.stdout
+    assert '"seed": 5' in result.stdout
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    result = hydra("sql")
+    assert result.returncode == 2 and "Missing argument" in result.stderr
+
+
+def test_a_lock_held_too_long_is_one_line(tmp_path: Path) -> None:
+    hydra("init")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, time; c = duckdb.connect('data/hydra.duckdb'); print('ok', flush=True); time.sleep(20)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        one_line_error(hydra("status", env={"HYDRA_WAREHOUSE__LOCK_DEADLINE_S": "0.5"}), 3, "locked by another process")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_run_loads_a_simulated_window_and_twice_leaves_identical_counts() -> None:
+    env = {"HYDRA_SIM__DAYS": "1"}
+    first = hydra("run", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "regimes seen:" in first.stdout
+    exact = " UNION ALL ".join(
+        f"SELECT '{t}' AS t, count(*) AS n FROM {t}"
+        for t in ("bars", "funding_rates", "open_interest", "economic_events", "ingestion_runs", "market_series")
+    )
+    once = hydra("sql", exact, "--json").stdout
+    assert hydra("run", env=env).returncode == 0
+    twice = hydra("sql", exact, "--json").stdout
+    assert once == twice
+    counts = {row["t"]: row["n"] for row in json.loads(once)}
+    assert counts["bars"] > 19 * 390 and counts["funding_rates"] >= 3 * 2 and counts["ingestion_runs"] == 8
+    status = hydra("status")
+    assert status.returncode == 0 and "last ingestion per feed" in status.stdout

@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from warehouse import UnknownTableError, Warehouse, WarehouseLockedError, WarehouseMissingError, WarehouseTooNewError
+from warehouse.connection import in_transaction
+from warehouse.ingest import IngestionRun, record_ingestion
+from warehouse.load import natural_key, upsert
+from warehouse.migrate import installed_version, latest_known_version, migrate
+from warehouse.read import last_ingestions, snapshot, table_row_counts
+from warehouse.sqlfiles import read_sql, render, table_names
+from warehouse.tables import FEED_OF_TABLE, FEED_TABLES, INGESTION_TABLES, META_TABLES, TRADING_TABLES
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+def bar_rows(
+    closes: list[float], *, start: datetime = T0, ingested_delay: timedelta = timedelta(minutes=1)
+) -> pl.DataFrame:
+    times = [start + timedelta(minutes=i) for i in range(len(closes))]
+    return pl.DataFrame(
+        {
+            "symbol": ["SPY"] * len(closes),
+            "timeframe": ["1Min"] * len(closes),
+            "ts_event": times,
+            "open": closes,
+            "high": [c + 1 for c in closes],
+            "low": [c - 1 for c in closes],
+            "close": closes,
+            "volume": [100.0] * len(closes),
+            "source": ["test"] * len(closes),
+            "ts_ingested": [t + ingested_delay for t in times],
+        }
+    )
+
+
+def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    first = migrate(warehouse)
+    assert first == ["001_feeds.sql", "002_trading.sql"]
+    assert migrate(warehouse) == []
+    with warehouse.connect() as con:
+        assert installed_version(con) == latest_known_version()
+        rows = con.execute("SELECT version, name FROM schema_version ORDER BY version").fetchall()
+    assert rows == [(1, "001_feeds.sql"), (2, "002_trading.sql")]
+
+
+def test_every_schema_table_is_classified(warehouse: Warehouse) -> None:
+    with warehouse.connect() as con:
+        existing = table_names(con)
+    classified = set(FEED_TABLES) | set(INGESTION_TABLES) | set(TRADING_TABLES) | set(META_TABLES)
+    assert existing == classified
+    assert set(FEED_OF_TABLE) == set(FEED_TABLES)
+
+
+def test_every_fact_table_has_both_timestamps_and_a_natural_key(warehouse: Warehouse) -> None:
+    with warehouse.connect() as con:
+        for table in FEED_TABLES + TRADING_TABLES:
+            columns = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+            assert {"ts_ingested"} <= columns or table in {"runs", "engine_state"}, table
+            assert natural_key(con, table), table
+
+
+def test_a_warehouse_newer_than_the_code_is_refused(warehouse: Warehouse) -> None:
+    with warehouse.connect() as con:
+        con.execute(
+            read_sql("meta/schema_version_record"), {"version": 999, "name": "999_future.sql", "applied_at": T0}
+        )
+    with pytest.raises(WarehouseTooNewError, match="schema version 999"):
+        migrate(warehouse)
+
+
+def test_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseMissingError, match="hydra init"), Warehouse(tmp_path / "none.duckdb").connect():
+        pass
+
+
+# Sample values for every named parameter used anywhere under sql/: a new parameter makes
+# the test below fail until it is given one, so no SQL file goes unexecuted.
+SAMPLE_PARAMETERS = {
+    "table": "bars",
+    "as_of": T0,
+    "since": None,
+    "version": 900,
+    "name": "900_sample.sql",
+    "applied_at": T0,
+    "timeframe": "1Min",
+    "feed": "github",
+    "series": "VIX",
+}
+
+
+def all_sql_files() -> list[str]:
+    found = []
+
+    def walk(package: str) -> None:
+        for entry in resources.files(package).iterdir():
+            if entry.is_dir() and not entry.name.startswith("__"):
+                walk(f"{package}.{entry.name}")
+            elif entry.name.endswith(".sql"):
+                found.append(f"{package.removeprefix('sql').lstrip('.').replace('.', '/')}/{entry.name[:-4]}")
+
+    walk("sql")
+    return sorted(found)
+
+
+@pytest.mark.parametrize("name", [n for n in all_sql_files() if not n.startswith("schema/")])
+def test_every_sql_file_runs_on_a_fresh_warehouse(warehouse: Warehouse, name: str) -> None:
+    with warehouse.connect() as con, in_transaction(con):
+        text = read_sql(name)
+        if "{table}" in text:
+            text = render(con, name, table="bars")
+            con.register("upsert_batch", bar_rows([1.0]))
+        parameters = set(re.findall(r"\$([a-z_]+)", text))
+        assert parameters <= set(SAMPLE_PARAMETERS), f"{name} uses unknown parameters {parameters}"
+        con.execute(text, {key: SAMPLE_PARAMETERS[key] for key in parameters})
+        con.execute("ROLLBACK")
+        con.execute("BEGIN")
+
+
+def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Path) -> None:
+    names = [n for n in all_sql_files() if n.startswith("schema/")]
+    assert names == ["schema/001_feeds", "schema/002_trading"]
+
+
+def test_upsert_is_idempotent_and_keeps_the_last_row_of_a_key(warehouse: Warehouse) -> None:
+    batch = pl.concat([bar_rows([10.0, 11.0, 12.0]), bar_rows([99.0])])  # the first bar twice
+    assert upsert(warehouse, {"bars": batch}) == {"bars": 3}
+    assert upsert(warehouse, {"bars": batch}) == {"bars": 3}
+    with warehouse.connect() as con:
+        rows = con.execute("SELECT ts_event, close FROM bars ORDER BY ts_event").fetchall()
+    assert [close for _, close in rows] == [99.0, 11.0, 12.0]
+
+
+def test_upsert_of_several_tables_is_all_or_nothing(warehouse: Warehouse) -> None:
+    bad_funding = pl.DataFrame(
+        {"venue": ["x"], "symbol": [None], "ts_event": [T0], "funding_rate": [0.0], "ts_ingested": [T0]}
+    )
+    with pytest.raises(duckdb.ConstraintException):
+        upsert(warehouse, {"bars": bar_rows([1.0, 2.0]), "funding_rates": bad_funding})
+    assert table_row_counts(warehouse)["bars"] == 0
+
+
+def test_upsert_refuses_an_unknown_table(warehouse: Warehouse) -> None:
+    with pytest.raises(UnknownTableError):
+        upsert(warehouse, {"bars; DROP TABLE bars": bar_rows([1.0])})
+
+
+def test_snapshot_sees_only_what_was_known_at_as_of(warehouse: Warehouse) -> None:
+    # Bar i is learned one minute after it opens: at T0+2m only bars 0 and 1 are known.
+    upsert(warehouse, {"bars": bar_rows([1.0, 2.0, 3.0, 4.0])})
+    known = snapshot(warehouse, T0 + timedelta(minutes=2), tables=["bars"])["bars"]
+    assert known.get_column("close").to_list() == [1.0, 2.0]
+    since = snapshot(warehouse, T0 + timedelta(minutes=10), since=T0 + timedelta(minutes=2), tables=["bars"])
+    assert since["bars"].get_column("close").to_list() == [3.0, 4.0]
+    everything = snapshot(warehouse, T0 + timedelta(minutes=10))
+    assert set(everything) == set(FEED_TABLES)
+    with pytest.raises(UnknownTableError):
+        snapshot(warehouse, T0, tables=["nope"])
+
+
+def test_record_ingestion_writes_rows_quarantine_and_run_together(warehouse: Warehouse) -> None:
+    run = IngestionRun(run_id="r1", feed="bars", started_at=T0, finished_at=T0, status="degraded", error="partial")
+    quarantine = pl.DataFrame(
+        {
+            "feed": ["bars"],
+            "payload_sha256": ["ab"],
+            "payload": ['{"o": "x"}'],
+            "reason": ["open: not a number"],
+            "run_id": ["r1"],
+            "ts_ingested": [T0],
+        }
+    )
+    result = record_ingestion(warehouse, run, {"bars": bar_rows([1.0, 2.0])}, quarantine)
+    assert (result.total_loaded, result.rows_quarantined) == (2, 1)
+    record_ingestion(warehouse, run, {"bars": bar_rows([1.0, 2.0])}, quarantine)
+    counts = table_row_counts(warehouse)
+    assert (counts["bars"], counts["quarantine"], counts["ingestion_runs"]) == (2, 1, 1)
+    latest = last_ingestions(warehouse).row(0, named=True)
+    assert (latest["feed"], latest["status"], latest["rows_loaded"], latest["rows_quarantined"]) == (
+        "bars",
+        "degraded",
+        2,
+        1,
+    )
+
+
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+    """
+)
+
+
+def hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_process_holding_the_file_is_waited_for(warehouse: Warehouse) -> None:
+    holder = hold_lock(warehouse.path, 1.0)
+    started = time.monotonic()
+    try:
+        upsert(warehouse, {"bars": bar_rows([1.0])})
+    finally:
+        holder.wait(timeout=10)
+    assert time.monotonic() - started > 0.3  # it really waited for the other process
+    assert table_row_counts(warehouse)["bars"] == 1
+
+
+def test_a_lock_held_past_the_deadline_is_a_clear_error(warehouse: Warehouse) -> None:
+    impatient = Warehouse(warehouse.path, lock_deadline_s=0.5)
+    holder = hold_lock(warehouse.path, 5.0)
+    try:
+        with pytest.raises(WarehouseLockedError, match=r"locked by another process \(waited 0\.\d+s\)"):
+            upsert(impatient, {"bars": bar_rows([1.0])})
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

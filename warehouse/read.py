@@ -1,0 +1,57 @@
+"""Point-in-time reads: what HYDRA knew at `as_of`, never what it learned later."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import Warehouse
+from warehouse.errors import UnknownTableError
+from warehouse.sqlfiles import read_sql, table_names
+from warehouse.tables import FEED_TABLES
+
+
+def query_frame(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object] | None = None) -> pl.DataFrame:
+    """The result of sql/<name>.sql as a polars frame."""
+    frame: pl.DataFrame = con.sql(read_sql(name), params=params).pl()
+    return frame
+
+
+def table_as_of(
+    con: duckdb.DuckDBPyConnection, table: str, as_of: datetime, since: datetime | None = None
+) -> pl.DataFrame:
+    return query_frame(con, "read/as_of", {"table": table, "as_of": as_of, "since": since})
+
+
+def snapshot(
+    warehouse: Warehouse,
+    as_of: datetime,
+    *,
+    since: datetime | None = None,
+    tables: Iterable[str] = FEED_TABLES,
+) -> dict[str, pl.DataFrame]:
+    """Every requested table's rows with ts_ingested <= as_of (and ts_event >= since)."""
+    with warehouse.connect() as con:
+        known = table_names(con)
+        wanted = list(tables)
+        for table in wanted:
+            if table not in known:
+                raise UnknownTableError(table)
+        return {table: table_as_of(con, table, as_of, since) for table in wanted}
+
+
+def table_row_counts(warehouse: Warehouse) -> dict[str, int]:
+    with warehouse.connect() as con:
+        counts = {}
+        for table in sorted(table_names(con)):
+            row = con.execute(read_sql("meta/table_rows"), {"table": table}).fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return counts
+
+
+def last_ingestions(warehouse: Warehouse) -> pl.DataFrame:
+    with warehouse.connect() as con:
+        return query_frame(con, "meta/last_ingestion")
