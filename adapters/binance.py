@@ -423,6 +423,51 @@ def fetch_open_interest_history(
     return batch
 
 
+Step = tuple[str, Callable[[], FeedBatch]]
+
+
+def binance_steps(
+    client: HttpClient,
+    symbols: Iterable[str],
+    since: datetime | None,
+    ingested_at: datetime,
+    *,
+    period: str = "5m",
+) -> list[Step]:
+    """Every endpoint of every symbol as a separate labelled step sharing one weight budget.
+
+    Steps are independent so a caller can load what succeeded when one fails. When the IP's
+    weight nears the limit the remaining steps return nothing, with a warning: the histories
+    resume next run from wherever `since` then points, the live figures are simply read again.
+    """
+    _check_period(period)
+    budget = WeightBudget()
+    steps: list[Step] = []
+    for symbol in symbols:
+        steps += [
+            (f"funding {symbol}", partial(fetch_funding_rates, client, symbol, since, ingested_at, budget=budget)),
+            (f"premium index {symbol}", partial(fetch_premium_index, client, symbol, ingested_at, budget=budget)),
+            (f"open interest {symbol}", partial(fetch_open_interest, client, symbol, ingested_at, budget=budget)),
+            (
+                f"open interest history {symbol}",
+                partial(fetch_open_interest_history, client, symbol, since, ingested_at, period=period, budget=budget),
+            ),
+        ]
+    return [(label, _within_budget(budget, step)) for label, step in steps]
+
+
+def _within_budget(budget: WeightBudget, step: Callable[[], FeedBatch]) -> Callable[[], FeedBatch]:
+    def run() -> FeedBatch:
+        if budget.spent:
+            logger.warning(
+                "%s: weight %s of %s used, the rest waits for the next run", FEED, budget.used, WEIGHT_LIMIT_1M
+            )
+            return FeedBatch(feed=FEED)
+        return step()
+
+    return run
+
+
 def fetch_binance(
     client: HttpClient,
     symbols: Iterable[str],
@@ -431,29 +476,10 @@ def fetch_binance(
     *,
     period: str = "5m",
 ) -> FeedBatch:
-    """All four endpoints for every symbol, merged.
-
-    When the IP's weight nears the limit the remaining requests are skipped with a warning:
-    the histories resume next run from wherever `since` then points, the live figures are
-    simply read again.
-    """
-    _check_period(period)
-    budget = WeightBudget()
+    """All four endpoints for every symbol, merged; the first failure propagates."""
     batch = FeedBatch(feed=FEED)
-    for symbol in symbols:
-        steps: list[Callable[[], FeedBatch]] = [
-            partial(fetch_funding_rates, client, symbol, since, ingested_at, budget=budget),
-            partial(fetch_premium_index, client, symbol, ingested_at, budget=budget),
-            partial(fetch_open_interest, client, symbol, ingested_at, budget=budget),
-            partial(fetch_open_interest_history, client, symbol, since, ingested_at, period=period, budget=budget),
-        ]
-        for step in steps:
-            if budget.spent:
-                logger.warning(
-                    "%s: weight %s of %s used, the rest waits for the next run", FEED, budget.used, WEIGHT_LIMIT_1M
-                )
-                return batch
-            batch.extend(step())
+    for _, step in binance_steps(client, symbols, since, ingested_at, period=period):
+        batch.extend(step())
     return batch
 
 

@@ -96,3 +96,5 @@ class FeedsConfig(Frozen):
     user_agent: str = "HYDRA/0.1 (research trading engine; contact: set feeds.user_agent)"
     # Longest Retry-After a run waits for before recording the feed as rate limited.
     max_wait_s: float = Field(default=30.0, ge=0)
+    # Retries of a feed run whose every part failed (on top of each client's own retries).
+    fetch_retry_delays_s: tuple[float, ...] = (10.0, 60.0)

@@ -182,18 +182,7 @@ def binance_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     config = context.settings.feeds.binance
     client = _client(context, "binance", "binance")
     since = request.start or cursors.latest_event(context.warehouse, "funding_rates")
-    return [
-        (
-            "binance",
-            lambda: binance.fetch_binance(
-                client,
-                config.symbols,
-                since,
-                request.now,
-                period=config.open_interest_period,
-            ),
-        )
-    ]
+    return binance.binance_steps(client, config.symbols, since, request.now, period=config.open_interest_period)
 
 
 def cme_parts(context: SourceContext, request: FeedRequest) -> list[Part]:

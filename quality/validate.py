@@ -11,6 +11,7 @@ that compare a row with its predecessor or with its ingestion time.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ import polars as pl
 from quality.rules import RULES, AtLeast, Between, IncreasingWithin, InSet, NotAfterIngestion, NotNull, Rule
 
 ROW = "_row"
+
+# GX reads tz-aware columns through Series.values, which pandas 3 deprecates; its comparisons
+# are between UTC instants either way, so the warning would only flood every ingestion log.
+warnings.filterwarnings("ignore", message="Series.values returning an ndarray", category=DeprecationWarning)
 
 
 @dataclass(frozen=True)

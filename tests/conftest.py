@@ -24,6 +24,15 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield
 
 
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server for the whole session: it takes 10-15 s to start here."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     created = Warehouse(tmp_path / "warehouse" / "hydra.duckdb", lock_deadline_s=5.0)
