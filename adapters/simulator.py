@@ -41,11 +41,11 @@ Episodes and their frequencies (d = simulated day counted from the epoch's midni
 so the first three (business) days hold at least one of every episode)
     Funding / liquidation cascade, every 2nd day: funding builds over 6 h to 0.0008-0.0014
     per interval (x1.3 on ETH) and prints above 0.0005 at 1-2 consecutive 00/08/16 UTC
-    stamps while open interest rises 6-12% and crypto drifts up 1.5-3%. 1-5 h after the last
-    high print, on the same day, a cascade: open interest falls 12-20% and BTC 3.5-6% (ETH
-    x1.3) within 20-45 min, volatility x2.5; funding turns negative, 45-60% of the drop
-    rebounds over 4 h (so crypto does not bleed across episodes) and open interest rebuilds
-    over a day.
+    stamps while open interest rises 6-12% and crypto drifts up 2-3.5%. 1-5 h after the last
+    high print, on the same day and clear of macro releases, a cascade: open interest falls
+    12-20% and BTC 4-7% (ETH x1.3) within 20-45 min, volatility x2; funding turns
+    negative, 45-60% of the drop rebounds over 4 h (so crypto does not bleed across
+    episodes) and open interest rebuilds over a day.
     Macro events, importance 3: NFP on the first Friday 08:30 ET, CPI on a seeded business
     day of the 10th-15th 08:30 ET, FOMC in 8 months a year on a seeded Wednesday of the
     15th-28th 14:00 ET; and, so the strategy trades every week, an extra NFP/CPI/FOMC-typed
@@ -896,12 +896,18 @@ class MarketSimulator:
         first_hour = int(rng.choice((0, 8, 16) if prints == 1 else (0, 8)))
         first = day * MINUTES_PER_DAY + first_hour * 60
         last = first + (prints - 1) * 480
-        cascade = last + int(rng.integers(60, 301))
+        # A cascade that coincided with a macro release would be hidden in its move: it
+        # starts 1-5 h after the last high print, outside [event - 90 min, event + 60 min].
+        starts = last + np.arange(60, 301)
+        clear = np.ones(starts.size, dtype=bool)
+        for event in self._macro_events(day):
+            clear &= (starts < event.minute - 90) | (starts > event.minute + 60)
+        cascade = int(rng.choice(starts[clear] if clear.any() else starts))
         flush_end = cascade + int(rng.integers(20, 46))
         ramp = first - 360
         level = rng.uniform(0.0008, 0.0014)
-        build = rng.uniform(0.015, 0.03)
-        drop = rng.uniform(0.035, 0.06)
+        build = rng.uniform(0.02, 0.035)
+        drop = rng.uniform(0.04, 0.07)
         rebound = drop * rng.uniform(0.45, 0.6)
         oi_build = rng.uniform(0.06, 0.12)
         oi_flush = rng.uniform(0.12, 0.2)
@@ -924,7 +930,7 @@ class MarketSimulator:
             schedule.move(j, [(ramp - 360, cascade)], build * leverage)
             schedule.move(j, [(cascade, flush_end)], -drop * leverage)
             schedule.move(j, [(flush_end, flush_end + 240)], rebound * leverage)
-            schedule.bump(j, [(cascade, flush_end)], 2.5)
+            schedule.bump(j, [(cascade, flush_end)], 2.0)
             schedule.bump(j, [(flush_end, flush_end + 120)], 1.5)
 
     def _macro_events(self, day: int) -> list[_MacroEvent]:
@@ -1374,7 +1380,7 @@ class MarketSimulator:
                 notices["new_initial"].append(new_value * INITIAL_TO_MAINTENANCE)
                 notices["old_maintenance"].append(old_value)
                 notices["new_maintenance"].append(new_value)
-                notices["change_pct"].append((new_value - old_value) / old_value)
+                notices["change_pct"].append(100.0 * (new_value - old_value) / old_value)  # percent, as the schema
                 notices["source"].append(SOURCE)
                 notices["ts_ingested"].append(ts + LATENCY_US["margin_notices"])
             pending = (new[0], new[1], (effective - self._origin.date()).days * MINUTES_PER_DAY)
