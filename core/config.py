@@ -149,11 +149,22 @@ class LiquidationCascadeParams(Frozen):
     oi_window_minutes: int = Field(default=60, ge=5)
     min_notional: float = Field(default=200.0, gt=0)
     max_notional: float = Field(default=2000.0, gt=0)
+    oi_stable_minutes: int = Field(
+        default=15, ge=5, description="open interest moving under a fifth of oi_drop_threshold this long: flush over"
+    )
+    bounce_window_minutes: int = Field(default=120, ge=5, description="how long after a flush the bounce long holds")
+    reward_risk: float = Field(default=2.0, ge=1.5)
 
     @model_validator(mode="after")
     def _notional_range(self) -> Self:
         if self.min_notional > self.max_notional:
             raise ValueError("strategies.liquidation_cascade.min_notional exceeds max_notional")
+        return self
+
+    @model_validator(mode="after")
+    def _stability_inside_window(self) -> Self:
+        if self.oi_stable_minutes >= self.oi_window_minutes:
+            raise ValueError("strategies.liquidation_cascade.oi_stable_minutes must be shorter than oi_window_minutes")
         return self
 
 
@@ -164,6 +175,21 @@ class MacroEventParams(Frozen):
     prepare_hours_before: tuple[float, float] = (1.0, 4.0)
     first_candle_minutes: int = Field(default=15, ge=1)
     trade_window_minutes: int = Field(default=120, ge=1)
+    pre_event_exposure: float = Field(default=0.5, ge=0, le=1, description="exposure multiplier advised before")
+    pre_event_stop_widening: float = Field(default=1.5, ge=1)
+    min_candle_atr: float = Field(
+        default=0.5, gt=0, description="first-candle move needed, in one-minute ATRs scaled to the candle's span"
+    )
+    reward_risk: float = Field(default=2.0, ge=1.5)
+
+    @model_validator(mode="after")
+    def _windows_ordered(self) -> Self:
+        low, high = self.prepare_hours_before
+        if not 0 <= low < high:
+            raise ValueError("strategies.macro_event.prepare_hours_before must be (low, high) with 0 <= low < high")
+        if self.first_candle_minutes >= self.trade_window_minutes:
+            raise ValueError("strategies.macro_event.first_candle_minutes must be shorter than trade_window_minutes")
+        return self
 
 
 class PreciousMetalsParams(Frozen):
@@ -173,6 +199,17 @@ class PreciousMetalsParams(Frozen):
     ratio_z_threshold: float = Field(default=1.5, gt=0)
     ratio_lookback_days: int = Field(default=60, ge=5)
     premium_recovery_pct: float = Field(default=0.5, description="premium rise, in points of %, that flips long")
+    premium_lookback_hours: float = Field(default=72.0, gt=0, description="how far back the premium's low may lie")
+    reward_risk: float = Field(default=2.0, ge=1.5)
+
+    @model_validator(mode="after")
+    def _windows_ordered(self) -> Self:
+        entry_hours, view_hours = self.margin_hike_hours
+        if not 0 < entry_hours <= view_hours:
+            raise ValueError("strategies.precious_metals.margin_hike_hours needs 0 < entry hours <= view hours")
+        if self.premium_recovery_pct <= 0:
+            raise ValueError("strategies.precious_metals.premium_recovery_pct must be positive")
+        return self
 
 
 class AiDisruptionParams(Frozen):
@@ -232,10 +269,10 @@ class CrossAssetParams(Frozen):
     min_abs_corr: float = Field(default=0.1, ge=0, lt=1)
     min_observations: int = Field(default=60, ge=10, description="overlapping hourly pairs an estimate needs")
     risk_off_lookback_hours: float = Field(default=24.0, gt=0)
-    spy_drop: float = Field(default=0.01, gt=0, lt=1)
-    hyg_drawdown: float = Field(default=0.005, gt=0, lt=1)
-    vixy_rise: float = Field(default=0.05, gt=0)
-    vix_rise: float = Field(default=0.10, gt=0, description="relative rise of the latest value over the one before")
+    spy_drop: float = Field(default=0.015, gt=0, lt=1)
+    hyg_drawdown: float = Field(default=0.01, gt=0, lt=1, description="HYG fall from its high that reads as stress")
+    vixy_rise: float = Field(default=0.08, gt=0)
+    vix_rise: float = Field(default=0.15, gt=0, description="relative rise of the latest value over the one before")
     spread_widening: float = Field(default=0.15, gt=0, description="points of the HY spread, latest minus previous")
     min_modifier_effect: float = Field(default=0.05, ge=0, lt=0.5)
     modifier_half_life_hours: float = Field(default=6.0, gt=0)

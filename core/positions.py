@@ -3,7 +3,7 @@
 Public API
 ----------
 ``Bar(ts, high, low, close)``            the latest bar of one symbol.
-``ExitReason``                           STOP | TARGET | TRAIL | TIME (the trades.exit_reason values).
+``ExitReason``                           STOP | TARGET | TRAIL | TIME | EVENT (the trades.exit_reason values).
 ``ManagedPosition``                      one open trade; ``trail_level``, ``effective_stop``.
 ``ExitIntent``                           what to send: symbol, order side, qty, reason, price reference.
 ``ClosedTrade``                          a round trip with its P&L and realized R.
@@ -46,6 +46,7 @@ class ExitReason(StrEnum):
     TARGET = "target"
     TRAIL = "trail"
     TIME = "time"
+    EVENT = "event"  # flattened ahead of a market-moving event on a strategy's advice
 
 
 @dataclass(frozen=True, slots=True)

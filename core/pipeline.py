@@ -1,0 +1,487 @@
+"""One decision cycle, the same in sim, paper and backtest: `run_cycle`, then `apply_fills`.
+
+    run_cycle(snapshot, book, state, config, now, strategies=..., is_tradable=...) -> CycleResult
+
+1. OBSERVE    mark the book to the snapshot's last prices; roll the risk day, expire
+              cooldowns, trip the kill switch on the day's loss.
+2. REGIME     the detector re-evaluates every N cycles (HMM once fitted, rules before);
+              the first `observation_cycles` cycles record everything but order nothing.
+3. SIGNALS    every strategy evaluates (or abstains with its reason); signals are
+              aggregated per symbol by reliability x age decay x cross-asset modifiers.
+4. PROPOSE    proposals of strategies serving the regime (or overriding it on events);
+              each one's confidence is scaled by how much the aggregate view agrees.
+5. RANK       by EV = confidence x reward:risk x strategy weight.
+6. FILTER     the risk manager sizes (half-Kelly x vol scaling) and applies the limits.
+7. ORDERS     approved entries, and exits from the position manager (never blocked).
+
+Fills come back from whichever broker the world has, through `apply_fills`, which opens
+and closes managed positions, feeds closed trades to the risk manager (consecutive
+losses -> cooldown) and to adaptation (weights, reliabilities). Everything the next cycle
+needs is in the returned EngineState, so a restarted process resumes exactly.
+
+The strategies and the world's market hours are passed in: core imports neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from core.adaptation import (
+    StrategyPerformance,
+    WeightUpdate,
+    initial_performance,
+    record_trade,
+    reliabilities,
+    weights,
+)
+from core.book import Book
+from core.config import EngineConfig, is_crypto
+from core.features import N_FEATURES, FloatArray, MarketSeries, compute_features
+from core.positions import (
+    Bar,
+    ClosedTrade,
+    ExitIntent,
+    ExitReason,
+    ManagedPosition,
+    close_position,
+    open_position,
+    update_position,
+)
+from core.ranking import RankedProposal, rank_proposals
+from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, RegimeModel, estimate_regime
+from core.risk import RiskEvent, RiskManager, RiskState
+from core.signals import AggregatedSignal, Modifier, aggregate_signals
+from core.snapshot import MarketSnapshot
+from core.strategy import ExposureAdvice, Strategy, StrategyContext, StrategyOutput, missing_inputs
+from core.types import Fill, Order, RegimeReading, RiskDecision, Signal, TradeProposal, TradingState
+
+REFERENCE_SYMBOL = "SPY"
+FEAR_SYMBOL = "VIXY"
+CREDIT_SYMBOL = "HYG"
+REGIME_HISTORY_BARS = 2_500  # > the features' lookback (drawdown window 1950 + returns)
+VOLATILITY_BARS = 390  # a session of minute returns
+MINUTES_PER_DAY = {True: 1_440.0, False: 390.0}  # crypto trades around the clock
+BAR = timedelta(minutes=1)
+NO_FEATURES: FloatArray = np.empty((0, N_FEATURES))
+# How much the aggregate view of a symbol can scale a proposal's confidence, up or down.
+AGREEMENT_WEIGHT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """What one cycle hands the next; stored in the warehouse so a restart resumes exactly."""
+
+    detector: DetectorState = field(default_factory=DetectorState)
+    risk: RiskState | None = None
+    positions: tuple[ManagedPosition, ...] = ()
+    performance: Mapping[str, StrategyPerformance] = field(default_factory=dict)
+    pending_entries: Mapping[str, TradeProposal] = field(default_factory=dict)  # client order id -> proposal
+
+    @property
+    def cycle_no(self) -> int:
+        return self.detector.cycle
+
+    def performance_of(self, strategy: str) -> StrategyPerformance:
+        return self.performance.get(strategy) or initial_performance(strategy)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    now: datetime
+    cycle_no: int
+    state: EngineState
+    regime: RegimeReading
+    observation_only: bool
+    trading_state: TradingState
+    signals: tuple[Signal, ...]
+    aggregated: tuple[AggregatedSignal, ...]
+    reliability: Mapping[str, float]
+    abstentions: Mapping[str, str]
+    ranked: tuple[RankedProposal, ...]
+    decisions: tuple[RiskDecision, ...]
+    orders: tuple[Order, ...]
+    risk_events: tuple[RiskEvent, ...]
+    equity: float
+
+    @property
+    def entries(self) -> tuple[Order, ...]:
+        return tuple(order for order in self.orders if order.intent == "entry")
+
+
+@dataclass(frozen=True, slots=True)
+class FillOutcome:
+    state: EngineState
+    opened: tuple[ManagedPosition, ...]
+    closed: tuple[ClosedTrade, ...]
+    weight_updates: tuple[WeightUpdate, ...]
+    risk_events: tuple[RiskEvent, ...]
+
+
+def client_order_id(now: datetime, strategy: str, symbol: str, leg: str) -> str:
+    """Deterministic, so a retried submit of the same decision can never double-order.
+
+    Readable for a human scanning the broker's order list, and well under Alpaca's 128
+    characters; the hash keeps two legs of one cycle apart whatever their names.
+    """
+    digest = hashlib.sha256(f"{now.isoformat()}|{strategy}|{symbol}|{leg}".encode()).hexdigest()[:10]
+    return f"hy-{now:%Y%m%d%H%M}-{strategy[:14]}-{symbol.replace('/', '')}-{digest}"
+
+
+def run_cycle(
+    snapshot: MarketSnapshot,
+    book: Book,
+    state: EngineState,
+    config: EngineConfig,
+    now: datetime,
+    *,
+    strategies: Sequence[Strategy],
+    is_tradable: Callable[[str, datetime], bool],
+    regime_model: RegimeModel | None = None,
+) -> CycleResult:
+    market = _Market.of(snapshot, now)
+    book = book.copy()
+    book.mark_all(market.last_prices)
+    equity = book.equity
+    manager = RiskManager(
+        config.risk,
+        is_tradable,
+        min_notional={"liquidation_cascade": config.strategies.liquidation_cascade.min_notional},
+    )
+    advanced = manager.advance(state.risk or manager.initial_state(now, equity), now, equity)
+
+    detector_state, reading = RegimeDetector(config.regime).step(
+        state.detector, lambda: estimate_regime(market.regime_features(), regime_model)
+    )
+    observation_only = detector_state.cycle <= config.regime.observation_cycles
+    regime_known = reading.model_version != UNKNOWN_VERSION
+
+    holdings = {symbol: holding.qty for symbol, holding in book.holdings().items()}
+    outputs, abstentions = _evaluate(strategies, snapshot, reading, now, config, holdings)
+    signals = tuple(signal for output in outputs.values() for signal in output.signals)
+    modifiers: tuple[Modifier, ...] = tuple(m for output in outputs.values() for m in output.modifiers)
+    reliability = reliabilities(state.performance_of(s.name) for s in strategies)
+    aggregated = aggregate_signals(signals, now, reliability, modifiers)
+
+    advice = tuple(a for output in outputs.values() for a in output.exposure_advice if a.until > now)
+    proposals = _eligible_proposals(strategies, outputs, reading if regime_known else None, not observation_only)
+    proposals, blocked = _apply_advice(proposals, advice)
+    adjusted = tuple(_with_agreement(p, aggregated) for p in proposals)
+    ranked = rank_proposals(adjusted, weights(state.performance_of(s.name) for s in strategies))
+    evaluation = manager.evaluate(
+        [r.proposal for r in ranked],
+        advanced.state,
+        book,
+        now,
+        stats={s.name: state.performance_of(s.name).stats for s in strategies},
+        realized_vol=market.daily_volatility,
+    )
+    decisions = (*evaluation.decisions, *blocked)
+
+    approved = [d for d in evaluation.decisions if d.approved]
+    entries = tuple(_entry_order(d, now) for d in approved)
+    positions, exits = _manage_positions(state.positions, market, advice, now)
+    new_state = EngineState(
+        detector=detector_state,
+        risk=evaluation.state,
+        positions=positions,
+        performance={s.name: state.performance_of(s.name) for s in strategies},
+        pending_entries={
+            **state.pending_entries,
+            **{order.client_order_id: d.proposal for order, d in zip(entries, approved, strict=True)},
+        },
+    )
+    return CycleResult(
+        now=now,
+        cycle_no=detector_state.cycle,
+        state=new_state,
+        regime=reading,
+        observation_only=observation_only,
+        trading_state=evaluation.state.trading_state,
+        signals=signals,
+        aggregated=aggregated,
+        reliability=reliability,
+        abstentions=abstentions,
+        ranked=ranked,
+        decisions=decisions,
+        orders=(*entries, *exits),
+        risk_events=(*advanced.events, *evaluation.events),
+        equity=equity,
+    )
+
+
+def apply_fills(
+    state: EngineState, fills: Sequence[Fill], orders: Mapping[str, Order], config: EngineConfig, now: datetime
+) -> FillOutcome:
+    """Turn fills of entry orders into managed positions and fills of exits into closed trades.
+
+    `orders` maps client order ids to the orders the fills belong to. A partial exit fill
+    closes that part of the trade: the rest stays managed.
+    """
+    manager = RiskManager(config.risk, lambda symbol, moment: True)
+    risk = state.risk
+    positions = {p.trade_id: p for p in state.positions}
+    pending = dict(state.pending_entries)
+    performance = dict(state.performance)
+    opened: list[ManagedPosition] = []
+    closed: list[ClosedTrade] = []
+    updates: list[WeightUpdate] = []
+    events: list[RiskEvent] = []
+    for fill in fills:
+        order = orders[fill.client_order_id]
+        if order.intent == "entry":
+            proposal = pending.get(order.client_order_id)
+            if proposal is None:
+                continue  # a fill reported twice: the first one already opened the position
+            position = positions.get(order.client_order_id)
+            qty = fill.qty + (position.qty if position else 0.0)
+            entry = fill.price if position is None else (position.entry * position.qty + fill.price * fill.qty) / qty
+            position = open_position(proposal, order.client_order_id, qty, entry, fill.ts_event)
+            positions[position.trade_id] = position
+            opened.append(position)
+            continue
+        position = positions.get(order.trade_id or "")
+        if position is None:
+            continue
+        exit_qty = min(fill.qty, position.qty)
+        reason = ExitReason(order.reason)
+        trade = close_position(replace(position, qty=exit_qty), fill.price, fill.ts_event, reason, fill.fee)
+        closed.append(trade)
+        if position.qty - exit_qty > 1e-12:
+            positions[position.trade_id] = replace(position, qty=position.qty - exit_qty)
+        else:
+            del positions[position.trade_id]
+        perf, update = record_trade(
+            performance.get(position.strategy) or initial_performance(position.strategy),
+            trade.realized_r,
+            fill.ts_event,
+        )
+        performance[position.strategy] = perf
+        updates.append(update)
+        if risk is not None:
+            transition = manager.record_trade_close(risk, fill.ts_event, trade.pnl)
+            risk = transition.state
+            events.extend(transition.events)
+    for client_id in [cid for cid in pending if cid in positions]:
+        del pending[client_id]
+    new_state = replace(
+        state,
+        risk=risk,
+        positions=tuple(sorted(positions.values(), key=lambda p: p.trade_id)),
+        performance=performance,
+        pending_entries=pending,
+    )
+    return FillOutcome(new_state, tuple(opened), tuple(closed), tuple(updates), tuple(events))
+
+
+def forget_unfilled(state: EngineState, client_order_ids: Sequence[str]) -> EngineState:
+    """Entry orders that ended without a fill (cancelled, rejected, expired) open nothing."""
+    pending = {k: v for k, v in state.pending_entries.items() if k not in set(client_order_ids)}
+    return replace(state, pending_entries=pending)
+
+
+@dataclass(frozen=True, slots=True)
+class _Market:
+    """The per-symbol views of a snapshot the cycle needs, computed once."""
+
+    now: datetime
+    last_prices: dict[str, float]
+    last_bars: dict[str, Bar]
+    daily_volatility: dict[str, float]
+    reference: pl.DataFrame
+
+    @classmethod
+    def of(cls, snapshot: MarketSnapshot, now: datetime) -> _Market:
+        last_prices: dict[str, float] = {}
+        last_bars: dict[str, Bar] = {}
+        daily: dict[str, float] = {}
+        for symbol in snapshot.bar_symbols():
+            bars = _closed_bars(snapshot, symbol, now).tail(VOLATILITY_BARS + 1)
+            if bars.is_empty():
+                continue
+            last = bars.row(-1, named=True)
+            last_prices[symbol] = float(last["close"])
+            last_bars[symbol] = Bar(ts=last["ts_event"] + BAR, high=last["high"], low=last["low"], close=last["close"])
+            closes = bars.get_column("close").to_numpy()
+            if closes.size > 2:
+                sigma = float(np.diff(np.log(closes)).std(ddof=1))
+                if math.isfinite(sigma) and sigma > 0:
+                    daily[symbol] = sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
+        reference = pl.concat(
+            [
+                _closed_bars(snapshot, symbol, now).tail(REGIME_HISTORY_BARS)
+                for symbol in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
+            ],
+            how="diagonal_relaxed",
+        )
+        return cls(now, last_prices, last_bars, daily, reference)
+
+    def regime_features(self) -> FloatArray:
+        """Regime features of the reference index, with the fear and credit gauges aligned to its bars."""
+        if self.reference.is_empty():
+            return NO_FEATURES
+        wide = (
+            self.reference.pivot(on="symbol", index="ts_event", values="close")
+            .sort("ts_event")
+            .tail(REGIME_HISTORY_BARS)
+        )
+        if REFERENCE_SYMBOL not in wide.columns:
+            return NO_FEATURES
+        wide = wide.filter(pl.col(REFERENCE_SYMBOL).is_not_null())
+        columns = {
+            name: wide.get_column(name).fill_null(float("nan")).to_numpy().astype(np.float64)
+            for name in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
+            if name in wide.columns
+        }
+        series = MarketSeries(
+            close=columns[REFERENCE_SYMBOL], fear=columns.get(FEAR_SYMBOL), credit=columns.get(CREDIT_SYMBOL)
+        )
+        return compute_features(series)
+
+
+def _closed_bars(snapshot: MarketSnapshot, symbol: str, now: datetime) -> pl.DataFrame:
+    """Bars closed by `now` (a 1Min bar opened at t closes at t + 1 minute); bars are sorted, so a search is enough."""
+    bars = snapshot.bars(symbol)
+    if bars.is_empty():
+        return bars
+    cutoff = bars.get_column("ts_event").search_sorted(now - BAR, side="right")
+    return bars.head(int(cutoff))
+
+
+def _evaluate(
+    strategies: Sequence[Strategy],
+    snapshot: MarketSnapshot,
+    reading: RegimeReading,
+    now: datetime,
+    config: EngineConfig,
+    holdings: Mapping[str, float],
+) -> tuple[dict[str, StrategyOutput], dict[str, str]]:
+    outputs: dict[str, StrategyOutput] = {}
+    abstentions: dict[str, str] = {}
+    for strategy in strategies:
+        params = getattr(config.strategies, strategy.name)
+        if not params.enabled:
+            abstentions[strategy.name] = "disabled in configuration"
+            continue
+        missing = missing_inputs(strategy, snapshot)
+        if missing is not None:
+            abstentions[strategy.name] = missing
+            continue
+        context = StrategyContext(snapshot=snapshot, regime=reading, now=now, params=params, holdings=holdings)
+        try:
+            output = strategy.evaluate(context)
+        except Exception as error:  # one broken strategy must not stop the others or the exits
+            abstentions[strategy.name] = f"error: {type(error).__name__}: {error}"
+            continue
+        if output.abstention is not None:
+            abstentions[strategy.name] = output.abstention
+        outputs[strategy.name] = output
+    return outputs, abstentions
+
+
+def _eligible_proposals(
+    strategies: Sequence[Strategy],
+    outputs: Mapping[str, StrategyOutput],
+    reading: RegimeReading | None,
+    may_trade: bool,
+) -> tuple[TradeProposal, ...]:
+    """Proposals of strategies serving the regime; with no regime known yet, only those events drive."""
+    if not may_trade:
+        return ()
+    serving = {
+        s.name for s in strategies if s.overrides_regime or (reading is not None and reading.regime in s.regimes)
+    }
+    return tuple(p for name, output in outputs.items() if name in serving for p in output.proposals)
+
+
+def _apply_advice(
+    proposals: tuple[TradeProposal, ...], advice: tuple[ExposureAdvice, ...]
+) -> tuple[tuple[TradeProposal, ...], tuple[RiskDecision, ...]]:
+    """Before a market-moving event, other strategies open nothing new on the advised symbols."""
+    reduce = {a.symbol: a for a in advice if a.exposure_multiplier < 1.0}
+    kept: list[TradeProposal] = []
+    blocked: list[RiskDecision] = []
+    for proposal in proposals:
+        advised = reduce.get(proposal.symbol)
+        if advised is None or proposal.strategy == "macro_event":
+            kept.append(proposal)
+            continue
+        reason = f"event_exposure: {advised.reason} (until {advised.until.isoformat()})"
+        blocked.append(RiskDecision(proposal=proposal, approved=False, qty=0.0, notional=0.0, reasons=(reason,)))
+    return tuple(kept), tuple(blocked)
+
+
+def _with_agreement(proposal: TradeProposal, aggregated: tuple[AggregatedSignal, ...]) -> TradeProposal:
+    """Scale confidence by the aggregate view of the symbol: agreement raises it, dissent lowers it."""
+    view = next((a for a in aggregated if a.symbol == proposal.symbol), None)
+    if view is None:
+        return proposal
+    agreement = proposal.side.sign * view.score * view.confidence
+    confidence = min(1.0, max(0.0, proposal.confidence * (1.0 + AGREEMENT_WEIGHT * agreement)))
+    return replace(proposal, confidence=confidence)
+
+
+def _entry_order(decision: RiskDecision, now: datetime) -> Order:
+    proposal = decision.proposal
+    return Order(
+        client_order_id=client_order_id(now, proposal.strategy, proposal.symbol, f"entry:{proposal.side.value}"),
+        symbol=proposal.symbol,
+        side=proposal.side,
+        qty=decision.qty,
+        strategy=proposal.strategy,
+        intent="entry",
+        decision_price=proposal.entry,
+        ts_event=now,
+        proposal_id=proposal.proposal_id,
+        reason=proposal.reason,
+    )
+
+
+def _manage_positions(
+    positions: tuple[ManagedPosition, ...], market: _Market, advice: tuple[ExposureAdvice, ...], now: datetime
+) -> tuple[tuple[ManagedPosition, ...], tuple[Order, ...]]:
+    """Stops, targets, trails and time exits on the latest closed bar; flatten before events when advised."""
+    flatten = {a.symbol: a for a in advice if a.exposure_multiplier <= 0.0}
+    kept: list[ManagedPosition] = []
+    exits: list[Order] = []
+    for position in positions:
+        bar = market.last_bars.get(position.symbol)
+        intent: ExitIntent | None = None
+        if bar is not None and bar.ts > position.opened_at:
+            position, intent = update_position(position, bar)
+        if intent is None and position.symbol in flatten and bar is not None:
+            intent = ExitIntent(
+                position.trade_id,
+                position.strategy,
+                position.symbol,
+                position.side.opposite,
+                position.qty,
+                ExitReason.EVENT,
+                bar.close,
+                now,
+            )
+        kept.append(position)
+        if intent is not None:
+            exits.append(_exit_order(intent, now))
+    return tuple(kept), tuple(exits)
+
+
+def _exit_order(intent: ExitIntent, now: datetime) -> Order:
+    return Order(
+        client_order_id=client_order_id(now, intent.strategy, intent.symbol, f"exit:{intent.trade_id}"),
+        symbol=intent.symbol,
+        side=intent.side,
+        qty=intent.qty,
+        strategy=intent.strategy,
+        intent="exit",
+        decision_price=intent.price,
+        ts_event=now,
+        trade_id=intent.trade_id,
+        reason=intent.reason.value,
+    )

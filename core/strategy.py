@@ -1,0 +1,77 @@
+"""The contract every strategy meets, checked by one test over strategies.REGISTRY.
+
+It lives in core so the pipeline can call strategies without importing them; strategy
+modules reach it through strategies.base.
+
+A strategy is a pure function of a StrategyContext: the point-in-time snapshot, the current
+regime, the time, its own parameters and what the book holds. It returns signals (its view,
+recorded and aggregated), proposals (trades it would like, which the risk manager may size
+or refuse), modifiers (strategy 5's amplifiers/dampeners of the others), exposure advice
+(macro's "reduce before the event") and, when it cannot decide, the reason it abstains.
+It never sees which world (sim, paper, backtest) it runs in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+from core.signals import Modifier
+from core.snapshot import MarketSnapshot
+from core.types import Regime, RegimeReading, Signal, TradeProposal
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyContext:
+    snapshot: MarketSnapshot
+    regime: RegimeReading
+    now: datetime
+    params: Any  # the strategy's frozen parameter model from core.config.StrategiesConfig
+    holdings: Mapping[str, float] = field(default_factory=dict)  # signed qty per symbol
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureAdvice:
+    """Ask the position manager to scale exposure or widen stops on a symbol until `until`."""
+
+    symbol: str
+    exposure_multiplier: float  # 0 = flatten, 0.5 = halve, 1 = unchanged
+    stop_widening: float  # 1 = unchanged, 1.5 = stops 50% further away
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyOutput:
+    signals: tuple[Signal, ...] = ()
+    proposals: tuple[TradeProposal, ...] = ()
+    modifiers: tuple[Modifier, ...] = ()
+    exposure_advice: tuple[ExposureAdvice, ...] = ()
+    abstention: str | None = None
+
+    @classmethod
+    def abstain(cls, reason: str) -> StrategyOutput:
+        return cls(abstention=reason)
+
+
+class Strategy(Protocol):
+    name: ClassVar[str]
+    symbols: ClassVar[tuple[str, ...]]  # what it may trade
+    regimes: ClassVar[frozenset[Regime]]  # where it may propose; see overrides_regime
+    inputs: ClassVar[Mapping[str, timedelta]]  # snapshot tables it needs -> max age of their newest row
+    overrides_regime: ClassVar[bool]  # scheduled events override the regime (strategy 2)
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput: ...
+
+
+def missing_inputs(strategy: Strategy, snapshot: MarketSnapshot) -> str | None:
+    """Why the strategy cannot decide on this snapshot (an input missing or stale), or None."""
+    for table, max_age in strategy.inputs.items():
+        age = snapshot.input_age(table)
+        if age is None:
+            return f"input {table} missing"
+        if age > max_age:
+            return f"input {table} stale: newest row is {age} old (max {max_age})"
+    return None

@@ -1,0 +1,399 @@
+"""Strategy 4, the AI-disruption shock: sell the impaired name, then buy quality software on the dip.
+
+When an AI lab ships a model (a minor or major release of one of its GitHub repositories),
+software stocks whose business the model threatens reprice in two phases. The structurally
+impaired name (LZ) falls over the first sessions and keeps most of the loss; quality names
+(CRM, SHOP, ADBE) are sold with the sector, then recover. So, counting US sessions from the
+release at R (session 1 is the first session still trading after R):
+
+- sessions `short_days` (1-2): SELL the impaired names, the stop `stop_daily_vols` daily
+  volatilities (hourly returns scaled to a day, clamped to [min_stop_pct, max_stop_pct])
+  above, the target reward_risk times that below;
+- sessions `dip_days` (3-10): BUY each quality name trading more than `dip_threshold` below
+  its last close before R, targeting that close (the recovery), the stop the same
+  volatility distance below but never further than 1/reward_risk of the distance to the target.
+
+A session is a UTC date on which the sector gauge (IGV) traded: US sessions lie inside one
+UTC date, and counting the gauge's own bars needs no exchange calendar. The gauge's fall
+since R (>= `gauge_confirm_drawdown`) confirms that the sector, not one stock, is moving:
+without it the strategy keeps its signals but proposes nothing. Only the latest significant
+release counts: a new shock restarts the clock.
+
+Significant releases: repositories whose owner is (or, through `lab_owners`, maps to) a lab
+of `labs`; not drafts or pre-releases; tags of the form vX.Y.0 or vX.Y. Patch releases are
+routine and move nothing.
+
+Narrative velocity, measured over the release's own window W = [R, min(now, R + velocity_window)]
+against the baseline B = [R - velocity_baseline_days, R) (clipped to the table's oldest row,
+so a short history is not mistaken for a quiet one):
+
+    z_k = (n_k - lambda_k) / sqrt(max(lambda_k, 1)),   lambda_k = baseline count_k x |W| / |B|
+
+for k = releases of the lab, and headlines naming the lab (matched_labs) or one of the
+strategy's tickers (matched_tickers): a Poisson count's deviation is sqrt(lambda), floored
+at 1 so one event after a silent baseline scores 1, not infinity. Stars: per repository of
+the lab, the gain from the last snapshot at or before R to the last one inside W, against
+lambda = the baseline's stars per day x that span; z is the same expression over the sums
+of the lab's measurable repositories (absent when none is measurable). Then
+
+    velocity = mean over the available components of tanh(max(z_k, 0) / velocity_z_scale)  in [0, 1)
+
+Anchoring the window at R, not at now, lets the dip buy a week later still know how loud
+the shock was. Macro weakness m in [0, 1] is the share of three confirmations over the last
+`macro_lookback_hours`: IGV down, SPY down, HYG `hyg_drawdown` below its high. Confidence:
+
+    confidence = base_confidence + (max_confidence - base_confidence) x velocity x (1 + m) / 2
+
+so narrative velocity scales it, and counts double when it converges with macro weakness.
+Signals: impaired names -(1 + velocity) / 2, quality names min(1, dip / (2 x dip_threshold))
+while dipped, the gauge half as strong as its constituents' side.
+
+History needed: bars since the close before R (the pre-release levels) and a few days before
+it (volatility), release, headline and star rows back to R - velocity_baseline_days.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+
+from core.config import AiDisruptionParams
+from core.snapshot import MarketSnapshot
+from core.types import Regime, Side, Signal, TradeProposal
+from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from strategies.common import bracket, resample_closes
+
+NAME = "ai_disruption"
+DEFAULTS = AiDisruptionParams()
+# A significant release's tag: vX.Y.0 or vX.Y (group 3 is the patch number).
+RELEASE_TAG = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
+VOLATILITY_LOOKBACK = timedelta(days=10)
+# Below this many hourly returns a volatility estimate is noise: the widest stop is used.
+MIN_VOLATILITY_RETURNS = 10
+SESSIONS_PER_WEEK = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    repo: str
+    lab: str
+    tag: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NarrativeVelocity:
+    releases_z: float
+    headlines_z: float
+    stars_z: float | None
+    z_scale: float
+
+    @property
+    def score(self) -> float:
+        """Mean of tanh(max(z, 0) / z_scale) over the measured components, in [0, 1)."""
+        components = [self.releases_z, self.headlines_z, *([] if self.stars_z is None else [self.stars_z])]
+        return float(np.mean([math.tanh(max(z, 0.0) / self.z_scale) for z in components]))
+
+
+def lab_of(repo: str, owners: Iterable[tuple[str, str]]) -> str:
+    owner = repo.split("/", 1)[0]
+    return dict(owners).get(owner, owner)
+
+
+def is_significant_tag(tag: str) -> bool:
+    match = RELEASE_TAG.match(tag.strip())
+    return match is not None and (match.group(3) is None or int(match.group(3)) == 0)
+
+
+def last_release(releases: pl.DataFrame, params: AiDisruptionParams, now: datetime) -> Release | None:
+    """The most recent significant lab release within release_lookback_days before now."""
+    if releases.is_empty():
+        return None
+    since = now - timedelta(days=params.release_lookback_days)
+    recent = releases.filter(
+        (pl.col("ts_event") <= now) & (pl.col("ts_event") > since) & ~pl.col("draft") & ~pl.col("prerelease")
+    ).sort(["ts_event", "repo", "release_id"], descending=True)
+    for row in recent.iter_rows(named=True):
+        lab = lab_of(row["repo"], params.lab_owners)
+        if lab in params.labs and is_significant_tag(row["tag_name"]):
+            return Release(repo=row["repo"], lab=lab, tag=row["tag_name"], at=row["ts_event"])
+    return None
+
+
+def sessions_since(gauge: pl.DataFrame, at: datetime) -> int:
+    """How many sessions (UTC dates with gauge bars) have traded at or after `at`."""
+    after = gauge.filter(pl.col("ts_event") >= at)
+    return 0 if after.is_empty() else after.get_column("ts_event").dt.date().n_unique()
+
+
+def _poisson_z(recent: float, expected: float) -> float:
+    return (recent - expected) / math.sqrt(max(expected, 1.0))
+
+
+def _lab_expr(owners: Iterable[tuple[str, str]]) -> pl.Expr:
+    return pl.col("repo").str.split("/").list.first().replace(dict(owners))
+
+
+def _oldest(frame: pl.DataFrame) -> datetime | None:
+    oldest: datetime | None = frame.get_column("ts_event").min() if frame.height else None  # type: ignore[assignment]
+    return oldest
+
+
+def _count_z(
+    events: pl.Series, history_start: datetime | None, start: datetime, end: datetime, baseline: timedelta
+) -> float:
+    recent = int(((events >= start) & (events <= end)).sum())
+    base_start = start - baseline if history_start is None else max(start - baseline, history_start)
+    if base_start >= start:
+        return _poisson_z(recent, 0.0)
+    base = int(((events >= base_start) & (events < start)).sum())
+    return _poisson_z(recent, base * ((end - start) / (start - base_start)))
+
+
+def _stars_z(
+    stats: pl.DataFrame, repos: list[str], release_at: datetime, end: datetime, baseline: timedelta
+) -> float | None:
+    gained = 0.0
+    expected = 0.0
+    measured = False
+    for repo in repos:
+        rows = stats.filter((pl.col("repo") == repo) & (pl.col("ts_event") <= end)).sort("ts_event")
+        before = rows.filter(pl.col("ts_event") <= release_at)
+        during = rows.filter(pl.col("ts_event") > release_at)
+        first = before.filter(pl.col("ts_event") >= release_at - baseline)
+        if before.is_empty() or during.is_empty() or first.height < 2:
+            continue
+        t_first, s_first = first.row(0, named=True)["ts_event"], float(first.row(0, named=True)["stars"])
+        t_ref, s_ref = before.row(-1, named=True)["ts_event"], float(before.row(-1, named=True)["stars"])
+        t_end, s_end = during.row(-1, named=True)["ts_event"], float(during.row(-1, named=True)["stars"])
+        gained += s_end - s_ref
+        expected += (s_ref - s_first) * ((t_end - t_ref) / (t_ref - t_first))
+        measured = True
+    return _poisson_z(gained, expected) if measured else None
+
+
+def narrative_velocity(
+    releases: pl.DataFrame,
+    headlines: pl.DataFrame,
+    repo_stats: pl.DataFrame,
+    release: Release,
+    now: datetime,
+    params: AiDisruptionParams,
+    tickers: Iterable[str],
+) -> NarrativeVelocity:
+    """The release's narrative against its baseline; see the module docstring for the formula."""
+    end = min(now, release.at + timedelta(hours=params.velocity_window_hours))
+    baseline = timedelta(days=params.velocity_baseline_days)
+
+    of_lab = _lab_expr(params.lab_owners) == release.lab
+
+    known_releases = releases.filter(pl.col("ts_event") <= now)
+    releases_z = _count_z(
+        known_releases.filter(of_lab).get_column("ts_event"), _oldest(known_releases), release.at, end, baseline
+    )
+
+    known_headlines = headlines.filter(pl.col("ts_event") <= now)
+    about = known_headlines.filter(
+        pl.col("matched_labs").list.contains(release.lab)
+        | pl.col("matched_tickers").list.eval(pl.element().is_in(list(tickers))).list.any()
+    )
+    headlines_z = _count_z(about.get_column("ts_event"), _oldest(known_headlines), release.at, end, baseline)
+
+    lab_repos = sorted(set(repo_stats.filter(of_lab).get_column("repo").to_list())) if repo_stats.height else []
+    stars_z = _stars_z(repo_stats, lab_repos, release.at, end, baseline)
+    return NarrativeVelocity(releases_z, headlines_z, stars_z, params.velocity_z_scale)
+
+
+def _bars_until(snapshot: MarketSnapshot, symbol: str, now: datetime) -> pl.DataFrame:
+    return snapshot.bars(symbol).filter(pl.col("ts_event") <= now)
+
+
+def _close(bars: pl.DataFrame, *, before: datetime | None = None, at_or_before: datetime | None = None) -> float | None:
+    if before is not None:
+        bars = bars.filter(pl.col("ts_event") < before)
+    if at_or_before is not None:
+        bars = bars.filter(pl.col("ts_event") <= at_or_before)
+    return None if bars.is_empty() else float(bars.get_column("close")[-1])
+
+
+def macro_weakness(snapshot: MarketSnapshot, now: datetime, params: AiDisruptionParams) -> float:
+    """Share of {gauge down, SPY down, HYG below its high by hyg_drawdown} over the lookback."""
+    start = now - timedelta(hours=params.macro_lookback_hours)
+    confirmations = 0
+    for symbol in (params.sector_gauge, "SPY"):
+        series = _bars_until(snapshot, symbol, now)
+        then, last = _close(series, at_or_before=start), _close(series)
+        confirmations += then is not None and last is not None and last < then
+    credit = _bars_until(snapshot, "HYG", now).filter(pl.col("ts_event") >= start)
+    if not credit.is_empty():
+        closes = credit.get_column("close").to_numpy()
+        confirmations += float(closes[-1]) / float(closes.max()) - 1.0 <= -params.hyg_drawdown
+    return confirmations / 3
+
+
+def daily_volatility(bars: pl.DataFrame, now: datetime) -> float | None:
+    """Std of hourly log returns over the lookback, scaled by the hourly returns a day holds."""
+    hourly = resample_closes(bars.filter(pl.col("ts_event") > now - VOLATILITY_LOOKBACK), "1h")
+    if hourly.height <= MIN_VOLATILITY_RETURNS:
+        return None
+    returns = np.diff(np.log(hourly.get_column("close").to_numpy().astype(np.float64)))
+    days = hourly.get_column("ts_event").dt.date().n_unique()
+    return float(returns.std(ddof=1) * math.sqrt(returns.size / days))
+
+
+def _session_span(sessions: int) -> timedelta:
+    """Calendar time that holds `sessions` sessions, weekends included."""
+    return timedelta(days=math.ceil(sessions * 7 / SESSIONS_PER_WEEK))
+
+
+class AiDisruptionShock:
+    name: ClassVar[str] = NAME
+    # Configuration may narrow these, not widen them: a proposal's symbol must be listed here.
+    symbols: ClassVar[tuple[str, ...]] = (*DEFAULTS.impaired, *DEFAULTS.quality, DEFAULTS.sector_gauge)
+    regimes: ClassVar[frozenset[Regime]] = frozenset({Regime.TRENDING_DOWN, Regime.HIGH_VOL, Regime.RECOVERY})
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType(
+        {
+            "bars": timedelta(minutes=10),
+            # Labs release every few weeks and the news flow pauses over weekends: these are
+            # stale only when the feed has clearly stopped.
+            "github_releases": timedelta(days=30),
+            "headlines": timedelta(days=4),
+            "repo_stats": timedelta(days=3),
+        }
+    )
+    overrides_regime: ClassVar[bool] = False
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        reason = missing_inputs(self, context.snapshot)
+        if reason is not None:
+            return StrategyOutput.abstain(reason)
+        params: AiDisruptionParams = context.params
+        snapshot, now = context.snapshot, context.now
+        gauge = _bars_until(snapshot, params.sector_gauge, now)
+        if gauge.is_empty():
+            return StrategyOutput.abstain(f"input bars has no {params.sector_gauge} (the sector gauge)")
+        releases = snapshot.table("github_releases")
+        release = last_release(releases, params, now)
+        if release is None:
+            return StrategyOutput()
+        session = sessions_since(gauge, release.at)
+        short_phase = params.short_days[0] <= session <= params.short_days[1]
+        dip_phase = params.dip_days[0] <= session <= params.dip_days[1]
+        if not (short_phase or dip_phase):
+            return StrategyOutput()
+        gauge_before = _close(gauge, before=release.at)
+        gauge_last = _close(gauge)
+        if gauge_before is None or gauge_last is None:
+            return StrategyOutput.abstain(
+                f"input bars does not reach back before the {release.repo} {release.tag} release "
+                f"at {release.at.isoformat()}: no pre-release level"
+            )
+        gauge_fall = 1.0 - gauge_last / gauge_before
+        confirmed = gauge_fall >= params.gauge_confirm_drawdown
+
+        watched = [s for s in (*params.impaired, *params.quality, params.sector_gauge) if s in self.symbols]
+        velocity = narrative_velocity(
+            releases, snapshot.table("headlines"), snapshot.table("repo_stats"), release, now, params, watched
+        ).score
+        macro = macro_weakness(snapshot, now, params)
+        confidence = (
+            params.base_confidence + (params.max_confidence - params.base_confidence) * velocity * (1.0 + macro) / 2.0
+        )
+        last_session = params.short_days[1] if short_phase else params.dip_days[1]
+        horizon = _session_span(last_session - session + 1)
+        phase = "short" if short_phase else "dip"
+        source = f"{release.repo}@{release.tag}:{phase}"
+        context_note = (
+            f"{release.lab} {release.tag} released {release.at.isoformat()}, session {session}; "
+            f"velocity {velocity:.2f}, macro weakness {macro:.2f}, "
+            f"{params.sector_gauge} {-gauge_fall:+.1%} since"
+        )
+        may_propose = context.regime.regime in self.regimes and confirmed
+
+        signals: list[Signal] = []
+        proposals: list[TradeProposal] = []
+
+        def emit(symbol: str, score: float) -> Signal:
+            signal = Signal(NAME, symbol, score, confidence, source, now, horizon / 2)
+            signals.append(signal)
+            return signal
+
+        if short_phase:
+            conviction = (1.0 + velocity) / 2.0
+            for symbol in (s for s in params.impaired if s in self.symbols):
+                series = _bars_until(snapshot, symbol, now)
+                price = _close(series)
+                if price is None:
+                    continue
+                signal = emit(symbol, -conviction)
+                if may_propose and self._tradable(series, now, params) and context.holdings.get(symbol, 0.0) >= 0:
+                    proposals.append(
+                        bracket(
+                            strategy=NAME,
+                            symbol=symbol,
+                            side=Side.SELL,
+                            entry=price,
+                            risk=price * self._stop_fraction(series, now, params),
+                            reward_risk=params.reward_risk,
+                            horizon=horizon,
+                            confidence=confidence,
+                            signal_ids=(signal.signal_id,),
+                            now=now,
+                            reason=f"AI shock, impaired name: {context_note}",
+                        )
+                    )
+            if params.sector_gauge in self.symbols:
+                emit(params.sector_gauge, -conviction / 2.0)
+        else:
+            scores: list[float] = []
+            for symbol in (s for s in params.quality if s in self.symbols):
+                series = _bars_until(snapshot, symbol, now)
+                before, price = _close(series, before=release.at), _close(series)
+                if before is None or price is None or 1.0 - price / before < params.dip_threshold:
+                    continue
+                dip = 1.0 - price / before
+                score = min(1.0, dip / (2.0 * params.dip_threshold))
+                scores.append(score)
+                signal = emit(symbol, score)
+                if may_propose and self._tradable(series, now, params) and context.holdings.get(symbol, 0.0) <= 0:
+                    reward = before - price
+                    risk = min(price * self._stop_fraction(series, now, params), reward / params.reward_risk)
+                    proposals.append(
+                        bracket(
+                            strategy=NAME,
+                            symbol=symbol,
+                            side=Side.BUY,
+                            entry=price,
+                            risk=risk,
+                            reward_risk=reward / risk,
+                            horizon=horizon,
+                            confidence=confidence,
+                            signal_ids=(signal.signal_id,),
+                            now=now,
+                            reason=f"AI shock, quality name {dip:.1%} below its pre-release close: {context_note}",
+                        )
+                    )
+            if scores and confirmed and params.sector_gauge in self.symbols:
+                emit(params.sector_gauge, float(np.mean(scores)) / 2.0)
+        return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals))
+
+    @staticmethod
+    def _tradable(series: pl.DataFrame, now: datetime, params: AiDisruptionParams) -> bool:
+        """The last bar is recent: the market is open, so the entry price is a price."""
+        newest: datetime = series.get_column("ts_event")[-1]
+        return now - newest <= timedelta(minutes=params.max_quote_age_minutes)
+
+    @staticmethod
+    def _stop_fraction(series: pl.DataFrame, now: datetime, params: AiDisruptionParams) -> float:
+        volatility = daily_volatility(series, now)
+        if volatility is None:
+            return params.max_stop_pct
+        return min(max(params.stop_daily_vols * volatility, params.min_stop_pct), params.max_stop_pct)

@@ -1,0 +1,204 @@
+"""run_cycle and apply_fills: the one decision path of every world."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import ClassVar
+
+import polars as pl
+import pytest
+
+from core.book import Book
+from core.config import EngineConfig, RegimeConfig
+from core.pipeline import CycleResult, EngineState, apply_fills, client_order_id, forget_unfilled, run_cycle
+from core.snapshot import MarketSnapshot
+from core.strategy import StrategyContext, StrategyOutput
+from core.types import Fill, Regime, Side, Signal, TradeProposal, TradingState
+
+START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+# The regime features need five sessions of SPY; these tests care about the rest of the cycle.
+CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=2))
+
+
+def always(symbol: str, now: datetime) -> bool:
+    return True
+
+
+def bar_frame(prices: Mapping[str, list[float]], start: datetime = START) -> pl.DataFrame:
+    rows = []
+    for symbol, closes in prices.items():
+        for i, close in enumerate(closes):
+            ts = start + i * MINUTE
+            rows.append((symbol, "1Min", ts, close, close * 1.001, close * 0.999, close, 1000.0, "test", ts + MINUTE))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "symbol": pl.Utf8,
+            "timeframe": pl.Utf8,
+            "ts_event": pl.Datetime("us", "UTC"),
+            "open": pl.Float64,
+            "high": pl.Float64,
+            "low": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Float64,
+            "source": pl.Utf8,
+            "ts_ingested": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+
+
+def snapshot_at(now: datetime, prices: Mapping[str, list[float]]) -> MarketSnapshot:
+    return MarketSnapshot(as_of=now, tables={"bars": bar_frame(prices).filter(pl.col("ts_ingested") <= now)})
+
+
+class BuyEveryCycle:
+    """A test strategy: always wants SPY, with a 1% stop and a 2R target."""
+
+    name: ClassVar[str] = "cross_asset"
+    symbols: ClassVar[tuple[str, ...]] = ("SPY",)
+    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
+    overrides_regime: ClassVar[bool] = True
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        price = context.snapshot.last_price("SPY")
+        assert price is not None
+        signal = Signal("cross_asset", "SPY", 0.8, 0.9, "test", context.now, timedelta(hours=1))
+        proposal = TradeProposal(
+            strategy="cross_asset",
+            symbol="SPY",
+            side=Side.BUY,
+            entry=price,
+            stop=price * 0.99,
+            target=price * 1.02,
+            horizon=timedelta(hours=4),
+            confidence=0.7,
+            signal_ids=(signal.signal_id,),
+            ts_event=context.now,
+        )
+        return StrategyOutput(signals=(signal,), proposals=(proposal,))
+
+
+class Broken:
+    name: ClassVar[str] = "macro_event"
+    symbols: ClassVar[tuple[str, ...]] = ("SPY",)
+    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
+    overrides_regime: ClassVar[bool] = True
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        raise ZeroDivisionError("a bug in a strategy")
+
+
+class NeedsFunding:
+    name: ClassVar[str] = "liquidation_cascade"
+    symbols: ClassVar[tuple[str, ...]] = ("BTC/USD",)
+    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"funding_rates": timedelta(hours=9)})
+    overrides_regime: ClassVar[bool] = False
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        raise AssertionError("never called without its input")
+
+
+STRATEGIES = (BuyEveryCycle(), Broken(), NeedsFunding())
+PRICES = {"SPY": [500.0 + 0.1 * i for i in range(60)], "TLT": [90.0] * 60}
+
+
+def cycles(n: int) -> list[CycleResult]:
+    state = EngineState()
+    book = Book(100_000.0)
+    results = []
+    for i in range(n):
+        now = START + (i + 10) * MINUTE
+        result = run_cycle(
+            snapshot_at(now, PRICES), book, state, CONFIG, now, strategies=STRATEGIES, is_tradable=always
+        )
+        state = result.state
+        results.append(result)
+    return results
+
+
+def test_the_first_cycles_only_observe() -> None:
+    first, second, third = cycles(3)
+    assert first.observation_only and second.observation_only and not third.observation_only
+    assert first.orders == () and second.orders == ()
+    assert len(first.signals) == 1  # views are still recorded while observing
+    assert [o.symbol for o in third.entries] == ["SPY"]
+
+
+def test_a_broken_strategy_or_a_missing_input_abstains_and_the_others_decide() -> None:
+    result = cycles(3)[-1]
+    assert result.abstentions == {
+        "macro_event": "error: ZeroDivisionError: a bug in a strategy",
+        "liquidation_cascade": "input funding_rates missing",
+    }
+    assert len(result.entries) == 1
+
+
+def test_a_cycle_is_deterministic() -> None:
+    once, again = cycles(4)[-1], cycles(4)[-1]
+    assert once.orders == again.orders
+    assert once.decisions == again.decisions
+    assert once.state == again.state
+
+
+def test_an_approved_entry_is_sized_within_the_position_limit_and_named_deterministically() -> None:
+    result = cycles(3)[-1]
+    [entry] = result.entries
+    notional = entry.qty * entry.decision_price
+    assert 0 < notional <= 0.03 * 100_000 + 1e-6
+    assert entry.client_order_id == client_order_id(result.now, "cross_asset", "SPY", "entry:buy")
+    assert len(entry.client_order_id) < 128
+    assert entry.client_order_id in result.state.pending_entries
+
+
+def test_fills_open_a_position_which_its_stop_later_closes_with_a_recorded_loss() -> None:
+    state = cycles(3)[-1].state
+    [(client_id, proposal)] = state.pending_entries.items()
+    entry_order = cycles(3)[-1].entries[0]
+    fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, proposal.entry, 0.5, proposal.ts_event + MINUTE)
+    opened = apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event)
+    assert [p.symbol for p in opened.opened] == ["SPY"] and opened.state.pending_entries == {}
+    # The price falls through the 1% stop: the next cycle exits, whatever else happens.
+    crash = {"SPY": [*PRICES["SPY"][:14], proposal.stop * 0.99, proposal.stop * 0.98]}
+    now = START + 16 * MINUTE
+    result = run_cycle(
+        snapshot_at(now, crash), Book(100_000.0), opened.state, CONFIG, now, strategies=STRATEGIES, is_tradable=always
+    )
+    [exit_order] = [o for o in result.orders if o.intent == "exit"]
+    assert (exit_order.side, exit_order.reason, exit_order.qty) == (Side.SELL, "stop", entry_order.qty)
+    exit_fill = Fill("f2", exit_order.client_order_id, "SPY", Side.SELL, exit_order.qty, proposal.stop, 0.5, now)
+    closed = apply_fills(result.state, [exit_fill], {exit_order.client_order_id: exit_order}, CONFIG, now)
+    [trade] = closed.closed
+    assert trade.pnl < 0 and trade.realized_r == pytest.approx(-1.0, abs=0.05)
+    assert closed.state.positions == ()
+    assert [u.strategy for u in closed.weight_updates] == ["cross_asset"]
+    assert closed.state.performance["cross_asset"].n_total == 1
+
+
+def test_the_kill_switch_halts_entries_but_not_exits() -> None:
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, proposal.entry, 0.0, proposal.ts_event)
+    state = apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state
+    # The book lost 6% of the day's starting equity elsewhere: more than the 5% daily limit.
+    book = Book(94_000.0)
+    now = START + 16 * MINUTE
+    crash = {"SPY": [*PRICES["SPY"][:14], proposal.stop * 0.99, proposal.stop * 0.98]}
+    result = run_cycle(snapshot_at(now, crash), book, state, CONFIG, now, strategies=STRATEGIES, is_tradable=always)
+    assert result.trading_state is TradingState.HALTED
+    assert [e.event for e in result.risk_events] == ["HALTED"]
+    assert result.entries == ()
+    assert all(not d.approved and any("kill_switch" in r for r in d.reasons) for d in result.decisions)
+    assert [o.intent for o in result.orders] == ["exit"]
+
+
+def test_unfilled_entries_are_forgotten() -> None:
+    state = cycles(3)[-1].state
+    assert forget_unfilled(state, list(state.pending_entries)).pending_entries == {}
