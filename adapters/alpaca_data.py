@@ -32,6 +32,7 @@ from alpaca.data.timeframe import TimeFrame
 
 from adapters.feed import FeedBatch, FeedError, FeedUnavailable, MalformedResponse, RateLimited, Rejected
 from adapters.http import retry_after_seconds
+from adapters.tables import TABLE_SCHEMAS
 from core.config import is_crypto
 
 FEED = "alpaca_data"
@@ -48,20 +49,7 @@ RESUME_STEP: dict[str, timedelta] = {"1Min": timedelta(minutes=1), "1Day": timed
 MAX_PAYLOAD_CHARS = 100_000
 MAX_MESSAGE_CHARS = 200
 
-BARS_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "timeframe": pl.String(),
-    "ts_event": pl.Datetime("us", "UTC"),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "trade_count": pl.Int64(),
-    "vwap": pl.Float64(),
-    "source": pl.String(),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+BARS_SCHEMA = TABLE_SCHEMAS["bars"]
 
 NUMBER_FIELDS = ("o", "h", "l", "c", "v", "n", "vw")
 PRICE_FIELDS = ("o", "h", "l", "c")

@@ -9,7 +9,6 @@ and the good items of the same page still become rows.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -22,8 +21,9 @@ from typing import Any
 import polars as pl
 import requests
 
-from adapters.feed import FeedBatch, MalformedResponse, Rejected
+from adapters.feed import FeedBatch, MalformedResponse, Rejected, payload_text
 from adapters.http import HttpClient, json_body
+from adapters.tables import TABLE_SCHEMAS
 
 FEED = "binance"
 VENUE = "binance-usdm"
@@ -74,37 +74,7 @@ DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 DIGITS = re.compile(r"\d{1,19}")
 
 TIME = pl.Datetime("us", "UTC")
-SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
-    "funding_rates": {
-        "venue": pl.String(),
-        "symbol": pl.String(),
-        "ts_event": TIME,
-        "funding_rate": pl.Float64(),
-        "mark_price": pl.Float64(),
-        "ts_ingested": TIME,
-    },
-    "premium_index": {
-        "venue": pl.String(),
-        "symbol": pl.String(),
-        "ts_event": TIME,
-        "mark_price": pl.Float64(),
-        "index_price": pl.Float64(),
-        "estimated_settle_price": pl.Float64(),
-        "last_funding_rate": pl.Float64(),
-        "next_funding_time": TIME,
-        "interest_rate": pl.Float64(),
-        "ts_ingested": TIME,
-    },
-    "open_interest": {
-        "venue": pl.String(),
-        "symbol": pl.String(),
-        "period": pl.String(),
-        "ts_event": TIME,
-        "open_interest": pl.Float64(),
-        "open_interest_value": pl.Float64(),
-        "ts_ingested": TIME,
-    },
-}
+SCHEMAS = {table: TABLE_SCHEMAS[table] for table in ("funding_rates", "premium_index", "open_interest")}
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +208,7 @@ def _expect_list(path: str, payload: Any, expected: str = "a list") -> list[Any]
 
 
 def _malformed(path: str, message: str, payload: Any) -> MalformedResponse:
-    return MalformedResponse(FEED, f"{path}: {message}", json.dumps(payload, default=str)[:100_000])
+    return MalformedResponse(FEED, f"{path}: {message}", payload_text(payload))
 
 
 def _present(item: Mapping[str, Any], key: str) -> Any:

@@ -22,7 +22,6 @@ ingestion run is recorded as degraded and trading goes on without fresh margins.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -36,8 +35,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import requests
 
-from adapters.feed import FeedBatch, MalformedResponse, Rejected
+from adapters.feed import FeedBatch, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient
+from adapters.tables import TABLE_SCHEMAS
 
 FEED = "cme"
 DEFAULT_PRODUCTS: tuple[str, ...] = ("GC", "SI")
@@ -58,37 +58,9 @@ UNIT_PCT = "PCT_NOTIONAL"
 MAX_ABS_CHANGE_PCT = 300.0
 CHICAGO = ZoneInfo("America/Chicago")
 
-MARGIN_RATES_SCHEMA: dict[str, pl.DataType] = {
-    "exchange": pl.Utf8(),
-    "clearing_code": pl.Utf8(),
-    "name": pl.Utf8(),
-    "start_period": pl.Utf8(),
-    "end_period": pl.Utf8(),
-    "maintenance_rate": pl.Float64(),
-    "unit": pl.Utf8(),
-    "currency": pl.Utf8(),
-    "ts_event": pl.Datetime("us", "UTC"),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+MARGIN_RATES_SCHEMA = TABLE_SCHEMAS["margin_rates"]
 
-MARGIN_NOTICES_SCHEMA: dict[str, pl.DataType] = {
-    "notice_id": pl.Utf8(),
-    "product": pl.Utf8(),
-    "rate_type": pl.Utf8(),
-    "tier": pl.Utf8(),
-    "title": pl.Utf8(),
-    "notice_date": pl.Date(),
-    "effective_date": pl.Date(),
-    "ts_event": pl.Datetime("us", "UTC"),
-    "unit": pl.Utf8(),
-    "old_initial": pl.Float64(),
-    "new_initial": pl.Float64(),
-    "old_maintenance": pl.Float64(),
-    "new_maintenance": pl.Float64(),
-    "change_pct": pl.Float64(),
-    "source": pl.Utf8(),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+MARGIN_NOTICES_SCHEMA = TABLE_SCHEMAS["margin_notices"]
 
 # The JSON form of a percent-of-notional rate is not documented yet: a "%" in the value is
 # the observed form on CME's pages, a unit field the likely one in the service.
@@ -168,10 +140,10 @@ def parse_margin_rates(
     for the same month range with a different rate, are rejected with the reason. A row
     without an exchange takes the one the request asked for.
     """
-    observed = _aware_utc("observed_at", observed_at)
-    ingested = _aware_utc("ingested_at", ingested_at)
+    observed = aware_utc(observed_at, "observed_at")
+    ingested = aware_utc(ingested_at, "ingested_at")
     if not isinstance(payload, dict) or not isinstance(payload.get("marginRates"), list):
-        raise MalformedResponse(FEED, "margins: expected an object with a 'marginRates' list", _dump(payload))
+        raise MalformedResponse(FEED, "margins: expected an object with a 'marginRates' list", payload_text(payload))
     wanted = {product.upper() for product in products}
     kept: dict[tuple[str, str, str], dict[str, Any]] = {}
     rejected: list[Rejected] = []
@@ -243,7 +215,7 @@ def diff_margin_snapshots(
     tier the start period, effective_date the snapshot's date in Chicago (CME's business
     day), and there is no notice date: only the time HYDRA noticed is known.
     """
-    ingested = _aware_utc("ingested_at", ingested_at)
+    ingested = aware_utc(ingested_at, "ingested_at")
     if previous is None or previous.is_empty() or current.is_empty():
         return _frame((), MARGIN_NOTICES_SCHEMA)
     key = ["exchange", "clearing_code", "start_period"]
@@ -489,7 +461,7 @@ def parse_advisory(
     since about 2016 print the table only in the linked PDF: such a page is rejected
     whole, with the PDF's address in the reason, rather than passing for "no changes".
     """
-    ingested = _aware_utc("ingested_at", ingested_at)
+    ingested = aware_utc(ingested_at, "ingested_at")
     reader = _PageReader()
     reader.feed(html)
     reader.close()
@@ -743,13 +715,3 @@ def _text(value: Any) -> str:
 
 def _squash(text: str) -> str:
     return " ".join(text.split())
-
-
-def _aware_utc(name: str, moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def _dump(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, default=str)[:100_000]

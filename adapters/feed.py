@@ -10,10 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+
+# A quarantined payload is kept whole up to this size: enough to diagnose, never a flood.
+PAYLOAD_LIMIT = 100_000
+
+
+def payload_text(payload: Any) -> str:
+    """A decoded payload as stable JSON text, for quarantine and error reports."""
+    return json.dumps(payload, sort_keys=True, default=str)[:PAYLOAD_LIMIT]
+
+
+def aware_utc(moment: datetime, name: str = "ingested_at") -> datetime:
+    """Parsers stamp rows with times passed in; a naive one would silently mean local time."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
 
 
 class FeedError(Exception):
@@ -55,7 +70,7 @@ class Rejected:
 
     @classmethod
     def of(cls, item: Any, reason: str) -> Rejected:
-        text = item if isinstance(item, str) else json.dumps(item, sort_keys=True, default=str)
+        text = item if isinstance(item, str) else payload_text(item)
         return cls(payload=text, reason=reason)
 
     @property

@@ -20,7 +20,6 @@ to another host can never receive it. It appears in no error, payload or repr.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,8 +30,18 @@ from urllib.parse import parse_qs, urlsplit
 import polars as pl
 import requests
 
-from adapters.feed import FeedBatch, FeedError, FeedUnavailable, MalformedResponse, RateLimited, Rejected
+from adapters.feed import (
+    FeedBatch,
+    FeedError,
+    FeedUnavailable,
+    MalformedResponse,
+    RateLimited,
+    Rejected,
+    aware_utc,
+    payload_text,
+)
 from adapters.http import HttpClient, json_body, retry_after_seconds
+from adapters.tables import FEED_STATE_SCHEMA, TABLE_SCHEMAS
 
 FEED = "github"
 PER_PAGE = 100
@@ -40,33 +49,8 @@ API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": 
 # GitHub's documented advice when a limit answer says neither Retry-After nor a reset.
 DEFAULT_RATE_LIMIT_WAIT_S = 60.0
 
-RELEASES_SCHEMA: dict[str, Any] = {
-    "repo": pl.String,
-    "release_id": pl.Int64,
-    "tag_name": pl.String,
-    "name": pl.String,
-    "draft": pl.Boolean,
-    "prerelease": pl.Boolean,
-    "created_at": pl.Datetime("us", "UTC"),
-    "ts_event": pl.Datetime("us", "UTC"),
-    "html_url": pl.String,
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
-REPO_STATS_SCHEMA: dict[str, Any] = {
-    "repo": pl.String,
-    "ts_event": pl.Datetime("us", "UTC"),
-    "stars": pl.Int64,
-    "forks": pl.Int64,
-    "open_issues": pl.Int64,
-    "watchers": pl.Int64,
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
-FEED_STATE_SCHEMA: dict[str, Any] = {
-    "feed": pl.String,
-    "key": pl.String,
-    "value": pl.String,
-    "ts_updated": pl.Datetime("us", "UTC"),
-}
+RELEASES_SCHEMA = TABLE_SCHEMAS["github_releases"]
+REPO_STATS_SCHEMA = TABLE_SCHEMAS["repo_stats"]
 
 _LINK_PART = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -157,7 +141,7 @@ class GitHubClient:
 
 def parse_releases(repo: str, payload: list[Any], *, ingested_at: datetime) -> FeedBatch:
     """github_releases rows from one page of GET /repos/{repo}/releases; drafts are skipped."""
-    ingested = _utc(ingested_at)
+    ingested = aware_utc(ingested_at)
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     for item in payload:
@@ -176,7 +160,7 @@ def parse_releases(repo: str, payload: list[Any], *, ingested_at: datetime) -> F
 def parse_repo_stats(repo: str, payload: Any, *, observed_at: datetime, ingested_at: datetime) -> FeedBatch:
     """One repo_stats row from GET /repos/{repo}; an answer without star or fork counts is unusable."""
     if not isinstance(payload, dict):
-        raise MalformedResponse(FEED, f"{repo}: repository answer is not a JSON object", _text(payload))
+        raise MalformedResponse(FEED, f"{repo}: repository answer is not a JSON object", payload_text(payload))
     try:
         stars = _count(payload, "stargazers_count", required=True)
         forks = _count(payload, "forks_count", required=True)
@@ -184,21 +168,21 @@ def parse_repo_stats(repo: str, payload: Any, *, observed_at: datetime, ingested
         # `watchers_count` is the star count again (a legacy alias); subscribers are watchers.
         watchers = _count(payload, "subscribers_count", required=False)
     except ValueError as problem:
-        raise MalformedResponse(FEED, f"{repo}: {problem}", _text(payload)) from None
+        raise MalformedResponse(FEED, f"{repo}: {problem}", payload_text(payload)) from None
     row = {
         "repo": repo,
-        "ts_event": _utc(observed_at),
+        "ts_event": aware_utc(observed_at),
         "stars": stars,
         "forks": forks,
         "open_issues": open_issues,
         "watchers": watchers,
-        "ts_ingested": _utc(ingested_at),
+        "ts_ingested": aware_utc(ingested_at),
     }
     return FeedBatch(feed=FEED, tables={"repo_stats": pl.DataFrame([row], schema=REPO_STATS_SCHEMA)})
 
 
 def etag_state(repo: str, etag: str, *, updated_at: datetime) -> FeedBatch:
-    row = {"feed": FEED, "key": etag_key(repo), "value": etag, "ts_updated": _utc(updated_at)}
+    row = {"feed": FEED, "key": etag_key(repo), "value": etag, "ts_updated": aware_utc(updated_at)}
     return FeedBatch(feed=FEED, tables={"feed_state": pl.DataFrame([row], schema=FEED_STATE_SCHEMA)})
 
 
@@ -316,13 +300,3 @@ def _checked_repo(repo: str) -> str:
     if not _REPO_NAME.match(repo):
         raise ValueError(f"repository must be 'owner/name', got {repo!r}")
     return repo
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def _text(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, default=str)[:100_000]

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected
+from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient
+from adapters.tables import TABLE_SCHEMAS
 
 NEW_YORK = ZoneInfo("America/New_York")
 TABLE = "economic_events"
@@ -37,15 +38,7 @@ BLS_ICS_PATH = "/schedule/news_release/bls.ics"
 FOMC_CALENDAR_PATH = "/monetarypolicy/fomccalendars.htm"
 FRED_RELEASE_DATES_PATH = "/fred/release/dates"
 
-EVENT_SCHEMA: dict[str, pl.DataType] = {
-    "source": pl.Utf8(),
-    "event_type": pl.Utf8(),
-    "ts_event": pl.Datetime("us", "UTC"),
-    "title": pl.Utf8(),
-    "importance": pl.Int16(),
-    "all_day": pl.Boolean(),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+EVENT_SCHEMA = TABLE_SCHEMAS["economic_events"]
 
 
 @dataclass(frozen=True)
@@ -469,7 +462,7 @@ def parse_fred_release_dates(payload: Any, ingested_at: datetime) -> FeedBatch:
     stamp = aware_utc(ingested_at)
     items = payload.get("release_dates") if isinstance(payload, dict) else None
     if not isinstance(items, list):
-        raise MalformedResponse(FRED_FEED, "no 'release_dates' list in the answer", _dump(payload))
+        raise MalformedResponse(FRED_FEED, "no 'release_dates' list in the answer", payload_text(payload))
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     for item in items:
@@ -526,7 +519,7 @@ def fred_get_json(client: HttpClient, path: str, api_key: str, params: dict[str,
         raise FeedError(client.feed, _redact(message, api_key))
     if response.status_code in FRED_ERROR_STATUS:
         raise FeedError(
-            client.feed, _redact(f"GET {path}: HTTP {response.status_code} {_dump(payload)[:200]}", api_key)
+            client.feed, _redact(f"GET {path}: HTTP {response.status_code} {payload_text(payload)[:200]}", api_key)
         )
     return payload
 
@@ -559,12 +552,6 @@ def new_york_to_utc(day: date, local_time: time) -> datetime:
     return datetime.combine(day, local_time, tzinfo=NEW_YORK).astimezone(UTC)
 
 
-def aware_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("ingested_at must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
 def _row(
     source: str, event_type: str, ts_event: datetime, title: str, importance: int, all_day: bool, ingested_at: datetime
 ) -> dict[str, Any]:
@@ -581,7 +568,3 @@ def _row(
 
 def _batch(feed: str, rows: list[dict[str, Any]], rejected: list[Rejected]) -> FeedBatch:
     return FeedBatch(feed=feed, tables={TABLE: pl.DataFrame(rows, schema=EVENT_SCHEMA)}, rejected=rejected)
-
-
-def _dump(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, default=str)[:100_000]

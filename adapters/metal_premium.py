@@ -24,7 +24,6 @@ here, so a missing premium silences only the signal that needs it.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,8 +33,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from adapters.feed import FeedBatch, MalformedResponse, Rejected
+from adapters.feed import FeedBatch, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient, json_body
+from adapters.tables import TABLE_SCHEMAS
 
 FEED = "metal_premium"
 SOURCE = "sge-benchmark/lbma-pm"
@@ -50,18 +50,7 @@ SGE_FIXING_TIMES = {"AM": time(10, 15), "PM": time(14, 15)}
 # tens of percent mean a unit slip (a price per kilogram, an inverted exchange rate).
 MAX_ABS_PREMIUM_PCT = 25.0
 
-METAL_PREMIUMS_SCHEMA: dict[str, pl.DataType] = {
-    "ts_event": pl.Datetime("us", "UTC"),
-    "session": pl.Utf8(),
-    "sge_cny_per_gram": pl.Float64(),
-    "usd_cny": pl.Float64(),
-    "sge_usd_per_oz": pl.Float64(),
-    "ref_usd_per_oz": pl.Float64(),
-    "premium_usd_per_oz": pl.Float64(),
-    "premium_pct": pl.Float64(),
-    "source": pl.Utf8(),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+METAL_PREMIUMS_SCHEMA = TABLE_SCHEMAS["metal_premiums"]
 
 RATIO_SCHEMA: dict[str, pl.DataType] = {
     "timeframe": pl.Utf8(),
@@ -90,7 +79,9 @@ def parse_sge_benchmark(payload: Any) -> tuple[list[SgeFixing], list[Rejected]]:
     a valid answer with no fixings.
     """
     if not isinstance(payload, dict) or not all(isinstance(payload.get(key), list) for key in SGE_SESSIONS):
-        raise MalformedResponse(FEED, "SGE benchmark: expected an object with 'zp' and 'wp' lists", _dump(payload))
+        raise MalformedResponse(
+            FEED, "SGE benchmark: expected an object with 'zp' and 'wp' lists", payload_text(payload)
+        )
     fixings: dict[tuple[date, str], SgeFixing] = {}
     rejected: list[Rejected] = []
     for key, session in SGE_SESSIONS.items():
@@ -125,7 +116,7 @@ def parse_lbma_gold_pm(payload: Any) -> tuple[dict[date, float], list[Rejected]]
     do not matter.
     """
     if not isinstance(payload, list):
-        raise MalformedResponse(FEED, "LBMA gold PM: expected a list of {d, v}", _dump(payload))
+        raise MalformedResponse(FEED, "LBMA gold PM: expected a list of {d, v}", payload_text(payload))
     prices: dict[date, float] = {}
     rejected: list[Rejected] = []
     for entry in payload:
@@ -160,7 +151,7 @@ def compute_premiums(
     (a UK holiday), or without a USD/CNY rate, or giving an implausible premium, is
     rejected with the reason. Fixings before `since` are ignored.
     """
-    ingested = _aware_utc("ingested_at", ingested_at)
+    ingested = aware_utc(ingested_at, "ingested_at")
     last_reference = max(reference_usd_per_oz, default=None)
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
@@ -228,7 +219,7 @@ def fetch_shanghai_premium(
     if fixings and not reference:
         # LBMA's history goes back to 1968: an empty one is a broken answer, and without it
         # every fixing would look pending and vanish without a trace.
-        raise MalformedResponse(FEED, "LBMA gold PM: no usable price in the history", _dump(lbma_payload))
+        raise MalformedResponse(FEED, "LBMA gold PM: no usable price in the history", payload_text(lbma_payload))
     batch = compute_premiums(fixings, reference, usd_cny, ingested_at=ingested_at, since=since)
     batch.rejected[:0] = [*sge_rejected, *lbma_rejected]
     return batch
@@ -286,13 +277,3 @@ def _positive_price(value: Any) -> float:
     if price <= 0:
         raise ValueError(f"non-positive price: {value!r}")
     return price
-
-
-def _aware_utc(name: str, moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def _dump(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, default=str)[:100_000]

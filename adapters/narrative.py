@@ -27,6 +27,7 @@ import polars as pl
 
 from adapters.feed import FeedBatch, MalformedResponse, Rejected
 from adapters.http import HttpClient
+from adapters.tables import TABLE_SCHEMAS
 
 FEED = "narrative"
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -49,16 +50,7 @@ COMPANY_TICKERS: Mapping[str, str] = {
     "Workday": "WDAY",
     "Microsoft": "MSFT",
 }
-HEADLINES_SCHEMA: dict[str, Any] = {
-    "source": pl.String,
-    "item_id": pl.String,
-    "ts_event": pl.Datetime("us", "UTC"),
-    "title": pl.String,
-    "link": pl.String,
-    "matched_tickers": pl.List(pl.String),
-    "matched_labs": pl.List(pl.String),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+HEADLINES_SCHEMA = TABLE_SCHEMAS["headlines"]
 VELOCITY_SCHEMA: dict[str, Any] = {
     "lab": pl.String,
     "releases_recent": pl.Int64,

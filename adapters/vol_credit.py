@@ -11,7 +11,6 @@ A value is thus never dated before the moment it could have been known.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ from typing import Any
 
 import polars as pl
 
-from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected
+from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient
-from adapters.macro_calendar import aware_utc, fred_get_json, new_york_to_utc, parse_iso_date
+from adapters.macro_calendar import fred_get_json, new_york_to_utc, parse_iso_date
+from adapters.tables import TABLE_SCHEMAS
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +38,7 @@ VIX_CLOSE = time(16, 15)
 # FRED writes "." for a day without a value (a holiday, a late print): documented, not an error.
 FRED_MISSING = "."
 
-SERIES_SCHEMA: dict[str, pl.DataType] = {
-    "series": pl.Utf8(),
-    "ts_event": pl.Datetime("us", "UTC"),
-    "value": pl.Float64(),
-    "source": pl.Utf8(),
-    "ts_ingested": pl.Datetime("us", "UTC"),
-}
+SERIES_SCHEMA = TABLE_SCHEMAS["market_series"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +129,7 @@ def parse_fred_observations(payload: Any, series_id: str, ingested_at: datetime)
         raise ValueError(f"unknown FRED series {series_id!r}; known: {', '.join(FRED_SERIES)}")
     items = payload.get("observations") if isinstance(payload, dict) else None
     if not isinstance(items, list):
-        raise MalformedResponse(FRED_FEED, f"{series_id}: no 'observations' list in the answer", _dump(payload))
+        raise MalformedResponse(FRED_FEED, f"{series_id}: no 'observations' list in the answer", payload_text(payload))
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     for item in items:
@@ -189,7 +183,3 @@ def _row(series: str, ts_event: datetime, value: float, source: str, ingested_at
 
 def _batch(feed: str, rows: list[dict[str, Any]], rejected: list[Rejected]) -> FeedBatch:
     return FeedBatch(feed=feed, tables={TABLE: pl.DataFrame(rows, schema=SERIES_SCHEMA)}, rejected=rejected)
-
-
-def _dump(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, default=str)[:100_000]
