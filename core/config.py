@@ -308,10 +308,19 @@ class RegimeConfig(Frozen):
     hysteresis: float = Field(default=0.15, ge=0, lt=1, description="posterior margin needed to switch")
 
 
+class SnapshotConfig(Frozen):
+    """How far back a cycle's snapshot reaches: the regime features need five sessions of minutes."""
+
+    minute_bars_days: float = Field(default=8.0, gt=0)
+    daily_bars_days: float = Field(default=400.0, gt=0)
+    facts_days: float = Field(default=45.0, gt=0, description="funding, notices, releases, headlines, series")
+
+
 class EngineConfig(Frozen):
     """Everything the pure decision core needs; run_cycle receives exactly this."""
 
     watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
+    snapshot: SnapshotConfig = SnapshotConfig()
     risk: RiskConfig = RiskConfig()
     regime: RegimeConfig = RegimeConfig()
     strategies: StrategiesConfig = StrategiesConfig()

@@ -18,7 +18,7 @@ from warehouse.connection import in_transaction
 from warehouse.ingest import IngestionRun, record_ingestion
 from warehouse.load import natural_key, upsert
 from warehouse.migrate import installed_version, latest_known_version, migrate
-from warehouse.read import last_ingestions, snapshot, table_row_counts
+from warehouse.read import decision_tables, feed_health, last_ingestions, snapshot, table_row_counts
 from warehouse.sqlfiles import read_sql, render, table_names
 from warehouse.tables import FEED_OF_TABLE, FEED_TABLES, INGESTION_TABLES, META_TABLES, TRADING_TABLES
 
@@ -98,6 +98,8 @@ SAMPLE_PARAMETERS = {
     "timeframe": "1Min",
     "feed": "github",
     "series": "VIX",
+    "minute_since": T0,
+    "day_since": T0,
 }
 
 
@@ -168,6 +170,51 @@ def test_snapshot_sees_only_what_was_known_at_as_of(warehouse: Warehouse) -> Non
     assert set(everything) == set(FEED_TABLES)
     with pytest.raises(UnknownTableError):
         snapshot(warehouse, T0, tables=["nope"])
+
+
+def test_decision_tables_read_each_table_over_its_own_lookback(warehouse: Warehouse) -> None:
+    daily = bar_rows([7.0], start=T0 - timedelta(days=30)).with_columns(pl.lit("1Day").alias("timeframe"))
+    upsert(warehouse, {"bars": pl.concat([bar_rows([1.0, 2.0, 3.0], start=T0 - timedelta(days=2)), daily])})
+    event = pl.DataFrame(
+        {
+            "source": ["bls"],
+            "event_type": ["CPI"],
+            "ts_event": [T0 + timedelta(days=3)],
+            "title": ["CPI"],
+            "importance": [3],
+            "all_day": [False],
+            "ts_ingested": [T0 - timedelta(days=5)],
+        }
+    )
+    upsert(warehouse, {"economic_events": event})
+    tables = decision_tables(
+        warehouse, T0, minute_bars=timedelta(days=1), daily_bars=timedelta(days=60), facts=timedelta(days=10)
+    )
+    assert tables["bars"].get_column("timeframe").to_list() == ["1Day"]  # the minute bars are 2 days old
+    assert tables["economic_events"].get_column("event_type").to_list() == ["CPI"]  # scheduled ahead, known now
+    assert set(tables) == set(FEED_TABLES)
+
+
+def test_feed_health_reports_the_last_run_and_the_last_success(warehouse: Warehouse) -> None:
+    ok = IngestionRun(run_id="a", feed="binance", started_at=T0, finished_at=T0, status="ok")
+    failed = IngestionRun(
+        run_id="b",
+        feed="binance",
+        started_at=T0 + timedelta(minutes=5),
+        finished_at=T0 + timedelta(minutes=5),
+        status="failed",
+        error="HTTP 500",
+    )
+    record_ingestion(warehouse, ok, {})
+    record_ingestion(warehouse, failed, {})
+    health = feed_health(warehouse, T0 + timedelta(hours=1)).row(0, named=True)
+    assert (health["feed"], health["last_success"], health["status"], health["error"]) == (
+        "binance",
+        T0,
+        "failed",
+        "HTTP 500",
+    )
+    assert feed_health(warehouse, T0 - timedelta(minutes=1)).is_empty()
 
 
 def test_record_ingestion_writes_rows_quarantine_and_run_together(warehouse: Warehouse) -> None:

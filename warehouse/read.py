@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -41,6 +41,39 @@ def snapshot(
             if table not in known:
                 raise UnknownTableError(table)
         return {table: table_as_of(con, table, as_of, since) for table in wanted}
+
+
+def decision_tables(
+    warehouse: Warehouse,
+    as_of: datetime,
+    *,
+    minute_bars: timedelta,
+    daily_bars: timedelta,
+    facts: timedelta,
+) -> dict[str, pl.DataFrame]:
+    """Everything a decision cycle reads, as known at as_of, in one short connection.
+
+    Scheduled events are the one table read forward as well as back: a calendar row
+    ingested by as_of may well be dated after it.
+    """
+    since = as_of - facts
+    with warehouse.connect() as con:
+        tables = {
+            "bars": query_frame(
+                con,
+                "read/bars_window",
+                {"as_of": as_of, "minute_since": as_of - minute_bars, "day_since": as_of - daily_bars},
+            )
+        }
+        for table in FEED_TABLES:
+            if table != "bars":
+                tables[table] = table_as_of(con, table, as_of, since)
+        return tables
+
+
+def feed_health(warehouse: Warehouse, as_of: datetime) -> pl.DataFrame:
+    with warehouse.connect() as con:
+        return query_frame(con, "read/feed_health", {"as_of": as_of})
 
 
 def table_row_counts(warehouse: Warehouse) -> dict[str, int]:
