@@ -30,6 +30,7 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
+from adapters.alpaca_sdk import TimedSession, bound_client
 from adapters.feed import FeedBatch, FeedError, FeedUnavailable, MalformedResponse, RateLimited, Rejected
 from adapters.http import retry_after_seconds
 from adapters.tables import TABLE_SCHEMAS
@@ -61,17 +62,14 @@ ALPACA_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 RFC3339_TIMESTAMP = "%+"
 
 
-class _BoundedSession(requests.Session):
-    """What alpaca-py's REST client leaves out: a timeout on every request, and the last
-    answer, so a response the SDK cannot read still reaches quarantine."""
+class _BoundedSession(TimedSession):
+    """Keeps the last answer, so a response the SDK cannot read still reaches quarantine."""
 
     def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self.timeout_s = timeout_s
+        super().__init__(timeout_s)
         self.last_response: requests.Response | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout_s)
         response = super().request(*args, **kwargs)
         self.last_response = response
         return response
@@ -118,12 +116,7 @@ def make_crypto_client(
 
 
 def _bound(client: RESTClient, timeout_s: float, max_retries: int, retry_wait_s: float) -> None:
-    # The data clients' constructors do not pass retry settings through to RESTClient, and
-    # RESTClient treats 0 as "use the default" anyway, so the attributes are set directly.
-    client._retry = max_retries
-    # Annotated int in the SDK, but only ever handed to time.sleep, which takes a float.
-    client._retry_wait = retry_wait_s  # type: ignore[assignment]
-    client._session = _BoundedSession(timeout_s)
+    bound_client(client, _BoundedSession(timeout_s), max_retries, retry_wait_s)
 
 
 def fetch_bars(

@@ -1,0 +1,141 @@
+"""The broker contract: Alpaca paper and the simulated broker meet it alike.
+
+The trading flow talks only to this Protocol, so the same flow trades in every world.
+Orders carry deterministic client order ids, so `submit` is idempotent: submitting an id
+the broker already has returns that order instead of placing another. Fills are derived the
+same way for every broker, from the increase of an order's filled quantity since what was
+last recorded (`new_fill`): the fill id is the client order id and the cumulative quantity,
+so reading an order twice never books a fill twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from core.types import Fill, Order, Side
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    REFUSED = "refused"  # refused by HYDRA before sending: it broke a broker rule
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED, OrderStatus.REFUSED}
+)
+
+
+class BrokerError(Exception):
+    """The broker could not be reached or answered with an error; nothing is known to have happened."""
+
+
+class OrderRefused(BrokerError):
+    """The order breaks a rule of the broker (checked before sending): it was not sent."""
+
+    def __init__(self, client_order_id: str, reason: str) -> None:
+        super().__init__(f"order {client_order_id} refused: {reason}")
+        self.client_order_id = client_order_id
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    client_order_id: str
+    broker_order_id: str | None
+    symbol: str  # order form: 'BTC/USD', 'SPY'
+    side: Side
+    qty: float
+    order_type: str
+    time_in_force: str
+    status: OrderStatus
+    filled_qty: float
+    filled_avg_price: float | None
+    submitted_at: datetime | None
+    updated_at: datetime | None
+    status_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPosition:
+    symbol: str  # order form, whatever the broker calls it ('BTCUSD' at Alpaca becomes 'BTC/USD')
+    qty: float  # signed: negative is short
+    avg_entry_price: float
+    market_value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    cash: float
+    equity: float
+    buying_power: float
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+class Broker(Protocol):
+    def account(self) -> Account: ...
+
+    def positions(self) -> list[BrokerPosition]: ...
+
+    def open_orders(self) -> list[BrokerOrder]: ...
+
+    def clock(self) -> MarketClock: ...
+
+    def submit(self, order: Order) -> BrokerOrder:
+        """Place the order, or return the broker's order of that client id if it already has one.
+
+        Raises OrderRefused (not sent) or BrokerError (outcome unknown: look it up by id later).
+        """
+        ...
+
+    def order(self, client_order_id: str) -> BrokerOrder | None: ...
+
+    def cancel(self, client_order_id: str) -> None: ...
+
+    def fee(self, symbol: str, notional: float) -> float:
+        """What the broker charges on a fill of this notional."""
+        ...
+
+
+def new_fill(
+    order: BrokerOrder, recorded_qty: float, recorded_avg_price: float | None, fee: float, ts: datetime
+) -> Fill | None:
+    """The fill behind the part of `order` filled since `recorded_qty` (at `recorded_avg_price`).
+
+    Brokers report a cumulative quantity and average price; the increment's price follows
+    from the two averages. None when nothing new was filled.
+    """
+    increment = order.filled_qty - recorded_qty
+    if increment <= 1e-12 or order.filled_avg_price is None:
+        return None
+    previous_cost = recorded_qty * (recorded_avg_price or 0.0)
+    price = (order.filled_qty * order.filled_avg_price - previous_cost) / increment
+    return Fill(
+        fill_id=f"{order.client_order_id}:{order.filled_qty:.10g}",
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=increment,
+        price=price,
+        fee=fee,
+        ts_event=ts,
+    )

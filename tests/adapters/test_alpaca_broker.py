@@ -1,0 +1,779 @@
+"""The Alpaca broker against a local server speaking Alpaca's trading API, through the real alpaca-py TradingClient."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from adapters.alpaca_broker import AlpacaApiError, AlpacaBroker
+from adapters.broker import BrokerError, MarketClock, OrderRefused, OrderStatus, new_fill
+from core.types import Order, Side
+
+DATA = Path(__file__).parent.parent / "data" / "alpaca_broker"
+API_KEY = "PKPAPER4H7Q2M9XKEYID"
+SECRET_KEY = "sk-paper-8vN3wQpL1rT6yU0iO7aSecret"
+NOW = datetime(2026, 3, 2, 15, 15, tzinfo=UTC)
+ORDERS = "/v2/orders"
+BY_CLIENT_ID = "/v2/orders:by_client_order_id"
+FINAL_ALPACA_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced")
+RETRIES = 2
+
+Handler = Callable[[Request], Response]
+
+
+def payload(name: str) -> Any:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+def reply(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+def decimal_text(value: float) -> str:
+    """A quantity as Alpaca writes it: '10', '0.3'."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
+class FakeAlpaca:
+    """Alpaca paper trading as it answers: recorded payloads, and orders kept by client order id.
+
+    `script` queues one-off answers per (method, path), served before the normal behaviour,
+    to stage rate limits, outages and races.
+    """
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.posted: list[dict[str, Any]] = []
+        self.positions: list[dict[str, Any]] = payload("positions.json")
+        self.clock: dict[str, Any] = payload("clock_open.json")
+        self.script: dict[tuple[str, str], list[Handler]] = defaultdict(list)
+        server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        key = (request.method, request.path)
+        if self.script[key]:
+            return self.script[key].pop(0)(request)
+        if key == ("GET", "/v2/account"):
+            return reply(payload("account.json"))
+        if key == ("GET", "/v2/positions"):
+            return reply(self.positions)
+        if key == ("GET", "/v2/clock"):
+            return reply(self.clock)
+        if key == ("POST", ORDERS):
+            return self.place(request)
+        if key == ("GET", ORDERS):
+            working = [o for o in self.orders.values() if o["status"] not in FINAL_ALPACA_STATUSES]
+            return reply(working)
+        if key == ("GET", BY_CLIENT_ID):
+            found = self.orders.get(request.args["client_order_id"])
+            return reply(found) if found else reply(payload("error_404_order_not_found.json"), 404)
+        if request.method == "DELETE" and request.path.startswith(ORDERS + "/"):
+            return self.cancel(request.path.rsplit("/", 1)[1])
+        return reply({"code": 40410000, "message": "endpoint not found"}, 404)
+
+    def place(self, request: Request) -> Response:
+        body = request.get_json()
+        self.posted.append(body)
+        client_id = body["client_order_id"]
+        if client_id in self.orders:
+            return reply(payload("error_422_duplicate_client_order_id.json"), 422)
+        crypto = "/" in body["symbol"]
+        order = payload("order_accepted.json") | {
+            "id": str(uuid.uuid4()),
+            "client_order_id": client_id,
+            "symbol": body["symbol"],
+            "asset_class": "crypto" if crypto else "us_equity",
+            "qty": decimal_text(body["qty"]),
+            "side": body["side"],
+            "type": body["type"],
+            "order_type": body["type"],
+            "time_in_force": body["time_in_force"],
+            "limit_price": decimal_text(body["limit_price"]) if "limit_price" in body else None,
+        }
+        self.orders[client_id] = order
+        return reply(order)
+
+    def cancel(self, broker_id: str) -> Response:
+        for order in self.orders.values():
+            if order["id"] == broker_id:
+                if order["status"] in FINAL_ALPACA_STATUSES:
+                    return reply(payload("error_422_not_cancelable.json"), 422)
+                order["status"] = "canceled"
+                return Response(status=204)
+        return reply(payload("error_404_order_not_found.json"), 404)
+
+    def put(self, name: str, client_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        order = payload(name) | fields
+        if client_id is not None:
+            order["client_order_id"] = client_id
+        self.orders[order["client_order_id"]] = order
+        return order
+
+
+@pytest.fixture
+def httpserver(httpserver_ipv4: HTTPServer) -> Iterator[HTTPServer]:
+    yield httpserver_ipv4
+    httpserver_ipv4.check_handler_errors()
+
+
+@pytest.fixture
+def fake(httpserver: HTTPServer) -> FakeAlpaca:
+    return FakeAlpaca(httpserver)
+
+
+@pytest.fixture
+def broker(httpserver: HTTPServer) -> AlpacaBroker:
+    return make_broker(httpserver)
+
+
+def make_broker(httpserver: HTTPServer, *, timeout_s: float = 2.0, **options: Any) -> AlpacaBroker:
+    url = httpserver.url_for("").rstrip("/")
+    return AlpacaBroker(
+        API_KEY, SECRET_KEY, url, timeout_s=timeout_s, max_retries=RETRIES, retry_wait_s=0.01, **options
+    )
+
+
+def an_order(
+    client_id: str = "hydra-momentum-SPY-1",
+    symbol: str = "SPY",
+    side: Side = Side.BUY,
+    qty: float = 10.0,
+    order_type: str = "market",
+    limit_price: float | None = None,
+) -> Order:
+    return Order(
+        client_order_id=client_id,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        strategy="momentum",
+        intent="entry" if side is Side.BUY else "exit",
+        decision_price=100.0,
+        ts_event=NOW,
+        order_type=order_type,
+        limit_price=limit_price,
+    )
+
+
+def seen(httpserver: HTTPServer) -> list[tuple[str, str]]:
+    return [(request.method, request.path) for request, _ in httpserver.log]
+
+
+def posts(httpserver: HTTPServer) -> int:
+    return sum(1 for method, path in seen(httpserver) if (method, path) == ("POST", ORDERS))
+
+
+# --- submit: what reaches Alpaca -------------------------------------------------------------
+
+
+def test_an_equity_market_order_is_sent_as_alpaca_expects(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    placed = broker.submit(an_order())
+
+    assert seen(httpserver) == [("GET", "/v2/clock"), ("POST", ORDERS)]
+    post = next(request for request, _ in httpserver.log if request.method == "POST")
+    assert post.headers["APCA-API-KEY-ID"] == API_KEY
+    # alpaca-py serialises qty as a JSON number (OrderRequest.qty is a float); Alpaca takes either.
+    assert json.loads(post.get_data()) == {
+        "symbol": "SPY",
+        "qty": 10.0,
+        "side": "buy",
+        "type": "market",
+        "time_in_force": "day",
+        "client_order_id": "hydra-momentum-SPY-1",
+    }
+    assert placed.client_order_id == "hydra-momentum-SPY-1"
+    assert placed.broker_order_id == fake.orders["hydra-momentum-SPY-1"]["id"]
+    assert (placed.symbol, placed.side, placed.qty) == ("SPY", Side.BUY, 10.0)
+    assert (placed.order_type, placed.time_in_force) == ("market", "day")
+    assert placed.status is OrderStatus.ACCEPTED
+    assert placed.filled_qty == 0.0
+    assert placed.filled_avg_price is None
+    assert placed.submitted_at == datetime(2026, 3, 2, 15, 15, 1, 937734, tzinfo=UTC)
+
+
+def test_a_crypto_order_keeps_the_slash_goes_gtc_and_needs_no_open_market(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.clock = payload("clock_closed.json")
+
+    placed = broker.submit(an_order("hydra-cascade-BTC-1", "BTC/USD", qty=0.1 + 0.2))
+
+    assert seen(httpserver) == [("POST", ORDERS)]
+    assert fake.posted == [
+        {
+            "symbol": "BTC/USD",
+            "qty": 0.3,
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "gtc",
+            "client_order_id": "hydra-cascade-BTC-1",
+        }
+    ]
+    # Rounded to Alpaca's 9 decimals: the float 0.30000000000000004 is never sent.
+    post = next(request for request, _ in httpserver.log if request.method == "POST")
+    assert b'"qty": 0.3,' in post.get_data()
+    assert (placed.symbol, placed.time_in_force, placed.qty) == ("BTC/USD", "gtc", 0.3)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "qty", "time_in_force"), [("SPY", 3.0, "day"), ("BTC/USD", 0.25, "gtc"), ("ETH/USD", 2.0, "gtc")]
+)
+def test_a_limit_order_carries_its_limit_price(
+    fake: FakeAlpaca, broker: AlpacaBroker, symbol: str, qty: float, time_in_force: str
+) -> None:
+    placed = broker.submit(an_order("hydra-limit-1", symbol, qty=qty, order_type="limit", limit_price=101.5))
+
+    assert fake.posted == [
+        {
+            "symbol": symbol,
+            "qty": qty,
+            "side": "buy",
+            "type": "limit",
+            "time_in_force": time_in_force,
+            "limit_price": 101.5,
+            "client_order_id": "hydra-limit-1",
+        }
+    ]
+    assert (placed.order_type, placed.time_in_force) == ("limit", time_in_force)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "side", "limit_price", "sent"),
+    [
+        ("SPY", Side.BUY, 101.237, 101.23),
+        ("SPY", Side.SELL, 101.231, 101.24),
+        ("SPY", Side.BUY, 101.2, 101.2),
+        ("LZ", Side.BUY, 0.123456, 0.1234),
+        ("LZ", Side.SELL, 0.123401, 0.1235),
+        ("BTC/USD", Side.BUY, 64210.123456, 64210.123456),
+    ],
+)
+def test_equity_limit_prices_go_on_alpacas_tick_never_against_the_order(
+    fake: FakeAlpaca, broker: AlpacaBroker, symbol: str, side: Side, limit_price: float, sent: float
+) -> None:
+    broker.submit(an_order("hydra-limit-1", symbol, side, 1.0, order_type="limit", limit_price=limit_price))
+
+    assert fake.posted[0]["limit_price"] == sent
+
+
+# --- submit: idempotency and Alpaca's answers ------------------------------------------------
+
+
+def test_a_duplicate_client_order_id_returns_the_existing_order(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    first = broker.submit(an_order())
+    httpserver.clear_log()
+
+    again = broker.submit(an_order())
+
+    assert seen(httpserver) == [("GET", "/v2/clock"), ("POST", ORDERS), ("GET", BY_CLIENT_ID)]
+    lookup = httpserver.log[-1][0]
+    assert lookup.args["client_order_id"] == "hydra-momentum-SPY-1"
+    assert httpserver.log[1][1].status_code == 422
+    assert again == first
+    assert len(fake.orders) == 1
+
+
+def test_422_40010001_without_such_an_order_is_alpacas_refusal(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    # Alpaca answers other invalid requests with the same code; the look-up tells them apart.
+    fake.script["POST", ORDERS].append(lambda _: reply(payload("error_422_invalid_qty.json"), 422))
+
+    with pytest.raises(OrderRefused, match="qty must be > 0") as caught:
+        broker.submit(an_order())
+
+    assert caught.value.client_order_id == "hydra-momentum-SPY-1"
+    assert ("GET", BY_CLIENT_ID) in seen(httpserver)
+    assert fake.orders == {}
+
+
+def test_a_client_order_id_already_used_by_another_order_is_refused(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.put("order_accepted.json", "hydra-1")
+
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(an_order("hydra-1", qty=5.0))
+
+    assert caught.value.reason == "client order id already used at Alpaca by buy 10 SPY"
+    assert seen(httpserver)[-1] == ("GET", BY_CLIENT_ID)
+    assert len(fake.orders) == 1
+
+
+def test_insufficient_qty_is_refused_with_alpacas_message(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.script["POST", ORDERS].append(lambda _: reply(payload("error_403_insufficient_qty.json"), 403))
+
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(an_order(side=Side.SELL, qty=25.0))
+
+    assert caught.value.reason == "Alpaca: insufficient qty available for order (requested: 25, available: 10)"
+    assert posts(httpserver) == 1
+
+
+def test_rate_limits_are_retried_until_the_order_goes_through(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.script["POST", ORDERS].extend([lambda _: reply(payload("error_429.json"), 429)] * RETRIES)
+
+    placed = broker.submit(an_order())
+
+    assert posts(httpserver) == RETRIES + 1
+    assert placed.broker_order_id == fake.orders["hydra-momentum-SPY-1"]["id"]
+
+
+def test_a_persistent_rate_limit_is_a_broker_error_not_a_refusal(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.script["POST", ORDERS].extend([lambda _: reply(payload("error_429.json"), 429)] * (RETRIES + 1))
+
+    with pytest.raises(BrokerError, match="HTTP 429") as caught:
+        broker.submit(an_order())
+
+    assert not isinstance(caught.value, OrderRefused)
+    assert posts(httpserver) == RETRIES + 1
+    assert fake.orders == {}
+
+
+def test_a_server_error_is_a_broker_error_not_a_refusal(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.script["POST", ORDERS].append(lambda _: reply(payload("error_500.json"), 500))
+
+    with pytest.raises(AlpacaApiError, match="internal server error") as caught:
+        broker.submit(an_order())
+
+    assert not isinstance(caught.value, OrderRefused)
+    assert (caught.value.status_code, caught.value.code) == (500, 50010000)
+    assert posts(httpserver) == 1
+
+
+def test_a_timeout_after_alpaca_accepted_the_order_is_a_broker_error_and_the_order_is_found(
+    httpserver: HTTPServer, fake: FakeAlpaca
+) -> None:
+    answered = threading.Event()
+
+    def accept_then_stall(request: Request) -> Response:
+        response = fake.place(request)
+        time.sleep(0.6)
+        answered.set()
+        return response
+
+    fake.script["POST", ORDERS].append(accept_then_stall)
+    broker = make_broker(httpserver, timeout_s=0.2)
+
+    with pytest.raises(BrokerError, match="ReadTimeout") as caught:
+        broker.submit(an_order())
+
+    assert not isinstance(caught.value, OrderRefused)
+    # The test server answers one request at a time: let it finish the stalled one.
+    assert answered.wait(5)
+    found = broker.order("hydra-momentum-SPY-1")
+    assert found is not None
+    assert found.broker_order_id == fake.orders["hydra-momentum-SPY-1"]["id"]
+    assert found.status is OrderStatus.ACCEPTED
+    assert broker.submit(an_order()) == found
+    assert len(fake.orders) == 1
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_an_unreachable_broker_is_a_broker_error() -> None:
+    broker = AlpacaBroker(API_KEY, SECRET_KEY, closed_port_url(), timeout_s=1.0, max_retries=0)
+
+    with pytest.raises(BrokerError, match="ConnectionError"):
+        broker.account()
+
+
+# --- submit: Alpaca's rules, checked before sending ------------------------------------------
+
+
+def test_an_equity_order_while_the_market_is_closed_is_refused_before_any_post(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.clock = payload("clock_closed.json")
+
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(an_order())
+
+    assert caught.value.reason == "market closed until 2026-03-03T14:30:00+00:00"
+    assert posts(httpserver) == 0
+    assert seen(httpserver) == [("GET", "/v2/clock"), ("GET", BY_CLIENT_ID)]
+
+
+def test_an_order_placed_before_the_close_is_returned_when_retried_after_it(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    placed = broker.submit(an_order())
+    fake.clock = payload("clock_closed.json")
+
+    assert broker.submit(an_order()) == placed
+    assert posts(httpserver) == 1
+
+
+@pytest.mark.parametrize(
+    ("symbol", "qty", "available", "reason"),
+    [
+        ("BTC/USD", 0.8, "0.5", "crypto cannot be sold short: holds 0.5, sell 0.8"),
+        ("ETH/USD", 0.1, "0.5", "crypto cannot be sold short: holds 0, sell 0.1"),
+        (
+            "BTC/USD",
+            0.4,
+            "0.2",
+            "crypto cannot be sold short: holds 0.5, sell 0.4 (0.2 not held for open orders)",
+        ),
+    ],
+)
+def test_a_crypto_short_is_refused_before_sending(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, symbol: str, qty: float, available: str, reason: str
+) -> None:
+    fake.positions[0]["qty_available"] = available
+
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(an_order("hydra-exit-1", symbol, Side.SELL, qty))
+
+    assert caught.value.reason == reason
+    assert posts(httpserver) == 0
+    assert ("GET", "/v2/positions") in seen(httpserver)
+
+
+def test_a_crypto_sell_within_the_position_is_sent(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    placed = broker.submit(an_order("hydra-exit-1", "BTC/USD", Side.SELL, 0.5))
+
+    assert seen(httpserver) == [("GET", "/v2/positions"), ("POST", ORDERS)]
+    assert fake.posted[0]["side"] == "sell"
+    assert placed.side is Side.SELL
+
+
+@pytest.mark.parametrize(
+    ("order", "reason"),
+    [
+        (
+            an_order(order_type="stop_limit", limit_price=99.0),
+            "a stop_limit order needs a stop price, which HYDRA's Order does not carry",
+        ),
+        (
+            an_order("hydra-btc-sl", "BTC/USD", qty=0.1, order_type="stop_limit", limit_price=99.0),
+            "a stop_limit order needs a stop price",
+        ),
+        (
+            an_order(qty=1.5, order_type="limit", limit_price=100.0),
+            "fractional equity orders must be market orders (day): qty 1.5, type limit",
+        ),
+        (an_order(order_type="limit", limit_price=0.0), "a limit order needs a positive limit price, got 0.0"),
+        (an_order(order_type="limit", limit_price=math.nan), "a limit order needs a positive limit price, got nan"),
+        (an_order(qty=1e-12), "rounds to 0 at Alpaca's 9 decimals"),
+    ],
+)
+def test_orders_breaking_alpacas_rules_are_refused_without_a_request(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, order: Order, reason: str
+) -> None:
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(order)
+
+    assert reason in caught.value.reason
+    assert httpserver.log == []
+
+
+def test_a_fractional_equity_market_order_is_sent(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    broker.submit(an_order(qty=1.5))
+
+    assert fake.posted[0]["qty"] == 1.5
+    assert fake.posted[0]["time_in_force"] == "day"
+
+
+# --- reading orders --------------------------------------------------------------------------
+
+
+def test_a_partial_fill_then_the_fill_yield_two_fills_at_the_implied_prices(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    client_id = fake.put("order_partially_filled.json")["client_order_id"]
+
+    partial = broker.order(client_id)
+    assert partial is not None
+    assert (partial.status, partial.filled_qty, partial.filled_avg_price) == (OrderStatus.PARTIALLY_FILLED, 0.4, 100.0)
+    assert partial.symbol == "BTC/USD"
+    first = new_fill(partial, 0.0, None, broker.fee(partial.symbol, 0.4 * 100.0), NOW)
+
+    fake.put("order_filled.json")
+    filled = broker.order(client_id)
+    assert filled is not None
+    assert (filled.status, filled.filled_qty, filled.filled_avg_price) == (OrderStatus.FILLED, 1.0, 101.0)
+    second = new_fill(filled, partial.filled_qty, partial.filled_avg_price, 0.0, NOW)
+
+    assert first is not None and second is not None
+    assert (first.qty, first.price) == (0.4, 100.0)
+    assert second.qty == pytest.approx(0.6)
+    assert second.price == pytest.approx(101.6667, abs=1e-4)
+    assert first.qty + second.qty == pytest.approx(1.0)
+    assert first.qty * first.price + second.qty * second.price == pytest.approx(1.0 * 101.0)
+    assert first.fee == pytest.approx(0.1)
+    assert first.fill_id != second.fill_id
+    assert new_fill(filled, filled.filled_qty, filled.filled_avg_price, 0.0, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("alpaca_status", "filled_qty", "expected", "reason"),
+    [
+        ("new", "0", OrderStatus.NEW, None),
+        ("accepted", "0", OrderStatus.ACCEPTED, None),
+        ("pending_new", "0", OrderStatus.ACCEPTED, "alpaca status pending_new"),
+        ("partially_filled", "0.4", OrderStatus.PARTIALLY_FILLED, None),
+        ("filled", "1", OrderStatus.FILLED, None),
+        ("canceled", "0", OrderStatus.CANCELED, None),
+        ("canceled", "0.4", OrderStatus.CANCELED, None),
+        ("expired", "0", OrderStatus.EXPIRED, None),
+        ("rejected", "0", OrderStatus.REJECTED, None),
+        ("replaced", "0", OrderStatus.CANCELED, "alpaca status replaced (by order "),
+        ("done_for_day", "0.4", OrderStatus.PARTIALLY_FILLED, "alpaca status done_for_day"),
+        ("done_for_day", "0", OrderStatus.ACCEPTED, "alpaca status done_for_day"),
+        ("pending_cancel", "0", OrderStatus.ACCEPTED, "alpaca status pending_cancel"),
+        ("pending_replace", "0.4", OrderStatus.PARTIALLY_FILLED, "alpaca status pending_replace"),
+        ("pending_review", "0", OrderStatus.ACCEPTED, "alpaca status pending_review"),
+        ("accepted_for_bidding", "0", OrderStatus.ACCEPTED, "alpaca status accepted_for_bidding"),
+        ("stopped", "0", OrderStatus.ACCEPTED, "alpaca status stopped"),
+        ("suspended", "0", OrderStatus.ACCEPTED, "alpaca status suspended"),
+        ("calculated", "1", OrderStatus.PARTIALLY_FILLED, "alpaca status calculated"),
+        ("held", "0", OrderStatus.ACCEPTED, "alpaca status held"),
+        ("some_future_status", "0", OrderStatus.ACCEPTED, "alpaca status some_future_status"),
+    ],
+)
+def test_alpaca_statuses_map_conservatively(
+    fake: FakeAlpaca,
+    broker: AlpacaBroker,
+    alpaca_status: str,
+    filled_qty: str,
+    expected: OrderStatus,
+    reason: str | None,
+) -> None:
+    replaced_by = "7a1f1b1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b" if alpaca_status == "replaced" else None
+    fake.put("order_accepted.json", "hydra-1", status=alpaca_status, filled_qty=filled_qty, replaced_by=replaced_by)
+
+    found = broker.order("hydra-1")
+
+    assert found is not None
+    assert found.status is expected
+    if reason is None:
+        assert found.status_reason is None
+    else:
+        assert found.status_reason is not None and found.status_reason.startswith(reason)
+    if replaced_by is not None:
+        assert replaced_by in str(found.status_reason)
+
+
+def test_an_unknown_client_order_id_is_none(httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    assert broker.order("hydra-never-sent") is None
+    assert httpserver.log[0][0].args["client_order_id"] == "hydra-never-sent"
+
+
+def test_open_orders_asks_for_every_open_order(httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.put("order_accepted.json")
+    fake.put("order_filled.json")
+    fake.put("order_partially_filled.json", "hydra-cascade-ETH-1", symbol="ETH/USD")
+
+    found = broker.open_orders()
+
+    request = httpserver.log[0][0]
+    assert request.args.to_dict() == {"status": "open", "limit": "500"}
+    assert {(o.client_order_id, o.symbol, o.status) for o in found} == {
+        ("hydra-momentum-SPY-20260302T1515", "SPY", OrderStatus.ACCEPTED),
+        ("hydra-cascade-ETH-1", "ETH/USD", OrderStatus.PARTIALLY_FILLED),
+    }
+
+
+# --- cancel ----------------------------------------------------------------------------------
+
+
+def test_cancel_of_a_working_order_deletes_it_at_alpaca(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    order = fake.put("order_accepted.json", "hydra-1")
+
+    broker.cancel("hydra-1")
+
+    assert ("DELETE", f"{ORDERS}/{order['id']}") in seen(httpserver)
+    found = broker.order("hydra-1")
+    assert found is not None and found.status is OrderStatus.CANCELED
+
+
+@pytest.mark.parametrize("alpaca_status", ["filled", "canceled", "pending_cancel"])
+def test_cancel_of_a_finished_or_cancelling_order_is_a_no_op(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, alpaca_status: str
+) -> None:
+    fake.put("order_filled.json", "hydra-1", status=alpaca_status)
+
+    broker.cancel("hydra-1")
+    broker.cancel("hydra-never-sent")
+
+    assert [method for method, _ in seen(httpserver)] == ["GET", "GET"]
+
+
+def test_cancel_losing_the_race_to_a_fill_is_a_no_op(
+    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    order = fake.put("order_partially_filled.json", "hydra-1")
+
+    def fill_first(request: Request) -> Response:
+        order.update(status="filled", filled_qty="1", filled_avg_price="101")
+        return fake.cancel(order["id"])
+
+    fake.script["DELETE", f"{ORDERS}/{order['id']}"].append(fill_first)
+
+    broker.cancel("hydra-1")
+
+    assert seen(httpserver) == [("GET", BY_CLIENT_ID), ("DELETE", f"{ORDERS}/{order['id']}"), ("GET", BY_CLIENT_ID)]
+    assert httpserver.log[1][1].status_code == 422
+
+
+def test_a_cancel_that_fails_is_a_broker_error(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    order = fake.put("order_accepted.json", "hydra-1")
+    fake.script["DELETE", f"{ORDERS}/{order['id']}"].append(lambda _: reply(payload("error_500.json"), 500))
+
+    with pytest.raises(BrokerError, match="HTTP 500"):
+        broker.cancel("hydra-1")
+
+
+# --- account, positions, clock, fees ---------------------------------------------------------
+
+
+def test_positions_map_crypto_back_to_the_order_form_with_signed_quantities(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    positions = {position.symbol: position for position in broker.positions()}
+
+    assert set(positions) == {"BTC/USD", "SPY", "TLT"}
+    btc, spy, tlt = positions["BTC/USD"], positions["SPY"], positions["TLT"]
+    assert (btc.qty, btc.avg_entry_price, btc.market_value) == (0.5, 64210.5, 32651.25)
+    assert (spy.qty, spy.avg_entry_price, spy.market_value) == (10.0, 512.34, 5146.1)
+    assert (tlt.qty, tlt.market_value) == (-7.0, -655.0)
+
+
+def test_crypto_positions_of_other_quotes_and_without_an_asset_class_are_mapped(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    template = fake.positions[0]
+    fake.positions = [
+        template | {"symbol": "ETHBTC"},
+        template | {"symbol": "SOLUSDT"},
+        {key: value for key, value in template.items() if key != "asset_class"} | {"symbol": "ETHUSD"},
+    ]
+
+    assert [position.symbol for position in broker.positions()] == ["ETH/BTC", "SOL/USDT", "ETH/USD"]
+
+
+def test_the_account_turns_alpacas_strings_into_numbers(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    account = broker.account()
+
+    assert (account.cash, account.equity, account.buying_power) == (93726.18, 100512.44, 187452.36)
+
+
+def test_the_clock_is_read_in_utc(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    assert broker.clock() == MarketClock(
+        timestamp=datetime(2026, 3, 2, 15, 15, 30, 123456, tzinfo=UTC),
+        is_open=True,
+        next_open=datetime(2026, 3, 3, 14, 30, tzinfo=UTC),
+        next_close=datetime(2026, 3, 2, 21, 0, tzinfo=UTC),
+    )
+
+
+def test_a_malformed_answer_is_a_broker_error(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.script["GET", "/v2/account"].append(lambda _: reply({"cash": "lots"}))
+    fake.script["GET", "/v2/clock"].append(lambda _: Response("<html>maintenance</html>", content_type="text/html"))
+
+    with pytest.raises(BrokerError, match="cash is not a number"):
+        broker.account()
+    with pytest.raises(BrokerError, match="JSONDecodeError"):
+        broker.clock()
+
+
+def test_fees_are_zero_on_equities_and_taker_bps_on_crypto(httpserver: HTTPServer) -> None:
+    assert make_broker(httpserver).fee("SPY", 10_000.0) == 0.0
+    assert make_broker(httpserver).fee("BTC/USD", 10_000.0) == pytest.approx(25.0)
+    assert make_broker(httpserver, crypto_fee_bps=15.0).fee("ETH/USD", -2_000.0) == pytest.approx(3.0)
+
+
+# --- construction and secrets ----------------------------------------------------------------
+
+
+def test_missing_keys_and_the_live_endpoint_are_refused() -> None:
+    with pytest.raises(ValueError, match="ALPACA_API_KEY"):
+        AlpacaBroker(API_KEY, "")
+    with pytest.raises(ValueError, match="paper only"):
+        AlpacaBroker(API_KEY, SECRET_KEY, "https://api.alpaca.markets/")
+
+
+def test_keys_never_appear_in_errors_logs_or_repr(
+    httpserver: HTTPServer, fake: FakeAlpaca, caplog: pytest.LogCaptureFixture
+) -> None:
+    def echo(status: int, code: int) -> Handler:
+        """An error body that quotes the request's headers, keys included."""
+        return lambda request: reply({"code": code, "message": f"echo {dict(request.headers)}"}, status)
+
+    broker = make_broker(httpserver)
+    fake.script["GET", "/v2/account"].append(echo(500, 50010000))
+    fake.script["GET", "/v2/positions"].append(echo(403, 40110000))
+    fake.script["POST", ORDERS].extend([echo(422, 40010001), echo(403, 40310000), echo(401, 40110000)])
+    fake.script["GET", "/v2/clock"].append(lambda request: reply({"is_open": str(dict(request.headers))}))
+    caught: list[BaseException] = []
+    calls: list[Callable[[], object]] = [
+        broker.account,
+        broker.positions,
+        lambda: broker.submit(an_order("hydra-a", "BTC/USD", qty=0.1)),
+        lambda: broker.submit(an_order("hydra-b", "BTC/USD", qty=0.1)),
+        lambda: broker.submit(an_order("hydra-c", "BTC/USD", qty=0.1)),
+        broker.clock,
+    ]
+    with caplog.at_level(logging.DEBUG):
+        for call in calls:
+            with pytest.raises(BrokerError) as error:
+                call()
+            caught.append(error.value)
+        with pytest.raises(BrokerError) as unreachable:
+            AlpacaBroker(API_KEY, SECRET_KEY, closed_port_url(), timeout_s=0.5, max_retries=0).account()
+        caught.append(unreachable.value)
+
+    assert [type(error) for error in caught] == [
+        AlpacaApiError,
+        AlpacaApiError,
+        OrderRefused,
+        OrderRefused,
+        AlpacaApiError,
+        BrokerError,
+        BrokerError,
+    ]
+    assert "***" in str(caught[0])
+    texts = ["".join(traceback.format_exception(error)) + repr(error) for error in caught]
+    texts += [caplog.text, repr(broker), str(broker)]
+    for text in texts:
+        assert API_KEY not in text
+        assert SECRET_KEY not in text
