@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from core.config import Mode
 from hydra.context import load_context, open_warehouse
-from hydra.jobs import default_sim_window, ingest_simulated
 from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settings
 from hydra.sources import FEEDS
 from warehouse import WarehouseError
@@ -78,24 +78,28 @@ def show_config() -> None:
 
 @app.command()
 def run() -> None:
-    """The main job. In sim mode: simulate and ingest a window of market data, then summarise it."""
+    """The main job. In sim mode: simulate markets, trade them through the full decision path, summarise."""
     loaded = settings()
-    start, end = default_sim_window(loaded)
+    if loaded.mode is not Mode.SIM:
+        fail(f"hydra run trades only in sim mode so far (mode is {loaded.mode.value}); paper trading is not wired", 2)
+    from hydra.simulation import run_simulation  # the strategies and the broker load only for commands that trade
+
     with clear_errors():
-        outcome = ingest_simulated(load_context(), start, end)
-    table = Table(title=f"simulated {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC (seed {loaded.sim.seed})")
-    table.add_column("feed")
-    table.add_column("table")
-    table.add_column("rows loaded", justify="right")
-    for result in outcome.results:
-        for name, count in result.rows_loaded.items():
-            table.add_row(result.run.feed, name, f"{count:,}")
-    console.print(table)
-    regimes = outcome.regimes.get_column("regime")
-    changes = int((regimes != regimes.shift(1)).sum()) - 1 if regimes.len() else 0
-    seen = ", ".join(dict.fromkeys(regimes.to_list()))
-    console.print(f"regimes seen: {seen} ({changes} changes)")
-    console.print(f"warehouse: {loaded.warehouse.path.resolve()}  (try: hydra status, hydra sql)")
+        outcome = run_simulation(load_context())
+    overview = outcome.overview
+    console.print(
+        f"run {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} simulated minutes, "
+        f"{outcome.trading_start:%Y-%m-%d %H:%M} .. {outcome.trading_end:%Y-%m-%d %H:%M} UTC "
+        f"(seed {loaded.sim.seed}, {loaded.sim.warmup_days:g} days of warm-up history)"
+    )
+    summary = Table(title="run")
+    summary.add_column("measure")
+    summary.add_column("value", justify="right")
+    for name, value in overview.items():
+        summary.add_row(name, _cell(round(value, 4) if isinstance(value, float) else value))
+    console.print(summary)
+    console.print(_rich_table(outcome.orders_by_strategy, title="orders by strategy"))
+    console.print(f"warehouse: {loaded.warehouse.path.resolve()}  (query it: hydra sql, hydra status)")
 
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]

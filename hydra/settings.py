@@ -41,8 +41,10 @@ class WarehouseConfig(Frozen):
 
 class SimConfig(Frozen):
     seed: int = 42
-    start: datetime = datetime(2026, 3, 2, tzinfo=UTC)
-    days: float = Field(default=3.0, gt=0)
+    start: datetime = Field(default=datetime(2026, 3, 2, tzinfo=UTC), description="the simulated history begins")
+    warmup_days: float = Field(default=7.0, ge=0, description="history before trading: the regime needs 5 sessions")
+    days: float = Field(default=2.0, gt=0, description="simulated days of trading after the warm-up")
+    cycle_minutes: int = Field(default=15, ge=1, description="simulated minutes between decision cycles")
     starting_cash: float = Field(default=100_000.0, gt=0)
     slippage_bps: float = Field(default=2.0, ge=0)
     fee_bps: float = Field(default=1.0, ge=0)

@@ -94,20 +94,26 @@ def test_a_lock_held_too_long_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_run_loads_a_simulated_window_and_twice_leaves_identical_counts() -> None:
-    env = {"HYDRA_SIM__DAYS": "1"}
+def test_run_trades_a_simulated_window_and_twice_leaves_the_feeds_identical() -> None:
+    # A short run: one day of history, six hours of trading, an hourly cycle.
+    env = {"HYDRA_SIM__WARMUP_DAYS": "1", "HYDRA_SIM__DAYS": "0.25", "HYDRA_SIM__CYCLE_MINUTES": "60"}
     first = hydra("run", env=env)
     assert first.returncode == 0, first.stderr
-    assert "regimes seen:" in first.stdout
-    exact = " UNION ALL ".join(
+    assert "orders by strategy" in first.stdout and "cycles" in first.stdout
+    feeds = " UNION ALL ".join(
         f"SELECT '{t}' AS t, count(*) AS n FROM {t}"
         for t in ("bars", "funding_rates", "open_interest", "economic_events", "ingestion_runs", "market_series")
     )
-    once = hydra("sql", exact, "--json").stdout
+    once = hydra("sql", feeds, "--json").stdout
     assert hydra("run", env=env).returncode == 0
-    twice = hydra("sql", exact, "--json").stdout
-    assert once == twice
+    assert hydra("sql", feeds, "--json").stdout == once  # the same simulated feeds, loaded again, add nothing
     counts = {row["t"]: row["n"] for row in json.loads(once)}
-    assert counts["bars"] > 19 * 390 and counts["funding_rates"] >= 3 * 2 and counts["ingestion_runs"] == 8
+    assert counts["bars"] > 19 * 390 and counts["ingestion_runs"] == 8
+    runs = json.loads(hydra("sql", "SELECT status, count(*) AS n FROM runs GROUP BY status", "--json").stdout)
+    assert runs == [{"status": "completed", "n": 2}]  # each trading run is its own run
     status = hydra("status")
     assert status.returncode == 0 and "last ingestion per feed" in status.stdout
+
+
+def test_run_refuses_a_mode_it_cannot_trade_yet() -> None:
+    one_line_error(hydra("run", env={"HYDRA_MODE": "paper"}), 2, "hydra run trades only in sim mode so far")

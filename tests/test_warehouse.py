@@ -99,6 +99,16 @@ SAMPLE_PARAMETERS = {
     "feed": "github",
     "series": "VIX",
     "minute_since": T0,
+    "run_id": "r",
+    "key": "engine",
+    "trade_id": "t",
+    "exit_ts": T0,
+    "exit_price": 1.0,
+    "exit_reason": "stop",
+    "pnl": -1.0,
+    "fees": 0.0,
+    "realized_r": -1.0,
+    "ts_ingested": T0,
     "day_since": T0,
 }
 

@@ -1,0 +1,319 @@
+"""Every decision of a cycle as rows of the warehouse's trading tables.
+
+The rows of one cycle (its regime, signals, abstentions, proposals, risk decisions, orders,
+fills, trades, positions, equity, weights, kill-switch events and the engine state the next
+cycle starts from) are written in one transaction, so a crash mid-record leaves either the
+whole cycle or none of it, and re-recording the same cycle rewrites the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from adapters.broker import BrokerOrder
+from core.book import Book
+from core.codec import encode
+from core.pipeline import CycleResult, EngineState
+from core.positions import ClosedTrade, ManagedPosition
+from core.risk import RiskEvent
+from core.types import Fill, Order
+from warehouse import Warehouse
+from warehouse.connection import in_transaction
+from warehouse.load import upsert_rows
+from warehouse.sqlfiles import read_sql
+
+TIMESTAMP = pl.Datetime("us", "UTC")
+ENGINE_STATE_KEY = "engine"
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """What happened in one cycle beyond the decision itself: the broker's side."""
+
+    result: CycleResult
+    book: Book  # after this cycle's fills, marked to the cycle's prices
+    state: EngineState  # what the next cycle starts from
+    orders: Mapping[str, BrokerOrder] = field(default_factory=dict)  # client id -> the broker's view
+    # Orders of earlier cycles whose state at the broker changed (filled, cancelled, expired).
+    order_updates: Sequence[tuple[Order, BrokerOrder]] = ()
+    refused: Mapping[str, str] = field(default_factory=dict)  # client id -> why it was not sent
+    fills: Sequence[Fill] = ()
+    opened: Sequence[ManagedPosition] = ()
+    closed: Sequence[ClosedTrade] = ()
+    risk_events: Sequence[RiskEvent] = ()
+    weight_updates: Sequence[Any] = ()
+    decision_ms: float | None = None
+    peak_equity: float | None = None
+
+
+def record_cycle(warehouse: Warehouse, run_id: str, record: CycleRecord, recorded_at: datetime) -> None:
+    tables = cycle_tables(run_id, record, recorded_at)
+    with warehouse.connect() as con, in_transaction(con):
+        for table, rows in tables.items():
+            upsert_rows(con, table, rows)
+        for trade in record.closed:
+            con.execute(
+                read_sql("record/close_trade"),
+                {
+                    "run_id": run_id,
+                    "trade_id": trade.position.trade_id,
+                    "exit_ts": trade.exit_ts,
+                    "exit_price": trade.exit_price,
+                    "exit_reason": trade.reason.value,
+                    "pnl": trade.pnl,
+                    "fees": trade.fees,
+                    "realized_r": trade.realized_r,
+                    "ts_ingested": recorded_at,
+                },
+            )
+
+
+def cycle_tables(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[str, pl.DataFrame]:
+    result = record.result
+    now = result.now
+    stamp = {"run_id": run_id, "ts_ingested": recorded_at}
+    regime = result.regime
+    decisions = {d.proposal.proposal_id: d for d in result.decisions}
+    ranked_ids = {r.proposal.proposal_id for r in result.ranked}
+    tables: dict[str, list[dict[str, Any]]] = {
+        "cycles": [
+            {
+                **stamp,
+                "ts_event": now,
+                "cycle_no": result.cycle_no,
+                "regime": regime.regime.value,
+                "regime_confidence": regime.confidence,
+                "observation_only": result.observation_only,
+                "trading_state": result.trading_state.value,
+                "n_signals": len(result.signals),
+                "n_proposals": len(result.ranked) + len(decisions.keys() - ranked_ids),
+                "n_approved": sum(d.approved for d in result.decisions),
+                "n_orders": len(result.orders),
+                "decision_ms": record.decision_ms,
+            }
+        ],
+        "regimes": [
+            {
+                **stamp,
+                "ts_event": now,
+                "regime": regime.regime.value,
+                "confidence": regime.confidence,
+                "probabilities": json.dumps({k.value: v for k, v in regime.probabilities.items()}),
+                "evaluated": regime.evaluated,
+                "changed": regime.changed,
+                "model_version": regime.model_version,
+            }
+        ],
+        "signals": [
+            {
+                **stamp,
+                "signal_id": s.signal_id,
+                "ts_event": now,
+                "strategy": s.strategy,
+                "symbol": s.symbol,
+                "score": s.score,
+                "confidence": s.confidence,
+                "reliability": result.reliability.get(s.strategy, 0.5),
+                "weight": _weight_of(result, s.signal_id),
+                "source": s.source,
+                "signal_ts": s.ts_event,
+                "half_life_s": s.half_life.total_seconds(),
+            }
+            for s in result.signals
+        ],
+        "strategy_abstentions": [
+            {**stamp, "ts_event": now, "strategy": strategy, "reason": reason}
+            for strategy, reason in result.abstentions.items()
+        ],
+        "proposals": [
+            {
+                **stamp,
+                "proposal_id": r.proposal.proposal_id,
+                "ts_event": now,
+                "strategy": r.proposal.strategy,
+                "symbol": r.proposal.symbol,
+                "side": r.proposal.side.value,
+                "entry": r.proposal.entry,
+                "stop": r.proposal.stop,
+                "target": r.proposal.target,
+                "reward_risk": r.proposal.reward_risk,
+                "horizon_s": r.proposal.horizon.total_seconds(),
+                "confidence": r.proposal.confidence,
+                "strategy_weight": r.strategy_weight,
+                "expected_value": r.expected_value,
+                "rank": r.rank,
+                "regime": regime.regime.value,
+                "signal_ids": list(r.proposal.signal_ids),
+            }
+            for r in result.ranked
+        ],
+        "risk_decisions": [
+            {
+                **stamp,
+                "proposal_id": d.proposal.proposal_id,
+                "ts_event": now,
+                "approved": d.approved,
+                "qty": d.qty,
+                "notional": d.notional,
+                "kelly_fraction": d.kelly_fraction,
+                "vol_scale": d.vol_scale,
+                "reasons": list(d.reasons),
+            }
+            for d in result.decisions
+        ],
+        "orders": [
+            *(_order_row(stamp, order, record.orders.get(order.client_order_id), record) for order in result.orders),
+            *(_order_row(stamp, order, view, record) for order, view in record.order_updates),
+        ],
+        "fills": [
+            {
+                **stamp,
+                "fill_id": f.fill_id,
+                "client_order_id": f.client_order_id,
+                "ts_event": f.ts_event,
+                "symbol": f.symbol,
+                "side": f.side.value,
+                "qty": f.qty,
+                "price": f.price,
+                "fee": f.fee,
+            }
+            for f in record.fills
+        ],
+        "trades": [_open_trade_row(stamp, p, regime.regime.value) for p in record.opened],
+        "positions": [
+            {
+                **stamp,
+                "ts_event": now,
+                "symbol": symbol,
+                "qty": holding.qty,
+                "avg_entry_price": holding.avg_price,
+                "market_price": record.book.last_price(symbol) or holding.avg_price,
+                "market_value": holding.qty * (record.book.last_price(symbol) or holding.avg_price),
+                "unrealized_pnl": record.book.unrealized_pnl(symbol),
+            }
+            for symbol, holding in sorted(record.book.holdings().items())
+            if holding.qty != 0
+        ],
+        "equity": [
+            {
+                **stamp,
+                "ts_event": now,
+                "cash": record.book.cash,
+                "positions_value": record.book.positions_value,
+                "equity": record.book.equity,
+                "gross_exposure": record.book.gross_exposure,
+                "daily_pnl": record.state.risk.daily_pnl(record.book.equity) if record.state.risk else 0.0,
+                "drawdown": record.state.risk.drawdown(record.book.equity) if record.state.risk else 0.0,
+            }
+        ],
+        "strategy_weights": [
+            {
+                **stamp,
+                "ts_event": u.ts_event,
+                "strategy": u.strategy,
+                "weight": u.weight,
+                "win_rate": u.win_rate,
+                "avg_rr": u.avg_rr,
+                "n_trades": u.n_trades,
+            }
+            for u in record.weight_updates
+        ],
+        "kill_switch_events": [
+            {
+                **stamp,
+                "ts_event": e.ts_event,
+                "event": str(e.event),
+                "reason": e.reason,
+                "equity": e.equity,
+                "daily_pnl": e.daily_pnl,
+                "until_ts": e.until_ts,
+            }
+            for e in (*result.risk_events, *record.risk_events)
+        ],
+        "engine_state": [
+            {
+                "run_id": run_id,
+                "key": ENGINE_STATE_KEY,
+                "value": json.dumps(encode(record.state)),
+                "ts_updated": now,
+            }
+        ],
+    }
+    return {name: _frame(rows) for name, rows in tables.items() if rows}
+
+
+def _weight_of(result: CycleResult, signal_id: str) -> float:
+    for view in result.aggregated:
+        for contributor, weight in zip(view.signal_ids, view.weights, strict=True):
+            if contributor == signal_id:
+                return weight
+    return 0.0  # dropped by aggregation: too stale or too unreliable to count
+
+
+def _order_row(stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None, record: CycleRecord) -> dict[str, Any]:
+    refused = record.refused.get(order.client_order_id)
+    return {
+        **stamp,
+        "client_order_id": order.client_order_id,
+        "ts_event": order.ts_event,
+        "proposal_id": order.proposal_id,
+        "trade_id": order.trade_id,
+        "strategy": order.strategy,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "intent": order.intent,
+        "order_type": order.order_type,
+        "time_in_force": seen.time_in_force if seen else "day",
+        "qty": order.qty,
+        "notional": None,
+        "limit_price": order.limit_price,
+        "stop_price": None,
+        "decision_price": order.decision_price,
+        "broker_order_id": seen.broker_order_id if seen else None,
+        "status": "refused" if refused else (seen.status.value if seen else "pending"),
+        "status_reason": refused or (seen.status_reason if seen else order.reason or None),
+        "filled_qty": seen.filled_qty if seen else 0.0,
+        "filled_avg_price": seen.filled_avg_price if seen else None,
+        "submitted_at": seen.submitted_at if seen else None,
+        "updated_at": seen.updated_at if seen else None,
+    }
+
+
+def _open_trade_row(stamp: Mapping[str, Any], position: ManagedPosition, regime: str) -> dict[str, Any]:
+    return {
+        **stamp,
+        "trade_id": position.trade_id,
+        "strategy": position.strategy,
+        "symbol": position.symbol,
+        "side": "long" if position.side.sign > 0 else "short",
+        "qty": position.qty,
+        "entry_ts": position.opened_at,
+        "entry_price": position.entry,
+        "stop": position.stop,
+        "target": position.target,
+        "trail_pct": position.trail_pct,
+        "planned_rr": abs(position.target - position.entry) / position.risk_per_unit,
+        "regime_at_entry": regime,
+        "exit_ts": None,
+        "exit_price": None,
+        "exit_reason": None,
+        "pnl": None,
+        "fees": 0.0,
+        "realized_r": None,
+        "status": "open",
+    }
+
+
+# Columns whose type cannot be inferred when every row of a batch holds an empty list.
+LIST_COLUMNS = {"signal_ids": pl.List(pl.Utf8), "reasons": pl.List(pl.Utf8)}
+
+
+def _frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    frame = pl.DataFrame(list(rows), infer_schema_length=None)
+    return frame.with_columns(pl.col(name).cast(kind) for name, kind in LIST_COLUMNS.items() if name in frame.columns)

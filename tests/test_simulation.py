@@ -1,0 +1,42 @@
+"""`hydra run` in sim mode, end to end: simulated feeds -> warehouse -> decisions -> simulated broker -> records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hydra.context import load_context
+from hydra.simulation import run_simulation
+from warehouse.sqlfiles import read_sql
+
+
+@pytest.mark.slow
+def test_two_simulated_days_trade_several_strategies_within_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYDRA_SIM__DAYS", "2")
+    monkeypatch.setenv("HYDRA_SIM__CYCLE_MINUTES", "15")
+    context = load_context()
+    outcome = run_simulation(context)
+    limits = context.settings.risk.limits
+    with duckdb.connect(str(Path("data/hydra.duckdb")), read_only=True) as con:
+
+        def rows(sql: str, **params: object) -> list[tuple[object, ...]]:
+            return con.execute(sql, {"run_id": outcome.run_id, **params}).fetchall()
+
+        strategies_with_orders = rows("SELECT DISTINCT strategy FROM orders WHERE run_id = $run_id")
+        assert len(strategies_with_orders) >= 3, strategies_with_orders
+        assert rows("SELECT count(*) FROM regimes WHERE run_id = $run_id AND changed AND evaluated")[0][0] >= 2
+        assert rows(read_sql("checks/approvals_over_limits"), max_position=limits.max_position) == []
+        assert rows(read_sql("checks/trades_per_day_over_limit"), max_trades_per_day=limits.max_trades_per_day) == []
+        filled = rows("SELECT count(*) FROM orders WHERE run_id = $run_id AND status = 'filled'")[0][0]
+        fills = rows("SELECT count(DISTINCT client_order_id) FROM fills WHERE run_id = $run_id")[0][0]
+        assert filled > 0 and fills >= filled
+        # Every cycle recorded, each exactly once, with the state the next one started from.
+        assert rows("SELECT count(*), count(DISTINCT ts_event) FROM cycles WHERE run_id = $run_id")[0] == (
+            outcome.cycles,
+            outcome.cycles,
+        )
+        assert rows("SELECT count(*) FROM engine_state WHERE run_id = $run_id")[0][0] == 1
+        assert rows("SELECT status FROM runs WHERE run_id = $run_id") == [("completed",)]
+    assert outcome.overview["closed_trades"] > 0
