@@ -59,17 +59,18 @@ so the first three (business) days hold at least one of every episode)
     premium (about 0.8%) falls 1.5-2.5 points between the AM fixing (10:15 Beijing) and the
     PM fixing and recovers over the next 22-30 h, through the next day's fixings, while GLD
     rallies 3-5% (SLV x1.8, GDX x1.6) in that day's session. After the close, 16:15-17:45
-    ET, a CME margin hike: GC maintenance +8-20% and SI 1-1.4x that, effective the next
-    business day; over the next two sessions GLD falls 3-5%, SLV 1.8x and GDX 1.6x as much.
-    A cut back to 100-110% of base follows on a business day when GC stands 35% above
-    base, keeping margins bounded.
-    AI-lab release, every 10th business day at 14:00-21:00 UTC: a minor (80%) or major
-    version of a lab repository; LZ falls 10-16% over the next two sessions (counted from
-    the release) and regains 60% of it over sessions 3-10; CRM, ADBE (5-8%), SHOP (x1.3),
-    WDAY (x0.8) and IGV (x0.5) dip over sessions 1-2 and regain 110% (WDAY 90%, IGV 100%)
-    over sessions 3-10; 6-10 headlines within 6 h name the lab and the tickers (the first
-    one LZ), and the repository gains 2-5% more stars over four days. Patch releases come at random, each
-    repository on 30% of days, with no market effect; routine headlines 2-5 a day.
+    ET, a CME margin hike: GC maintenance +8-20% and SI 1-1.4x that (change_pct is in
+    percent), effective the next business day; over the next two sessions GLD falls 3-5%,
+    SLV 1.8x and GDX 1.6x as much. A cut back to 100-110% of base follows on a business day
+    when GC stands 35% above base, keeping margins bounded.
+    AI-lab release, every 10th business day (first on business day 1-3) at 14:00-21:00 UTC:
+    a minor (80%) or major version of a lab repository; LZ falls 10-16% over the next two
+    sessions (counted from the release) and regains 60% of it over sessions 3-10; CRM, ADBE
+    (5-8%), SHOP (x1.3), WDAY (x0.8) and IGV (x0.5) dip over sessions 1-2 and regain 110%
+    (WDAY 90%, IGV 100%) over sessions 3-10; 6-10 headlines within 6 h name the lab and the
+    tickers (the first one LZ), and the repository gains 2-5% more stars over four days.
+    Patch releases come at random, each repository on 30% of days, with no market effect;
+    routine headlines 2-5 a day. A tag ends in ".0" exactly when the release is a launch.
     VIX and the high-yield spread, one value per weekday at the 16:00 ET close, move toward
     the regime target of the day's most stressed hours (VIX 14 in TRENDING_UP to 42 in
     CRASH, the spread 3.0 to 6.0), so both rise with HIGH_VOL and CRASH.
@@ -297,7 +298,7 @@ GRAMS_PER_TROY_OUNCE = 31.1034768
 
 # --- episodes ------------------------------------------------------------------------------
 
-# Cadences are counted from the epoch with a seeded offset below 3, so the first three
+# Cadences are counted from the epoch with a small seeded offset, so the first three
 # (business) days always hold one of each. Metals episodes come weekly and AI releases
 # fortnightly so that one episode's aftermath is over before the next begins.
 FUNDING_CADENCE_DAYS = 2
@@ -419,7 +420,8 @@ class _VolBump:
 
 @dataclass(frozen=True)
 class _Curve:
-    """A piecewise-linear overlay, zero outside its knots (minutes from the origin)."""
+    """A piecewise-linear overlay, zero outside its knots (minutes from the origin); for
+    funding and open interest `column` counts the crypto assets only."""
 
     column: int
     knots: tuple[int, ...]
@@ -601,14 +603,14 @@ class MarketSimulator:
         frames = {}
         for table, schema in TABLE_SCHEMAS.items():
             parts = [tables[table] for tables in days]
-            frames[table] = _cut(pl.concat(parts) if parts else pl.DataFrame(schema=schema), low, high)
+            frames[table] = _cut(parts, schema, low, high)
         return frames
 
     def regime_path(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The regime in force each minute of [start, end): the ground truth for detection."""
         first, last, low, high = self._window(start, end)
         parts = [self._day(day).regimes for day in range(first, last + 1)]
-        return _cut(pl.concat(parts) if parts else pl.DataFrame(schema=REGIME_SCHEMA), low, high)
+        return _cut(parts, REGIME_SCHEMA, low, high)
 
     def economic_calendar(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The economic_events rows of [start, end), without simulating prices.
@@ -618,8 +620,7 @@ class MarketSimulator:
         """
         first, last, low, high = self._window(start, end)
         parts = [self._economic_events(day) for day in range(first, last + 1)]
-        schema = TABLE_SCHEMAS["economic_events"]
-        return _cut(pl.concat(parts) if parts else pl.DataFrame(schema=schema), low, high)
+        return _cut(parts, TABLE_SCHEMAS["economic_events"], low, high)
 
     # --- days and windows --------------------------------------------------------------------
 
@@ -952,7 +953,7 @@ class MarketSimulator:
 
         regimes = pl.DataFrame(
             [
-                _column(ts, TIMESTAMP).alias("ts_event"),
+                _series(ts, TIMESTAMP).alias("ts_event"),
                 pl.Series("regime", np.array(REGIMES)[codes], dtype=pl.String()),
             ]
         )
@@ -1056,7 +1057,9 @@ class MarketSimulator:
         vwap = np.clip((high + low + close) / 3, low, high)
 
         minute = np.arange(MINUTES_PER_DAY)
-        crypto_profile = 1 + 0.3 * np.sin(2 * np.pi * (minute - 840) / MINUTES_PER_DAY)
+        # Crypto trades most while the US is awake (peak 16:00 UTC); equities trade most
+        # just after the open and just before the close.
+        crypto_profile = 1 + 0.3 * np.sin(2 * np.pi * (minute - 600) / MINUTES_PER_DAY)
         equity_profile = np.ones(MINUTES_PER_DAY)
         if path.session_start is not None:
             into = np.clip(minute - path.session_start, 0, SESSION_MINUTES - 1)
@@ -1436,7 +1439,7 @@ def _micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * MICROS_PER_SECOND + delta.microseconds
 
 
-def _column(values: Any, dtype: pl.DataType) -> pl.Series:
+def _series(values: Any, dtype: pl.DataType) -> pl.Series:
     if dtype == TIMESTAMP:
         return pl.Series(np.asarray(values, dtype=np.int64)).cast(TIMESTAMP)
     return pl.Series(values=values, dtype=dtype)
@@ -1455,9 +1458,25 @@ def _frame(table: str, height: int, **columns: Any) -> pl.DataFrame:
         elif isinstance(value, pl.Series):
             series.append(value.cast(dtype).alias(name))
         else:
-            series.append(_column(value, dtype).alias(name))
+            series.append(_series(value, dtype).alias(name))
     return pl.DataFrame(series)
 
 
-def _cut(frame: pl.DataFrame, low: datetime, high: datetime) -> pl.DataFrame:
-    return frame.filter((pl.col("ts_event") >= low) & (pl.col("ts_event") < high))
+def _cut(days: list[pl.DataFrame], schema: dict[str, pl.DataType], low: datetime, high: datetime) -> pl.DataFrame:
+    """The rows of consecutive days' frames with low <= ts_event < high.
+
+    Each day's rows are sorted by ts_event, so only the first and last day need cutting,
+    by binary search: a one-minute window out of a cached day costs microseconds.
+    """
+    if not days:
+        return pl.DataFrame(schema=schema)
+    parts = list(days)
+    parts[0] = parts[0].slice(_position(parts[0], low))
+    parts[-1] = parts[-1].slice(0, _position(parts[-1], high))
+    return pl.concat(parts)
+
+
+def _position(frame: pl.DataFrame, moment: datetime) -> int:
+    """How many rows have ts_event before `moment`; searched on the raw microseconds,
+    which is far cheaper than a polars expression per call."""
+    return int(np.searchsorted(frame["ts_event"].to_physical().to_numpy(), _micros(moment), side="left"))

@@ -127,6 +127,14 @@ def test_uneven_chunks_equal_one_call() -> None:
     assert_frame_equal(pl.concat(regimes), MarketSimulator(seed=SEED, epoch=EPOCH).regime_path(start, end))
 
 
+def test_a_day_deep_in_history_is_the_same_reached_directly(long_frames: dict[str, pl.DataFrame]) -> None:
+    day = EPOCH + timedelta(days=40)
+    direct = MarketSimulator(seed=SEED, epoch=EPOCH).generate(day, day + timedelta(days=1))
+    for table, frame in direct.items():
+        within = long_frames[table].filter(pl.col("ts_event").is_between(day, day + timedelta(days=1), closed="left"))
+        assert_frame_equal(frame, within)
+
+
 def test_asset_paths_do_not_depend_on_the_rest_of_the_watchlist(frames: dict[str, pl.DataFrame]) -> None:
     small = MarketSimulator(seed=SEED, epoch=EPOCH, watchlist=("SPY", "BTC/USD", "NVDA", "SOL/USD"))
     small_frames = small.generate(EPOCH, DEFAULT_END)
