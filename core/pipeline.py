@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
-import polars as pl
 
 from core.adaptation import (
     StrategyPerformance,
@@ -58,7 +57,7 @@ from core.ranking import RankedProposal, rank_proposals
 from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, RegimeModel, estimate_regime
 from core.risk import RiskEvent, RiskManager, RiskState
 from core.signals import AggregatedSignal, Modifier, aggregate_signals
-from core.snapshot import MarketSnapshot
+from core.snapshot import BarArrays, IntArray, MarketSnapshot, from_micros
 from core.strategy import ExposureAdvice, Strategy, StrategyContext, StrategyOutput, missing_inputs
 from core.types import Fill, Order, RegimeReading, RiskDecision, Signal, TradeProposal, TradingState
 
@@ -294,7 +293,7 @@ class _Market:
     last_prices: dict[str, float]
     last_bars: dict[str, Bar]
     daily_volatility: dict[str, float]
-    reference: pl.DataFrame
+    reference: dict[str, BarArrays]  # the regime's history: closed bars of the index and its gauges
 
     @classmethod
     def of(cls, snapshot: MarketSnapshot, now: datetime) -> _Market:
@@ -302,56 +301,54 @@ class _Market:
         last_bars: dict[str, Bar] = {}
         daily: dict[str, float] = {}
         for symbol in snapshot.bar_symbols():
-            bars = _closed_bars(snapshot, symbol, now).tail(VOLATILITY_BARS + 1)
-            if bars.is_empty():
+            bars = _closed_bars(snapshot, symbol, now)
+            if not bars.size:
                 continue
-            last = bars.row(-1, named=True)
-            last_prices[symbol] = float(last["close"])
-            last_bars[symbol] = Bar(ts=last["ts_event"] + BAR, high=last["high"], low=last["low"], close=last["close"])
-            closes = bars.get_column("close").to_numpy()
+            close = float(bars.close[-1])
+            last_prices[symbol] = close
+            ts = from_micros(int(bars.ts[-1])) + BAR
+            last_bars[symbol] = Bar(ts=ts, high=float(bars.high[-1]), low=float(bars.low[-1]), close=close)
+            closes = bars.tail(VOLATILITY_BARS + 1).close
             if closes.size > 2:
                 sigma = float(np.diff(np.log(closes)).std(ddof=1))
                 if math.isfinite(sigma) and sigma > 0:
                     daily[symbol] = sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
-        reference = pl.concat(
-            [
-                _closed_bars(snapshot, symbol, now).tail(REGIME_HISTORY_BARS)
-                for symbol in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
-            ],
-            how="diagonal_relaxed",
-        )
+        reference = {
+            symbol: _closed_bars(snapshot, symbol, now).tail(REGIME_HISTORY_BARS)
+            for symbol in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
+        }
         return cls(now, last_prices, last_bars, daily, reference)
 
     def regime_features(self) -> FloatArray:
-        """Regime features of the reference index, with the fear and credit gauges aligned to its bars."""
-        if self.reference.is_empty():
+        """Regime features of the reference index, with the fear and credit gauges aligned to its bars.
+
+        The rows are the newest REGIME_HISTORY_BARS bar times of the three series together,
+        kept where the index traded; a gauge without a bar at such a time is NaN there.
+        """
+        index, fear, credit = (self.reference[s] for s in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL))
+        if not index.size:
             return NO_FEATURES
-        wide = (
-            self.reference.pivot(on="symbol", index="ts_event", values="close")
-            .sort("ts_event")
-            .tail(REGIME_HISTORY_BARS)
-        )
-        if REFERENCE_SYMBOL not in wide.columns:
-            return NO_FEATURES
-        wide = wide.filter(pl.col(REFERENCE_SYMBOL).is_not_null())
-        columns = {
-            name: wide.get_column(name).fill_null(float("nan")).to_numpy().astype(np.float64)
-            for name in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
-            if name in wide.columns
-        }
+        times = np.union1d(np.union1d(index.ts, fear.ts), credit.ts)[-REGIME_HISTORY_BARS:]
+        rows = index.ts >= times[0]
+        aligned = index.ts[rows]
         series = MarketSeries(
-            close=columns[REFERENCE_SYMBOL], fear=columns.get(FEAR_SYMBOL), credit=columns.get(CREDIT_SYMBOL)
+            close=index.close[rows],
+            fear=_aligned(fear, aligned) if fear.size else None,
+            credit=_aligned(credit, aligned) if credit.size else None,
         )
         return compute_features(series)
 
 
-def _closed_bars(snapshot: MarketSnapshot, symbol: str, now: datetime) -> pl.DataFrame:
-    """Bars closed by `now` (a 1Min bar opened at t closes at t + 1 minute); bars are sorted, so a search is enough."""
-    bars = snapshot.bars(symbol)
-    if bars.is_empty():
-        return bars
-    cutoff = bars.get_column("ts_event").search_sorted(now - BAR, side="right")
-    return bars.head(int(cutoff))
+def _closed_bars(snapshot: MarketSnapshot, symbol: str, now: datetime) -> BarArrays:
+    """Bars closed by `now` (a 1Min bar opened at t closes at t + 1 minute)."""
+    return snapshot.bar_arrays(symbol).until(now - BAR)
+
+
+def _aligned(gauge: BarArrays, times: IntArray) -> FloatArray:
+    """The gauge's closes at `times` (sorted), NaN where it has no bar."""
+    position = np.minimum(np.searchsorted(gauge.ts, times), gauge.size - 1)
+    found = gauge.ts[position] == times
+    return np.where(found, gauge.close[position], np.nan)
 
 
 def _evaluate(

@@ -60,16 +60,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from core.config import AiDisruptionParams
-from core.snapshot import MarketSnapshot
+from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros, micros_of
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import bracket, resample_closes
+from strategies.common import bracket, columns, resample
 
 NAME = "ai_disruption"
 DEFAULTS = AiDisruptionParams()
@@ -79,6 +80,8 @@ VOLATILITY_LOOKBACK = timedelta(days=10)
 # Below this many hourly returns a volatility estimate is noise: the widest stop is used.
 MIN_VOLATILITY_RETURNS = 10
 SESSIONS_PER_WEEK = 5
+HOUR = timedelta(hours=1)
+DAY_MICROS = timedelta(days=1) // MICROSECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,63 +121,70 @@ def last_release(releases: pl.DataFrame, params: AiDisruptionParams, now: dateti
     if releases.is_empty():
         return None
     since = now - timedelta(days=params.release_lookback_days)
-    recent = releases.filter(
-        (pl.col("ts_event") <= now) & (pl.col("ts_event") > since) & ~pl.col("draft") & ~pl.col("prerelease")
-    ).sort(["ts_event", "repo", "release_id"], descending=True)
-    for row in recent.iter_rows(named=True):
-        lab = lab_of(row["repo"], params.lab_owners)
-        if lab in params.labs and is_significant_tag(row["tag_name"]):
-            return Release(repo=row["repo"], lab=lab, tag=row["tag_name"], at=row["ts_event"])
+    table = columns(releases, ("repo", "release_id", "tag_name", "draft", "prerelease", "ts_event"))
+    ts, repo, release_id, tag = table["ts_event"], table["repo"], table["release_id"], table["tag_name"]
+    recent = np.flatnonzero((ts <= micros(now)) & (ts > micros(since)) & ~table["draft"] & ~table["prerelease"])
+    for row in sorted(recent.tolist(), key=lambda i: (ts[i], repo[i], release_id[i]), reverse=True):
+        lab = lab_of(repo[row], params.lab_owners)
+        if lab in params.labs and is_significant_tag(tag[row]):
+            return Release(repo=repo[row], lab=lab, tag=tag[row], at=from_micros(int(ts[row])))
     return None
 
 
 def sessions_since(gauge: pl.DataFrame, at: datetime) -> int:
     """How many sessions (UTC dates with gauge bars) have traded at or after `at`."""
-    after = gauge.filter(pl.col("ts_event") >= at)
-    return 0 if after.is_empty() else after.get_column("ts_event").dt.date().n_unique()
+    return _sessions_since(BarArrays.of(gauge).ts, at)
+
+
+def _sessions_since(ts: IntArray, at: datetime) -> int:
+    return int(np.unique(ts[ts >= micros(at)] // DAY_MICROS).size)
 
 
 def _poisson_z(recent: float, expected: float) -> float:
     return (recent - expected) / math.sqrt(max(expected, 1.0))
 
 
-def _lab_expr(owners: Iterable[tuple[str, str]]) -> pl.Expr:
-    return pl.col("repo").str.split("/").list.first().replace(dict(owners))
+def _of_lab(repos: NDArray[Any], lab: str, owners: Iterable[tuple[str, str]]) -> NDArray[np.bool_]:
+    """Which of the repositories are the lab's (each distinct name mapped once)."""
+    names, inverse = np.unique(repos, return_inverse=True)
+    return np.array([lab_of(name, owners) == lab for name in names], dtype=np.bool_)[inverse]
 
 
-def _oldest(frame: pl.DataFrame) -> datetime | None:
-    oldest: datetime | None = frame.get_column("ts_event").min() if frame.height else None  # type: ignore[assignment]
-    return oldest
+def _oldest(ts: IntArray) -> datetime | None:
+    return from_micros(int(ts.min())) if ts.size else None
 
 
 def _count_z(
-    events: pl.Series, history_start: datetime | None, start: datetime, end: datetime, baseline: timedelta
+    events: IntArray, history_start: datetime | None, start: datetime, end: datetime, baseline: timedelta
 ) -> float:
-    recent = int(((events >= start) & (events <= end)).sum())
+    recent = int(((events >= micros(start)) & (events <= micros(end))).sum())
     base_start = start - baseline if history_start is None else max(start - baseline, history_start)
     if base_start >= start:
         return _poisson_z(recent, 0.0)
-    base = int(((events >= base_start) & (events < start)).sum())
+    base = int(((events >= micros(base_start)) & (events < micros(start))).sum())
     return _poisson_z(recent, base * ((end - start) / (start - base_start)))
 
 
 def _stars_z(
-    stats: pl.DataFrame, repos: list[str], release_at: datetime, end: datetime, baseline: timedelta
+    stats: Mapping[str, NDArray[Any]], repos: list[str], release_at: datetime, end: datetime, baseline: timedelta
 ) -> float | None:
     gained = 0.0
     expected = 0.0
     measured = False
     for repo in repos:
-        rows = stats.filter((pl.col("repo") == repo) & (pl.col("ts_event") <= end)).sort("ts_event")
-        before = rows.filter(pl.col("ts_event") <= release_at)
-        during = rows.filter(pl.col("ts_event") > release_at)
-        first = before.filter(pl.col("ts_event") >= release_at - baseline)
-        if before.is_empty() or during.is_empty() or first.height < 2:
+        rows = np.flatnonzero((stats["repo"] == repo) & (stats["ts_event"] <= micros(end)))
+        rows = rows[np.argsort(stats["ts_event"][rows], kind="stable")]
+        ts, stars = stats["ts_event"][rows], stats["stars"][rows]
+        # Rows [0, before) are at or before the release, [first, before) also inside the baseline.
+        before = int(np.searchsorted(ts, micros(release_at), side="right"))
+        first = int(np.searchsorted(ts, micros(release_at - baseline), side="left"))
+        if before == 0 or before == ts.size or before - first < 2:
             continue
-        t_first, s_first = first.row(0, named=True)["ts_event"], float(first.row(0, named=True)["stars"])
-        t_ref, s_ref = before.row(-1, named=True)["ts_event"], float(before.row(-1, named=True)["stars"])
-        t_end, s_end = during.row(-1, named=True)["ts_event"], float(during.row(-1, named=True)["stars"])
+        t_first, s_first = int(ts[first]), float(stars[first])
+        t_ref, s_ref = int(ts[before - 1]), float(stars[before - 1])
+        t_end, s_end = int(ts[-1]), float(stars[-1])
         gained += s_end - s_ref
+        # A ratio of whole microseconds, as timedelta / timedelta computes it.
         expected += (s_ref - s_first) * ((t_end - t_ref) / (t_ref - t_first))
         measured = True
     return _poisson_z(gained, expected) if measured else None
@@ -193,35 +203,41 @@ def narrative_velocity(
     end = min(now, release.at + timedelta(hours=params.velocity_window_hours))
     baseline = timedelta(days=params.velocity_baseline_days)
 
-    of_lab = _lab_expr(params.lab_owners) == release.lab
-
-    known_releases = releases.filter(pl.col("ts_event") <= now)
+    published = columns(releases, ("repo", "ts_event"))
+    known = published["ts_event"] <= micros(now)
+    of_lab = _of_lab(published["repo"], release.lab, params.lab_owners)
     releases_z = _count_z(
-        known_releases.filter(of_lab).get_column("ts_event"), _oldest(known_releases), release.at, end, baseline
+        published["ts_event"][known & of_lab], _oldest(published["ts_event"][known]), release.at, end, baseline
     )
 
-    known_headlines = headlines.filter(pl.col("ts_event") <= now)
-    about = known_headlines.filter(
+    # The list columns stay in polars, in one pass however many headlines the feeds hold: an
+    # intersection with the tickers, where a per-element list.eval costs several times more.
+    wanted = pl.lit(pl.Series([list(tickers)], dtype=pl.List(pl.String)))
+    about = headlines.select(
         pl.col("matched_labs").list.contains(release.lab)
-        | pl.col("matched_tickers").list.eval(pl.element().is_in(list(tickers))).list.any()
-    )
-    headlines_z = _count_z(about.get_column("ts_event"), _oldest(known_headlines), release.at, end, baseline)
+        | (pl.col("matched_tickers").list.set_intersection(wanted).list.len() > 0)
+    ).to_series()
+    news = micros_of(headlines.get_column("ts_event"))
+    known = news <= micros(now)
+    headlines_z = _count_z(news[known & about.to_numpy()], _oldest(news[known]), release.at, end, baseline)
 
-    lab_repos = sorted(set(repo_stats.filter(of_lab).get_column("repo").to_list())) if repo_stats.height else []
-    stars_z = _stars_z(repo_stats, lab_repos, release.at, end, baseline)
+    stats = columns(repo_stats, ("repo", "ts_event", "stars"))
+    lab_repos = sorted(set(stats["repo"][_of_lab(stats["repo"], release.lab, params.lab_owners)].tolist()))
+    stars_z = _stars_z(stats, lab_repos, release.at, end, baseline)
     return NarrativeVelocity(releases_z, headlines_z, stars_z, params.velocity_z_scale)
 
 
-def _bars_until(snapshot: MarketSnapshot, symbol: str, now: datetime) -> pl.DataFrame:
-    return snapshot.bars(symbol).filter(pl.col("ts_event") <= now)
+def _bars_until(snapshot: MarketSnapshot, symbol: str, now: datetime) -> BarArrays:
+    return snapshot.bar_arrays(symbol).until(now)
 
 
-def _close(bars: pl.DataFrame, *, before: datetime | None = None, at_or_before: datetime | None = None) -> float | None:
+def _close(bars: BarArrays, *, before: datetime | None = None, at_or_before: datetime | None = None) -> float | None:
+    known = bars.size
     if before is not None:
-        bars = bars.filter(pl.col("ts_event") < before)
+        known = min(known, bars.count_before(before))
     if at_or_before is not None:
-        bars = bars.filter(pl.col("ts_event") <= at_or_before)
-    return None if bars.is_empty() else float(bars.get_column("close")[-1])
+        known = min(known, bars.count_until(at_or_before))
+    return None if known == 0 else float(bars.close[known - 1])
 
 
 def macro_weakness(snapshot: MarketSnapshot, now: datetime, params: AiDisruptionParams) -> float:
@@ -232,20 +248,20 @@ def macro_weakness(snapshot: MarketSnapshot, now: datetime, params: AiDisruption
         series = _bars_until(snapshot, symbol, now)
         then, last = _close(series, at_or_before=start), _close(series)
         confirmations += then is not None and last is not None and last < then
-    credit = _bars_until(snapshot, "HYG", now).filter(pl.col("ts_event") >= start)
-    if not credit.is_empty():
-        closes = credit.get_column("close").to_numpy()
+    credit = _bars_until(snapshot, "HYG", now)
+    closes = credit.close[credit.count_before(start) :]
+    if closes.size:
         confirmations += float(closes[-1]) / float(closes.max()) - 1.0 <= -params.hyg_drawdown
     return confirmations / 3
 
 
-def daily_volatility(bars: pl.DataFrame, now: datetime) -> float | None:
+def daily_volatility(bars: BarArrays, now: datetime) -> float | None:
     """Std of hourly log returns over the lookback, scaled by the hourly returns a day holds."""
-    hourly = resample_closes(bars.filter(pl.col("ts_event") > now - VOLATILITY_LOOKBACK), "1h")
-    if hourly.height <= MIN_VOLATILITY_RETURNS:
+    hourly = resample(bars.rows(bars.count_until(now - VOLATILITY_LOOKBACK), bars.size), HOUR)
+    if hourly.size <= MIN_VOLATILITY_RETURNS:
         return None
-    returns = np.diff(np.log(hourly.get_column("close").to_numpy().astype(np.float64)))
-    days = hourly.get_column("ts_event").dt.date().n_unique()
+    returns = np.diff(np.log(hourly.close))
+    days = np.unique(hourly.ts // DAY_MICROS).size
     return float(returns.std(ddof=1) * math.sqrt(returns.size / days))
 
 
@@ -278,13 +294,13 @@ class AiDisruptionShock:
         params: AiDisruptionParams = context.params
         snapshot, now = context.snapshot, context.now
         gauge = _bars_until(snapshot, params.sector_gauge, now)
-        if gauge.is_empty():
+        if not gauge.size:
             return StrategyOutput.abstain(f"input bars has no {params.sector_gauge} (the sector gauge)")
         releases = snapshot.table("github_releases")
         release = last_release(releases, params, now)
         if release is None:
             return StrategyOutput()
-        session = sessions_since(gauge, release.at)
+        session = _sessions_since(gauge.ts, release.at)
         short_phase = params.short_days[0] <= session <= params.short_days[1]
         dip_phase = params.dip_days[0] <= session <= params.dip_days[1]
         if not (short_phase or dip_phase):
@@ -386,13 +402,12 @@ class AiDisruptionShock:
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals))
 
     @staticmethod
-    def _tradable(series: pl.DataFrame, now: datetime, params: AiDisruptionParams) -> bool:
+    def _tradable(series: BarArrays, now: datetime, params: AiDisruptionParams) -> bool:
         """The last bar is recent: the market is open, so the entry price is a price."""
-        newest: datetime = series.get_column("ts_event")[-1]
-        return now - newest <= timedelta(minutes=params.max_quote_age_minutes)
+        return now - from_micros(int(series.ts[-1])) <= timedelta(minutes=params.max_quote_age_minutes)
 
     @staticmethod
-    def _stop_fraction(series: pl.DataFrame, now: datetime, params: AiDisruptionParams) -> float:
+    def _stop_fraction(series: BarArrays, now: datetime, params: AiDisruptionParams) -> float:
         volatility = daily_volatility(series, now)
         if volatility is None:
             return params.max_stop_pct

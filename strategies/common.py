@@ -1,34 +1,75 @@
-"""Small calculations several strategies share: resampling, volatility, z-scores, brackets."""
+"""Small calculations several strategies share: resampling, volatility, z-scores, brackets.
+
+They work on numpy columns (core.snapshot.BarArrays, `columns`): a strategy asks many
+small questions of the same rows, and each polars call costs more than the arithmetic.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from core.snapshot import MICROSECOND, BarArrays, MarketSnapshot, micros_of
 from core.types import Side, TradeProposal
 
 FloatArray = NDArray[np.float64]
 
 
-def resample_closes(bars: pl.DataFrame, every: str) -> pl.DataFrame:
-    """Last close per `every` bucket ('1h', '1d', ...) of a bar frame: columns ts_event, close."""
-    if bars.is_empty():
-        return pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC"), "close": pl.Float64})
-    return bars.sort("ts_event").group_by_dynamic("ts_event", every=every).agg(pl.col("close").last())
+def resample(bars: BarArrays, every: timedelta) -> BarArrays:
+    """Bars aggregated per `every` bucket (UTC-aligned, like polars' group_by_dynamic): first
+    open, highest high, lowest low, last close, stamped with the bucket's start; empty buckets
+    are left out."""
+    if not bars.size:
+        return bars
+    period = every // MICROSECOND
+    buckets = bars.ts // period
+    starts = np.flatnonzero(np.diff(buckets, prepend=buckets[0] - 1))
+    ends = np.append(starts[1:], bars.size) - 1
+    return BarArrays(
+        buckets[starts] * period,
+        bars.open[starts],
+        np.maximum.reduceat(bars.high, starts),
+        np.minimum.reduceat(bars.low, starts),
+        bars.close[ends],
+    )
 
 
-def average_true_range(bars: pl.DataFrame, window: int) -> float | None:
+def columns(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, NDArray[Any]]:
+    """Columns of a frame as numpy arrays, ts_event as core.snapshot.micros."""
+    return {name: _as_numpy(frame.get_column(name)) for name in names}
+
+
+def table_column(snapshot: MarketSnapshot, table: str, name: str) -> NDArray[Any]:
+    """One column of a snapshot's table as a numpy array, as `columns` reads it, once per snapshot."""
+    return snapshot.derived(("column", table, name), lambda: _as_numpy(snapshot.table(table).get_column(name)))
+
+
+def table_matches(snapshot: MarketSnapshot, table: str, name: str, value: str) -> NDArray[np.bool_]:
+    """Which rows of a snapshot's table hold `value` in a text column, once per snapshot and value:
+    polars compares text in place, where numpy would first make a Python string of every cell."""
+    return snapshot.derived(
+        ("matches", table, name, value), lambda: snapshot.table(table).get_column(name).eq_missing(value).to_numpy()
+    )
+
+
+def _as_numpy(column: pl.Series) -> NDArray[Any]:
+    return micros_of(column) if column.name == "ts_event" else column.to_numpy()
+
+
+def average_true_range(bars: BarArrays, window: int) -> float | None:
     """Mean true range of the last `window` bars; None when there are not enough bars."""
-    if bars.height < window + 1:
+    if bars.size < window + 1:
         return None
-    tail = bars.sort("ts_event").tail(window + 1)
-    high = tail.get_column("high").to_numpy()[1:]
-    low = tail.get_column("low").to_numpy()[1:]
-    previous_close = tail.get_column("close").to_numpy()[:-1]
+    tail = bars.tail(window + 1)
+    high = tail.high[1:]
+    low = tail.low[1:]
+    previous_close = tail.close[:-1]
     true_range = np.maximum(high - low, np.maximum(np.abs(high - previous_close), np.abs(low - previous_close)))
     return float(true_range.mean())
 

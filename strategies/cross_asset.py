@@ -42,6 +42,7 @@ then it signals and proposes BUY `risk_off_symbol` (TLT), the flight to quality.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,9 +56,10 @@ from numpy.typing import NDArray
 
 from core.config import CrossAssetParams
 from core.signals import MAX_MULTIPLIER, MIN_MULTIPLIER, Modifier
+from core.snapshot import EMPTY_BARS, MICROSECOND, BarArrays, MarketSnapshot, from_micros, micros, split_bars
 from core.types import Regime, RegimeReading, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import bracket, resample_closes
+from strategies.common import bracket, resample, table_column, table_matches
 
 FloatArray = NDArray[np.float64]
 
@@ -113,24 +115,23 @@ def hourly_returns(bars: pl.DataFrame, symbols: Sequence[str], start: datetime, 
     Row h holds the return from the close of the symbol's previous traded hour to the close
     of hour h; NaN where the symbol did not trade in hour h (or had traded no hour before).
     """
+    split = split_bars(bars)
+    return hourly_grid([split.arrays.get((symbol, "1Min"), EMPTY_BARS) for symbol in symbols], start, end)
+
+
+def hourly_grid(series: Sequence[BarArrays], start: datetime, end: datetime) -> FloatArray:
+    """`hourly_returns` of each symbol's minute bars, one column per series."""
     grid_start, grid_end = floor_hour(start), floor_hour(end)
     hours = max(0, (grid_end - grid_start) // HOUR)
-    returns = np.full((hours, len(symbols)), np.nan)
-    if hours == 0 or bars.is_empty():
+    returns = np.full((hours, len(series)), np.nan)
+    if hours == 0:
         return returns
-    window = bars.filter(
-        pl.col("symbol").is_in(list(symbols))
-        & (pl.col("timeframe") == "1Min")
-        & (pl.col("ts_event") >= grid_start)
-        & (pl.col("ts_event") < grid_end)
-    )
-    for column, symbol in enumerate(symbols):
-        hourly = resample_closes(window.filter(pl.col("symbol") == symbol), "1h")
-        if hourly.height < 2:
+    for column, bars in enumerate(series):
+        hourly = resample(bars.rows(bars.count_before(grid_start), bars.count_before(grid_end)), HOUR)
+        if hourly.size < 2:
             continue
-        index = hourly.select((pl.col("ts_event") - pl.lit(grid_start)).dt.total_hours()).to_series().to_numpy()
-        log_close = np.log(hourly.get_column("close").to_numpy().astype(np.float64))
-        returns[index[1:], column] = np.diff(log_close)
+        index = (hourly.ts - micros(grid_start)) // (HOUR // MICROSECOND)
+        returns[index[1:], column] = np.diff(np.log(hourly.close))
     return returns
 
 
@@ -182,37 +183,57 @@ def estimate_lead_lag(
     return tuple(sorted(best.values(), key=lambda r: (r.follower, r.leader)))
 
 
-def by_symbol(bars: pl.DataFrame, symbols: Sequence[str], now: datetime) -> dict[str, pl.DataFrame]:
-    """Each symbol's minute bars up to now, sorted, from one pass over the bars table."""
-    known = bars.filter(
-        pl.col("symbol").is_in(list(symbols)) & (pl.col("timeframe") == "1Min") & (pl.col("ts_event") <= now)
-    ).sort("ts_event")
-    parts = known.partition_by("symbol", as_dict=True)
-    return {symbol: parts.get((symbol,), known.clear()) for symbol in symbols}
+# The estimate changes only when an hour completes, and the engine decides every minute: the
+# latest few are kept, keyed by the exact bytes of the returns and every other argument, so a
+# hit returns exactly what computing again would. Each key holds one returns matrix (~100 KB).
+@functools.lru_cache(maxsize=4)
+def _lead_lag_of_content(
+    content: bytes,
+    shape: tuple[int, ...],
+    names: tuple[str, ...],
+    lags: tuple[int, ...],
+    followers: tuple[str, ...],
+    significance_z: float,
+    min_abs_corr: float,
+    min_observations: int,
+) -> tuple[LeadLag, ...]:
+    return estimate_lead_lag(
+        np.frombuffer(content).reshape(shape),
+        names,
+        lags,
+        followers,
+        significance_z=significance_z,
+        min_abs_corr=min_abs_corr,
+        min_observations=min_observations,
+    )
 
 
-def _close_at(bars: pl.DataFrame, moment: datetime) -> float | None:
-    known = bars.filter(pl.col("ts_event") <= moment)
-    return None if known.is_empty() else float(known.get_column("close")[-1])
+def _close_at(bars: BarArrays, moment: datetime) -> float | None:
+    known = bars.count_until(moment)
+    return None if known == 0 else float(bars.close[known - 1])
 
 
-def _move(bars: pl.DataFrame, since: datetime, now: datetime) -> float | None:
+def _move(bars: BarArrays, since: datetime, now: datetime) -> float | None:
     then, last = _close_at(bars, since), _close_at(bars, now)
     return None if then is None or last is None else last / then - 1.0
 
 
-def _series_change(series: pl.DataFrame, name: str, now: datetime) -> tuple[float, float] | None:
+def _series_change(snapshot: MarketSnapshot, name: str, now: datetime) -> tuple[float, float] | None:
     """(previous, latest) values of a market series known at now."""
-    values = series.filter((pl.col("series") == name) & (pl.col("ts_event") <= now)).sort("ts_event")
-    if values.height < 2:
+    if snapshot.table("market_series").is_empty():
         return None
-    closes = values.get_column("value")
-    return float(closes[-2]), float(closes[-1])
+    ts = table_column(snapshot, "market_series", "ts_event")
+    rows = np.flatnonzero(table_matches(snapshot, "market_series", "series", name) & (ts <= micros(now)))
+    if rows.size < 2:
+        return None
+    previous, latest = rows[np.argsort(ts[rows], kind="stable")[-2:]]
+    values = table_column(snapshot, "market_series", "value")
+    return float(values[previous]), float(values[latest])
 
 
 def risk_off(
-    bars: Mapping[str, pl.DataFrame],
-    series: pl.DataFrame,
+    bars: Mapping[str, BarArrays],
+    snapshot: MarketSnapshot,
     now: datetime,
     regime: RegimeReading,
     params: CrossAssetParams,
@@ -221,14 +242,15 @@ def risk_off(
     since = now - timedelta(hours=params.risk_off_lookback_hours)
     indicators: list[str] = []
 
-    credit = bars["HYG"].filter(pl.col("ts_event") >= since).get_column("close").to_numpy()
+    hyg = bars["HYG"]
+    credit = hyg.close[hyg.count_before(since) :]
     hyg_drawdown = float(credit[-1] / credit.max()) - 1.0 if credit.size else 0.0
-    spread = _series_change(series, params.credit_series, now)
+    spread = _series_change(snapshot, params.credit_series, now)
     if hyg_drawdown <= -params.hyg_drawdown or (spread is not None and spread[1] - spread[0] >= params.spread_widening):
         indicators.append("credit")
 
     vixy = _move(bars["VIXY"], since, now)
-    vix = _series_change(series, params.vol_series, now)
+    vix = _series_change(snapshot, params.vol_series, now)
     if (vixy is not None and vixy >= params.vixy_rise) or (
         vix is not None and vix[0] > 0 and vix[1] / vix[0] - 1.0 >= params.vix_rise
     ):
@@ -273,20 +295,23 @@ class CrossAssetGraph:
         followers = [s for s in params.symbols if s in self.symbols]
         haven = params.risk_off_symbol if params.risk_off_symbol in self.symbols else None
         names = list(dict.fromkeys([*followers, *params.proxies, *([haven] if haven else [])]))
-        bars = context.snapshot.table("bars")
-        returns = hourly_returns(bars, names, now - timedelta(days=params.estimation_days), now)
-        series = by_symbol(bars, list(dict.fromkeys([*names, *STRESS_GAUGES])), now)
-        lags = range(math.ceil(params.lag_hours[0]), math.floor(params.lag_hours[1]) + 1)
-        relations = estimate_lead_lag(
-            returns,
-            names,
-            lags,
-            followers,
-            significance_z=params.significance_z,
-            min_abs_corr=params.min_abs_corr,
-            min_observations=params.min_observations,
+        snapshot = context.snapshot
+        returns = hourly_grid(
+            [snapshot.bar_arrays(name) for name in names], now - timedelta(days=params.estimation_days), now
         )
-        stress = risk_off(series, context.snapshot.table("market_series"), now, context.regime, params)
+        series = {symbol: snapshot.bar_arrays(symbol).until(now) for symbol in dict.fromkeys([*names, *STRESS_GAUGES])}
+        lags = range(math.ceil(params.lag_hours[0]), math.floor(params.lag_hours[1]) + 1)
+        relations = _lead_lag_of_content(
+            returns.tobytes(),
+            returns.shape,
+            tuple(names),
+            tuple(lags),
+            tuple(followers),
+            params.significance_z,
+            params.min_abs_corr,
+            params.min_observations,
+        )
+        stress = risk_off(series, snapshot, now, context.regime, params)
 
         signals: list[Signal] = []
         modifiers: list[Modifier] = []
@@ -342,7 +367,7 @@ class CrossAssetGraph:
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals), modifiers=tuple(modifiers))
 
     @staticmethod
-    def _contribution(relation: LeadLag, leader: pl.DataFrame, hourly: FloatArray, now: datetime) -> float:
+    def _contribution(relation: LeadLag, leader: BarArrays, hourly: FloatArray, now: datetime) -> float:
         """rho x the leader's move over the last lag hours, in units of its hourly volatility."""
         history = hourly[np.isfinite(hourly)]
         move = _move(leader, now - relation.lag_hours * HOUR, now)
@@ -354,16 +379,15 @@ class CrossAssetGraph:
 
     @staticmethod
     def _flight_to_quality(
-        context: StrategyContext, series: pl.DataFrame, volatility: float | None, signal: Signal, stress: RiskOff
+        context: StrategyContext, series: BarArrays, volatility: float | None, signal: Signal, stress: RiskOff
     ) -> TradeProposal | None:
         params: CrossAssetParams = context.params
         now, symbol = context.now, signal.symbol
-        if series.is_empty() or context.holdings.get(symbol, 0.0) > 0:
+        if not series.size or context.holdings.get(symbol, 0.0) > 0:
             return None
-        newest: datetime = series.get_column("ts_event")[-1]
-        if now - newest > timedelta(minutes=params.max_quote_age_minutes):
+        if now - from_micros(int(series.ts[-1])) > timedelta(minutes=params.max_quote_age_minutes):
             return None
-        price = float(series.get_column("close")[-1])
+        price = float(series.close[-1])
         stop_fraction = (
             params.max_stop_pct
             if volatility is None

@@ -33,12 +33,14 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 
 from core.config import LiquidationCascadeParams
+from core.snapshot import MICROSECOND, BarArrays, FloatArray, IntArray, MarketSnapshot, from_micros, micros, micros_of
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import average_true_range, bracket, confidence_from_excess
+from strategies.common import average_true_range, bracket, confidence_from_excess, table_column, table_matches
 
 BAR = timedelta(minutes=1)
 OPEN_INTEREST_PERIODS = ("5m", "spot")
@@ -94,76 +96,108 @@ class View:
     flush: Flush | None = None  # the flush a bounce trades against
 
 
-def latest_funding(funding: pl.DataFrame, venue_name: str, now: datetime) -> Funding | None:
-    rows = newest_venue(funding.filter((pl.col("symbol") == venue_name) & (pl.col("ts_event") <= now)))
-    if rows.is_empty():
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """Open interest readings of one venue, one a time, oldest first (ts as core.snapshot.micros)."""
+
+    ts: IntArray
+    open_interest: FloatArray
+
+
+def latest_funding(snapshot: MarketSnapshot, venue_name: str, now: datetime) -> Funding | None:
+    if snapshot.table("funding_rates").is_empty():
         return None
-    return Funding(rows.get_column("ts_event")[-1], float(rows.get_column("funding_rate")[-1]))
-
-
-def newest_venue(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows of the venue with the newest fact, sorted by time: two venues' series never interleave."""
-    if rows.is_empty():
-        return rows
-    rows = rows.sort("ts_event", "venue")
-    return rows.filter(pl.col("venue") == rows.get_column("venue")[-1])
-
-
-def open_interest_readings(
-    open_interest: pl.DataFrame, venue_name: str, since: datetime, now: datetime
-) -> pl.DataFrame:
-    rows = open_interest.filter(
-        (pl.col("symbol") == venue_name)
-        & pl.col("period").is_in(OPEN_INTEREST_PERIODS)
-        & pl.col("ts_event").is_between(since, now)
+    ts = table_column(snapshot, "funding_rates", "ts_event")
+    of_symbol = table_matches(snapshot, "funding_rates", "symbol", venue_name)
+    rows = newest_venue(snapshot, "funding_rates", np.flatnonzero(of_symbol & (ts <= micros(now))))
+    if not rows.size:
+        return None
+    return Funding(
+        from_micros(int(ts[rows[-1]])), float(table_column(snapshot, "funding_rates", "funding_rate")[rows[-1]])
     )
-    return newest_venue(rows).unique(subset="ts_event", keep="last", maintain_order=True)
+
+
+def newest_venue(snapshot: MarketSnapshot, table: str, rows: IntArray) -> IntArray:
+    """Of the table's `rows`, those of the venue with the newest fact, sorted by time: two venues'
+    series never interleave. Of two venues with facts at the newest time, the greater name's."""
+    if not rows.size:
+        return rows
+    ts = table_column(snapshot, table, "ts_event")
+    venues = snapshot.table(table).get_column("venue")
+    venue = max(str(venues[int(row)]) for row in rows[ts[rows] == ts[rows].max()])
+    mine: IntArray = rows[table_matches(snapshot, table, "venue", venue)[rows]]
+    ordered: IntArray = mine[np.argsort(ts[mine], kind="stable")]
+    return ordered
+
+
+def open_interest_readings(snapshot: MarketSnapshot, venue_name: str, since: datetime, now: datetime) -> Readings:
+    """The readings in [since, now] of the venue with the newest, one a time."""
+    table = snapshot.table("open_interest")
+    if table.is_empty():
+        return Readings(np.empty(0, dtype=np.int64), np.empty(0))
+    ts = table_column(snapshot, "open_interest", "ts_event")
+    periods = np.logical_or.reduce(
+        [table_matches(snapshot, "open_interest", "period", period) for period in OPEN_INTEREST_PERIODS]
+    )
+    of_symbol = table_matches(snapshot, "open_interest", "symbol", venue_name)
+    candidates = np.flatnonzero(of_symbol & periods & (ts >= micros(since)) & (ts <= micros(now)))
+    rows = newest_venue(snapshot, "open_interest", candidates)
+    if np.any(ts[rows][1:] == ts[rows][:-1]):
+        # Two readings of the venue at one time (a history and a spot reading): the one kept has
+        # been the one polars' sort puts last, an order of equal keys that is its own, so polars
+        # is asked again, on the same rows.
+        tied = table[candidates].sort("ts_event", "venue")
+        kept = tied.filter(pl.col("venue") == tied.get_column("venue")[-1]).unique(
+            subset="ts_event", keep="last", maintain_order=True
+        )
+        return Readings(micros_of(kept.get_column("ts_event")), kept.get_column("open_interest").to_numpy())
+    return Readings(
+        ts[rows], np.asarray(table_column(snapshot, "open_interest", "open_interest")[rows], dtype=np.float64)
+    )
 
 
 def find_flush(
-    readings: pl.DataFrame, closed_bars: pl.DataFrame, now: datetime, params: LiquidationCascadeParams
+    readings: Readings, closed_bars: BarArrays, now: datetime, params: LiquidationCascadeParams
 ) -> Flush | None:
     """The latest flush among the readings, or None.
 
     A reading is flushing when open interest stands `oi_drop_threshold` below its peak of the
     preceding `oi_window_minutes` and the last closed price is below the one a window earlier.
     """
-    window = timedelta(minutes=params.oi_window_minutes)
-    closes = closed_bars.select((pl.col("ts_event") + BAR).alias("closed_at"), "close")
-    before = closes.rename({"closed_at": "closed_before", "close": "close_before"})
-    marked = (
-        readings.select("ts_event", "open_interest")
-        .with_columns(
-            peak=pl.col("open_interest").rolling_max_by("ts_event", window_size=window),
-            window_start=pl.col("ts_event") - window,
-        )
-        .join_asof(closes, left_on="ts_event", right_on="closed_at", strategy="backward")
-        .join_asof(before, left_on="window_start", right_on="closed_before", strategy="backward")
-        .with_columns(drop=1.0 - pl.col("open_interest") / pl.col("peak"))
-        .with_columns(
-            flushing=(
-                (pl.col("drop") >= params.oi_drop_threshold) & (pl.col("close") < pl.col("close_before"))
-            ).fill_null(False)
-        )
-        .with_columns(starts=pl.col("flushing") & ~pl.col("flushing").shift(1, fill_value=False))
+    window = timedelta(minutes=params.oi_window_minutes) // MICROSECOND
+    ts, open_interest = readings.ts, readings.open_interest
+    # The peak over (t - window, t]: a maximum over [first, i] for every reading i, from one reduceat
+    # over the pairs (first_i, i + 1) whose odd members only delimit.
+    first = np.searchsorted(ts, ts - window, side="right")
+    bounds = np.column_stack((first, np.arange(1, ts.size + 1))).ravel()
+    peak = np.maximum.reduceat(np.append(open_interest, 0.0), bounds)[::2]
+    with np.errstate(invalid="ignore"):
+        drop = 1.0 - open_interest / peak
+    # The last close known at a time: that of the last bar closed (opened a minute before) by then.
+    closed_at = closed_bars.ts + BAR // MICROSECOND
+    close, close_before = (
+        np.where(known >= 0, closed_bars.close[known], np.nan)
+        for known in (np.searchsorted(closed_at, moments, side="right") - 1 for moments in (ts, ts - window))
     )
-    starts = marked.filter(pl.col("starts"))
-    if starts.is_empty():
+    # A window of zero open interest drops by NaN (0 / 0), which polars, where this was first
+    # written, orders above every number.
+    flushing = ((drop >= params.oi_drop_threshold) | np.isnan(drop)) & (close < close_before)
+    starts = np.flatnonzero(flushing & ~np.concatenate(([False], flushing[:-1])))
+    if not starts.size:
         return None
-    detected: datetime = starts.get_column("ts_event")[-1]
-    reference = readings.filter(pl.col("ts_event") <= now - timedelta(minutes=params.oi_stable_minutes))
-    lows = closed_bars.filter(pl.col("ts_event") >= detected - window).get_column("low").to_numpy()
-    if reference.is_empty() or lows.size == 0:
+    detected = int(ts[starts[-1]])
+    reference = int(np.searchsorted(ts, micros(now - timedelta(minutes=params.oi_stable_minutes)), side="right"))
+    lows = closed_bars.low[np.searchsorted(closed_bars.ts, detected - window) :]
+    if reference == 0 or lows.size == 0:
         return None
-    change = float(readings.get_column("open_interest")[-1]) / float(reference.get_column("open_interest")[-1]) - 1
-    drops = marked.filter((pl.col("ts_event") >= detected) & pl.col("flushing")).get_column("drop").to_numpy()
+    change = float(open_interest[-1]) / float(open_interest[reference - 1]) - 1
     return Flush(
-        detected=detected,
-        drop=float(drops.max()),
-        start_price=float(starts.get_column("close_before")[-1]),
+        detected=from_micros(detected),
+        drop=float(drop[(ts >= detected) & flushing].max()),
+        start_price=float(close_before[starts[-1]]),
         low=float(lows.min()),
         settled=change >= -STABLE_FRACTION * params.oi_drop_threshold,
-        observed=readings.get_column("ts_event")[-1],
+        observed=from_micros(int(ts[-1])),
     )
 
 
@@ -255,20 +289,20 @@ class LiquidationCascade:
 
     def _view(
         self, context: StrategyContext, symbol: str, params: LiquidationCascadeParams
-    ) -> tuple[View | None, pl.DataFrame] | None:
+    ) -> tuple[View | None, BarArrays] | None:
         """The symbol's view and its closed bars; None when its data cannot decide."""
         snapshot, now = context.snapshot, context.now
         name = venue_symbol(symbol)
-        funding = latest_funding(snapshot.table("funding_rates"), name, now)
+        funding = latest_funding(snapshot, name, now)
         if funding is None:
             return None
         # Flushes matter from the funding print on (they spend it) and through the bounce window;
         # the rolling peak of the oldest reading needs a window of readings before it.
         window = timedelta(minutes=params.oi_window_minutes)
         since = min(funding.ts_event, now - timedelta(minutes=params.bounce_window_minutes)) - 2 * window
-        readings = open_interest_readings(snapshot.table("open_interest"), name, since, now)
-        closed_bars = snapshot.bars(symbol).filter(pl.col("ts_event") <= now - BAR)
-        if readings.is_empty() or closed_bars.is_empty():
+        readings = open_interest_readings(snapshot, name, since, now)
+        closed_bars = snapshot.bar_arrays(symbol).until(now - BAR)
+        if not readings.ts.size or not closed_bars.size:
             return None
         return choose_view(find_flush(readings, closed_bars, now, params), funding, now, params), closed_bars
 
@@ -278,15 +312,15 @@ class LiquidationCascade:
         symbol: str,
         view: View,
         signal: Signal,
-        closed_bars: pl.DataFrame,
+        closed_bars: BarArrays,
         params: LiquidationCascadeParams,
     ) -> TradeProposal | None:
-        last_bar: datetime = closed_bars.get_column("ts_event")[-1]
+        last_bar = from_micros(int(closed_bars.ts[-1]))
         atr = average_true_range(closed_bars, ATR_WINDOW)
         # A price older than the bars' own freshness limit cannot be an entry.
         if last_bar < context.now - self.inputs["bars"] or atr is None or atr <= 0:
             return None
-        entry = float(closed_bars.get_column("close")[-1])
+        entry = float(closed_bars.close[-1])
         if view.flush is not None:
             side, risk = Side.BUY, entry - (view.flush.low - FLUSH_STOP_ATR * atr)
             room = view.flush.low + BOUNCE_RETRACE * (view.flush.start_price - view.flush.low)

@@ -29,12 +29,13 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import ClassVar
 
-import polars as pl
+import numpy as np
 
 from core.config import MacroEventParams
+from core.snapshot import from_micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import ExposureAdvice, StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import average_true_range, bracket, confidence_from_excess
+from strategies.common import average_true_range, bracket, columns, confidence_from_excess
 
 BAR = timedelta(minutes=1)
 MARKET_MOVING = 3
@@ -93,36 +94,42 @@ class MacroEventScalper:
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals), exposure_advice=tuple(advice))
 
     def _releases(self, context: StrategyContext, params: MacroEventParams) -> Iterator[tuple[str, str, datetime]]:
-        events = (
-            context.snapshot.table("economic_events")
-            .filter(
-                pl.col("event_type").is_in(params.event_types)
-                & (pl.col("importance") >= MARKET_MOVING)
-                & ~pl.col("all_day")
-            )
-            .sort("ts_event", "event_type")
-            .unique(subset="ts_event", keep="first", maintain_order=True)
-        )
-        yield from events.select("event_type", "title", "ts_event").iter_rows()
+        events = context.snapshot.table("economic_events")
+        table = columns(events, ("event_type", "title", "importance", "all_day", "ts_event"))
+        ts, event_type = table["ts_event"], table["event_type"]
+        moving = np.isin(event_type, params.event_types) & (table["importance"] >= MARKET_MOVING) & ~table["all_day"]
+        rows = sorted(np.flatnonzero(moving).tolist(), key=lambda i: (ts[i], event_type[i]))
+        if len({(ts[i], event_type[i]) for i in rows}) < len(rows):
+            # One release from two sources: whose title counts has been up to polars' sort, whose
+            # order of equal keys is its own, so polars is asked again, on the same rows.
+            tied = events[np.flatnonzero(moving)].sort("ts_event", "event_type")
+            first = tied.unique(subset="ts_event", keep="first", maintain_order=True)
+            yield from first.select("event_type", "title", "ts_event").iter_rows()
+            return
+        seen: set[int] = set()
+        for row in rows:
+            if ts[row] not in seen:
+                seen.add(ts[row])
+                yield event_type[row], table["title"][row], from_micros(int(ts[row]))
 
     def _first_candle(
         self, context: StrategyContext, symbol: str, event_type: str, at: datetime, params: MacroEventParams
     ) -> tuple[Signal, TradeProposal | None] | None:
         """The first candle's view of the symbol and a trade on it; None while there is no view."""
         now = context.now
-        closed = context.snapshot.bars(symbol).filter(pl.col("ts_event") <= now - BAR)
-        after = closed.filter(pl.col("ts_event") >= at)
-        if after.is_empty():
+        closed = context.snapshot.bar_arrays(symbol).until(now - BAR)
+        first = closed.count_before(at)
+        if first == closed.size:
             return None
-        opened: datetime = after.get_column("ts_event")[0]
+        opened = from_micros(int(closed.ts[first]))
         candle_minutes = params.first_candle_minutes
         closes_at = opened + timedelta(minutes=candle_minutes)
-        atr = average_true_range(closed.filter(pl.col("ts_event") < opened), ATR_WINDOW)
+        atr = average_true_range(closed.rows(0, first), ATR_WINDOW)
         if closes_at > now or atr is None or atr <= 0:
             return None
-        candle = after.filter(pl.col("ts_event") < closes_at)
-        candle_open = float(candle.get_column("open")[0])
-        move = float(candle.get_column("close")[-1]) - candle_open
+        candle = closed.rows(first, closed.count_before(closes_at))
+        candle_open = float(candle.open[0])
+        move = float(candle.close[-1]) - candle_open
         threshold = params.min_candle_atr * atr * math.sqrt(candle_minutes)
         if abs(move) <= threshold:
             return None
@@ -137,13 +144,9 @@ class MacroEventScalper:
             ts_event=closes_at,
             half_life=CANDLE_HALF_LIFE,
         )
-        last_bar: datetime = closed.get_column("ts_event")[-1]
-        entry = float(closed.get_column("close")[-1])
-        far_end = float(
-            candle.get_column("low").to_numpy().min()
-            if side is Side.BUY
-            else candle.get_column("high").to_numpy().max()
-        )
+        last_bar = from_micros(int(closed.ts[-1]))
+        entry = float(closed.close[-1])
+        far_end = float(candle.low.min() if side is Side.BUY else candle.high.max())
         # A stale price cannot be an entry; a price back through the candle's far end has refuted it.
         if last_bar < now - PRICE_MAX_AGE or side.sign * (entry - far_end) <= 0:
             return signal, None

@@ -42,15 +42,16 @@ import numpy as np
 import polars as pl
 
 from core.config import PreciousMetalsParams
-from core.snapshot import MarketSnapshot
+from core.snapshot import MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import (
     FloatArray,
     average_true_range,
     bracket,
+    columns,
     confidence_from_excess,
-    resample_closes,
+    resample,
     zscore_of_last,
 )
 
@@ -62,12 +63,9 @@ PRICE_MAX_AGE = timedelta(minutes=5)
 HOURLY_ATR_WINDOW = 7
 STOP_ATR = 2.0
 MIN_RATIO_POINTS = 20
-# (bars timeframe, resampling period, its length) in order of preference for the ratio's history.
-RATIO_SAMPLINGS = (
-    ("1Day", "1d", timedelta(days=1)),
-    ("1Min", "1d", timedelta(days=1)),
-    ("1Min", "1h", timedelta(hours=1)),
-)
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+# (bars timeframe, sampling period) in order of preference for the ratio's history.
+RATIO_SAMPLINGS = (("1Day", DAY), ("1Min", DAY), ("1Min", HOUR))
 RATIO_HORIZON_STEPS, RATIO_HALF_LIFE_STEPS = 5, 2
 # Each 10 points of hike take its confidence 63% (1 - 1/e) of the remaining way to 0.9.
 HIKE_SCALE_PCT = 10.0
@@ -94,13 +92,15 @@ def margin_hike(notices: pl.DataFrame, now: datetime, params: PreciousMetalsPara
     """The largest change_pct and time of the newest metals notice, when it is a hike still in view."""
     if notices.is_empty():
         return None
-    metals = notices.filter(
-        pl.col("product").is_in(METAL_PRODUCTS) & pl.col("change_pct").is_not_null() & (pl.col("ts_event") <= now)
-    )
-    if metals.is_empty():
+    table = columns(notices, ("product", "ts_event", "change_pct"))
+    ts = table["ts_event"]
+    stated = notices.get_column("change_pct").is_not_null().to_numpy()
+    metals = np.flatnonzero(np.isin(table["product"], METAL_PRODUCTS) & stated & (ts <= micros(now)))
+    if not metals.size:
         return None
-    noticed: datetime = metals.sort("ts_event").get_column("ts_event")[-1]
-    change = float(metals.filter(pl.col("ts_event") == noticed).get_column("change_pct").to_numpy().max())
+    newest = ts[metals].max()
+    noticed = from_micros(int(newest))
+    change = float(table["change_pct"][metals[ts[metals] == newest]].max())
     if change <= 0 or now - noticed > timedelta(hours=params.margin_hike_hours[1]):
         return None
     return change, noticed
@@ -112,10 +112,12 @@ def premium_recovery(
     """The recovery from the recent low in points and the fixing that first showed it, while it holds."""
     if premiums.is_empty():
         return None
-    recent = premiums.filter(
-        pl.col("ts_event").is_between(now - timedelta(hours=params.premium_lookback_hours), now)
-    ).sort("ts_event")
-    values = recent.get_column("premium_pct").to_numpy()
+    table = columns(premiums, ("ts_event", "premium_pct"))
+    ts = table["ts_event"]
+    since = micros(now - timedelta(hours=params.premium_lookback_hours))
+    recent = np.flatnonzero((ts >= since) & (ts <= micros(now)))
+    recent = recent[np.argsort(ts[recent], kind="stable")]
+    values = table["premium_pct"][recent]
     if values.size < 3:
         return None
     low_at = int(np.argmin(values[:-1]))
@@ -124,7 +126,7 @@ def premium_recovery(
     recovered = np.flatnonzero(values[low_at + 1 :] - low > params.premium_recovery_pct)
     if fall < params.premium_recovery_pct or recovered.size == 0 or values[-1] - low <= params.premium_recovery_pct:
         return None
-    shown: datetime = recent.get_column("ts_event")[low_at + 1 + int(recovered[0])]
+    shown = from_micros(int(ts[recent[low_at + 1 + int(recovered[0])]]))
     if now - shown > PREMIUM_HORIZON:
         return None
     return float(values[-1]) - low, shown
@@ -135,17 +137,14 @@ def metal_ratio(
 ) -> tuple[FloatArray, datetime, timedelta] | None:
     """GLD/SLV closes over the lookback, the newest sample's time and the sampling step."""
     since = now - timedelta(days=lookback_days)
-    for timeframe, every, step in RATIO_SAMPLINGS:
+    for timeframe, step in RATIO_SAMPLINGS:
         gold, silver = (
-            resample_closes(
-                snapshot.bars(symbol, timeframe).filter(pl.col("ts_event").is_between(since, now - BAR)), every
-            )
-            for symbol in (GOLD, SILVER)
+            resample(bars.rows(bars.count_before(since), bars.count_until(now - BAR)), step)
+            for bars in (snapshot.bar_arrays(symbol, timeframe) for symbol in (GOLD, SILVER))
         )
-        paired = gold.join(silver, on="ts_event", suffix="_silver")
-        if paired.height >= MIN_RATIO_POINTS:
-            ratio = (paired.get_column("close") / paired.get_column("close_silver")).to_numpy().astype(np.float64)
-            return ratio, paired.get_column("ts_event")[-1], step
+        paired, in_gold, in_silver = np.intersect1d(gold.ts, silver.ts, assume_unique=True, return_indices=True)
+        if paired.size >= MIN_RATIO_POINTS:
+            return gold.close[in_gold] / silver.close[in_silver], from_micros(int(paired[-1])), step
     return None
 
 
@@ -259,20 +258,17 @@ class PreciousMetalsFlow:
         self, context: StrategyContext, view: View, signal_ids: tuple[str, ...], params: PreciousMetalsParams
     ) -> TradeProposal | None:
         now = context.now
-        closed = context.snapshot.bars(view.symbol).filter(pl.col("ts_event") <= now - BAR)
-        if closed.is_empty() or closed.get_column("ts_event")[-1] < now - PRICE_MAX_AGE:
+        closed = context.snapshot.bar_arrays(view.symbol).until(now - BAR)
+        if not closed.size or from_micros(int(closed.ts[-1])) < now - PRICE_MAX_AGE:
             return None
-        hourly = closed.group_by_dynamic("ts_event", every="1h").agg(
-            pl.col("high").max(), pl.col("low").min(), pl.col("close").last()
-        )
-        atr = average_true_range(hourly, HOURLY_ATR_WINDOW)
+        atr = average_true_range(resample(closed, HOUR), HOURLY_ATR_WINDOW)
         if atr is None or atr <= 0:
             return None
         return bracket(
             strategy=self.name,
             symbol=view.symbol,
             side=Side.BUY if view.score > 0 else Side.SELL,
-            entry=float(closed.get_column("close")[-1]),
+            entry=float(closed.close[-1]),
             risk=STOP_ATR * atr,
             reward_risk=params.reward_risk,
             horizon=view.horizon,
