@@ -305,6 +305,8 @@ class RegimeConfig(Frozen):
     evaluate_every_cycles: int = Field(default=10, ge=1)
     observation_cycles: int = Field(default=20, ge=0)
     refit_every_days: float = Field(default=7.0, gt=0)
+    fit_history_days: float = Field(default=45.0, gt=0, description="stored minute history a refit learns from")
+    fit_retry_hours: float = Field(default=24.0, gt=0, description="next try after a refit lacked history")
     hysteresis: float = Field(default=0.15, ge=0, lt=1, description="posterior margin needed to switch")
 
 

@@ -64,6 +64,7 @@ from core.types import Fill, Order, RegimeReading, RiskDecision, Signal, TradePr
 REFERENCE_SYMBOL = "SPY"
 FEAR_SYMBOL = "VIXY"
 CREDIT_SYMBOL = "HYG"
+REGIME_SYMBOLS = (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
 REGIME_HISTORY_BARS = 2_500  # > the features' lookback (drawdown window 1950 + returns)
 VOLATILITY_BARS = 390  # a session of minute returns
 MINUTES_PER_DAY = {True: 1_440.0, False: 390.0}  # crypto trades around the clock
@@ -82,6 +83,7 @@ class EngineState:
     positions: tuple[ManagedPosition, ...] = ()
     performance: Mapping[str, StrategyPerformance] = field(default_factory=dict)
     pending_entries: Mapping[str, TradeProposal] = field(default_factory=dict)  # client order id -> proposal
+    last_cycle_at: datetime | None = None  # exits replay every bar closed since then
 
     @property
     def cycle_no(self) -> int:
@@ -185,7 +187,7 @@ def run_cycle(
 
     approved = [d for d in evaluation.decisions if d.approved]
     entries = tuple(_entry_order(d, now) for d in approved)
-    positions, exits = _manage_positions(state.positions, market, advice, now)
+    positions, exits = _manage_positions(state.positions, snapshot, market, state.last_cycle_at, advice, now)
     new_state = EngineState(
         detector=detector_state,
         risk=evaluation.state,
@@ -195,6 +197,7 @@ def run_cycle(
             **state.pending_entries,
             **{order.client_order_id: d.proposal for order, d in zip(entries, approved, strict=True)},
         },
+        last_cycle_at=now,
     )
     return CycleResult(
         now=now,
@@ -313,30 +316,39 @@ class _Market:
                 sigma = float(np.diff(np.log(closes)).std(ddof=1))
                 if math.isfinite(sigma) and sigma > 0:
                     daily[symbol] = sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
-        reference = {
-            symbol: _closed_bars(snapshot, symbol, now).tail(REGIME_HISTORY_BARS)
-            for symbol in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
-        }
-        return cls(now, last_prices, last_bars, daily, reference)
+        return cls(now, last_prices, last_bars, daily, _regime_reference(snapshot, now, REGIME_HISTORY_BARS))
 
     def regime_features(self) -> FloatArray:
-        """Regime features of the reference index, with the fear and credit gauges aligned to its bars.
+        return _features_of(self.reference, REGIME_HISTORY_BARS)
 
-        The rows are the newest REGIME_HISTORY_BARS bar times of the three series together,
-        kept where the index traded; a gauge without a bar at such a time is NaN there.
-        """
-        index, fear, credit = (self.reference[s] for s in (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL))
-        if not index.size:
-            return NO_FEATURES
-        times = np.union1d(np.union1d(index.ts, fear.ts), credit.ts)[-REGIME_HISTORY_BARS:]
-        rows = index.ts >= times[0]
-        aligned = index.ts[rows]
-        series = MarketSeries(
-            close=index.close[rows],
-            fear=_aligned(fear, aligned) if fear.size else None,
-            credit=_aligned(credit, aligned) if credit.size else None,
-        )
-        return compute_features(series)
+
+def regime_history(snapshot: MarketSnapshot, now: datetime, bars: int) -> FloatArray:
+    """The regime features of the last `bars` bar times before `now`: what a scheduled refit fits on."""
+    return _features_of(_regime_reference(snapshot, now, bars), bars)
+
+
+def _regime_reference(snapshot: MarketSnapshot, now: datetime, bars: int) -> dict[str, BarArrays]:
+    return {symbol: _closed_bars(snapshot, symbol, now).tail(bars) for symbol in REGIME_SYMBOLS}
+
+
+def _features_of(reference: Mapping[str, BarArrays], bars: int) -> FloatArray:
+    """Regime features of the reference index, with the fear and credit gauges aligned to its bars.
+
+    The rows are the newest `bars` bar times of the three series together, kept where the
+    index traded; a gauge without a bar at such a time is NaN there.
+    """
+    index, fear, credit = (reference[s] for s in REGIME_SYMBOLS)
+    if not index.size:
+        return NO_FEATURES
+    times = np.union1d(np.union1d(index.ts, fear.ts), credit.ts)[-bars:]
+    rows = index.ts >= times[0]
+    aligned = index.ts[rows]
+    series = MarketSeries(
+        close=index.close[rows],
+        fear=_aligned(fear, aligned) if fear.size else None,
+        credit=_aligned(credit, aligned) if credit.size else None,
+    )
+    return compute_features(series)
 
 
 def _closed_bars(snapshot: MarketSnapshot, symbol: str, now: datetime) -> BarArrays:
@@ -441,17 +453,29 @@ def _entry_order(decision: RiskDecision, now: datetime) -> Order:
 
 
 def _manage_positions(
-    positions: tuple[ManagedPosition, ...], market: _Market, advice: tuple[ExposureAdvice, ...], now: datetime
+    positions: tuple[ManagedPosition, ...],
+    snapshot: MarketSnapshot,
+    market: _Market,
+    since: datetime | None,
+    advice: tuple[ExposureAdvice, ...],
+    now: datetime,
 ) -> tuple[tuple[ManagedPosition, ...], tuple[Order, ...]]:
-    """Stops, targets, trails and time exits on the latest closed bar; flatten before events when advised."""
+    """Stops, targets, trails and time exits on every bar closed since the last cycle, in order.
+
+    Cycles may be minutes apart (sim runs, a skipped minute): a stop crossed by any bar
+    in between must exit, not only one crossed by the latest bar. Flatten before events when advised.
+    """
     flatten = {a.symbol: a for a in advice if a.exposure_multiplier <= 0.0}
     kept: list[ManagedPosition] = []
     exits: list[Order] = []
     for position in positions:
         bar = market.last_bars.get(position.symbol)
         intent: ExitIntent | None = None
-        if bar is not None and bar.ts > position.opened_at:
-            position, intent = update_position(position, bar)
+        start = position.opened_at if since is None else max(position.opened_at, since)
+        for unseen in _bars_closed_after(snapshot, position.symbol, start, now):
+            position, intent = update_position(position, unseen)
+            if intent is not None:
+                break
         if intent is None and position.symbol in flatten and bar is not None:
             intent = ExitIntent(
                 position.trade_id,
@@ -467,6 +491,17 @@ def _manage_positions(
         if intent is not None:
             exits.append(_exit_order(intent, now))
     return tuple(kept), tuple(exits)
+
+
+def _bars_closed_after(snapshot: MarketSnapshot, symbol: str, start: datetime, now: datetime) -> list[Bar]:
+    """The bars of `symbol` that closed after `start` and by `now`, oldest first."""
+    bars = _closed_bars(snapshot, symbol, now)
+    first = bars.count_until(start - BAR)  # a bar opened at t closes at t + 1 minute
+    window = bars.rows(first, bars.size)
+    return [
+        Bar(ts=from_micros(int(ts)) + BAR, high=float(high), low=float(low), close=float(close))
+        for ts, high, low, close in zip(window.ts, window.high, window.low, window.close, strict=True)
+    ]
 
 
 def _exit_order(intent: ExitIntent, now: datetime) -> Order:

@@ -12,20 +12,23 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, new_fill
 from core.book import Book, Holding
 from core.codec import decode
 from core.config import EngineConfig
-from core.pipeline import EngineState, apply_fills, forget_unfilled, run_cycle
-from core.regime import RegimeModel
+from core.pipeline import EngineState, apply_fills, forget_unfilled, regime_history, run_cycle
+from core.regime import InsufficientHistory, RegimeModel
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
 from core.types import Fill, Order
+from hydra.decide import load_snapshot
 from hydra.recording import ENGINE_STATE_KEY, CycleRecord, record_cycle
 from warehouse import Warehouse
 from warehouse.sqlfiles import read_sql
+
+MINUTES_PER_DAY = 1_440
 
 
 @dataclass
@@ -49,8 +52,29 @@ class TradingSession:
     state: EngineState = field(default_factory=EngineState)
     regime_model: RegimeModel | None = None
     tracked: dict[str, TrackedOrder] = field(default_factory=dict)
+    fit_attempted_at: datetime | None = None
+
+    def refit_regime_if_due(self, now: datetime) -> None:
+        """Fit the HMM on the stored history on schedule; the rules classifier decides until one fits."""
+        regime = self.config.regime
+        interval = (
+            timedelta(days=regime.refit_every_days)
+            if self.regime_model is not None
+            else timedelta(hours=regime.fit_retry_hours)
+        )
+        if self.fit_attempted_at is not None and now - self.fit_attempted_at < interval:
+            return
+        self.fit_attempted_at = now
+        window = self.config.snapshot.model_copy(update={"minute_bars_days": regime.fit_history_days})
+        history = load_snapshot(self.warehouse, self.config.model_copy(update={"snapshot": window}), now)
+        features = regime_history(history, now, bars=int(regime.fit_history_days * MINUTES_PER_DAY))
+        try:
+            self.regime_model = RegimeModel.fit(features, now, regime.seed)
+        except InsufficientHistory:
+            return  # keep the model (or the rules) in force until enough history is stored
 
     def step(self, snapshot: MarketSnapshot, now: datetime) -> CycleRecord:
+        self.refit_regime_if_due(now)
         fills, updates = self._collect_fills(now)
         outcome = apply_fills(self.state, fills, {cid: t.order for cid, t in self.tracked.items()}, self.config, now)
         finished = [cid for cid, t in self.tracked.items() if t.view is not None and t.view.status.is_final]

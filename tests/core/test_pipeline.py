@@ -202,3 +202,33 @@ def test_the_kill_switch_halts_entries_but_not_exits() -> None:
 def test_unfilled_entries_are_forgotten() -> None:
     state = cycles(3)[-1].state
     assert forget_unfilled(state, list(state.pending_entries)).pending_entries == {}
+
+
+def test_a_stop_crossed_between_two_cycles_exits_even_if_the_latest_bar_recovered() -> None:
+    results = cycles(3)
+    state, entry_order = results[-1].state, results[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, proposal.entry, 0.0, proposal.ts_event)
+    state = apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state
+    # Five minutes pass before the next cycle: the third of them dips through the stop, the last recovers.
+    recovered = [
+        *PRICES["SPY"][:14],
+        proposal.entry,
+        proposal.entry,
+        proposal.stop * 0.99,
+        proposal.entry,
+        proposal.entry,
+    ]
+    now = START + 19 * MINUTE
+    result = run_cycle(
+        snapshot_at(now, {"SPY": recovered}),
+        Book(100_000.0),
+        state,
+        CONFIG,
+        now,
+        strategies=STRATEGIES,
+        is_tradable=always,
+    )
+    [exit_order] = [o for o in result.orders if o.intent == "exit"]
+    assert exit_order.reason == "stop" and exit_order.decision_price == proposal.stop
+    assert result.state.last_cycle_at == now

@@ -1,0 +1,55 @@
+"""The trading session on the simulated broker: the scheduled regime refit and restart safety."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from adapters.sim_broker import SimBroker, us_equity_hours
+from adapters.simulator import MarketSimulator
+from core.config import EngineConfig
+from hydra.decide import load_snapshot
+from hydra.trading import TradingSession, resume_state
+from strategies import REGISTRY
+from warehouse import Warehouse
+from warehouse.load import upsert
+
+EPOCH = datetime(2026, 1, 19, tzinfo=UTC)
+
+
+def session(warehouse: Warehouse, run_id: str = "test-run") -> TradingSession:
+    return TradingSession(
+        warehouse=warehouse,
+        run_id=run_id,
+        config=EngineConfig(),
+        broker=SimBroker(starting_cash=100_000.0, slippage_bps=2.0, fee_bps=1.0),
+        strategies=REGISTRY,
+        is_tradable=us_equity_hours,
+    )
+
+
+def test_the_hmm_is_fitted_once_enough_history_is_stored_and_then_decides(warehouse: Warehouse) -> None:
+    # Six weeks of simulated history: past the features' warm-up, more than the 500 samples a fit needs.
+    upsert(warehouse, MarketSimulator(seed=42, epoch=EPOCH).generate(EPOCH, EPOCH + timedelta(days=42)))
+    now = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    trader = session(warehouse)
+    trader.step_and_record(load_snapshot(warehouse, trader.config, now), now, recorded_at=now)
+    assert trader.regime_model is not None and trader.regime_model.version.startswith("hmm-")
+    assert trader.state.detector.reading is not None
+    assert trader.state.detector.reading.model_version == trader.regime_model.version
+    fitted = trader.regime_model
+    later = now + timedelta(hours=1)
+    trader.step_and_record(load_snapshot(warehouse, trader.config, later), later, recorded_at=later)
+    assert trader.regime_model is fitted  # not refitted before refit_every_days
+
+
+def test_too_little_history_keeps_the_rules_and_a_restart_resumes_the_recorded_state(warehouse: Warehouse) -> None:
+    upsert(warehouse, MarketSimulator(seed=42, epoch=EPOCH).generate(EPOCH, EPOCH + timedelta(days=8)))
+    trader = session(warehouse)
+    now = datetime(2026, 1, 26, 16, 0, tzinfo=UTC)
+    for minute in range(0, 30, 10):
+        moment = now + timedelta(minutes=minute)
+        trader.step_and_record(load_snapshot(warehouse, trader.config, moment), moment, recorded_at=moment)
+    assert trader.regime_model is None
+    assert trader.state.detector.reading is not None and trader.state.detector.reading.model_version == "rules-v1"
+    assert resume_state(warehouse, "test-run") == trader.state
+    assert resume_state(warehouse, "another-run").cycle_no == 0
