@@ -181,7 +181,8 @@ class PreciousMetalsFlow:
         if context.regime.regime in self.regimes:
             for symbol in traded:
                 chosen = next((view for view in views if view.symbol == symbol and view.proposes), None)
-                if chosen is None:
+                # A view lasts many cycles: once held in its direction, it is not bought again every cycle.
+                if chosen is None or context.holdings.get(symbol, 0.0) * chosen.score > 0:
                     continue
                 agreeing = tuple(
                     signal.signal_id

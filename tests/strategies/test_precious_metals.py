@@ -95,6 +95,15 @@ def test_margin_hike_sells_every_metal() -> None:
         assert "18.0%" in proposal.reason
 
 
+def test_a_view_already_held_in_its_direction_is_not_entered_again() -> None:
+    noticed = NOW - 10 * HOUR
+    frames = [*metals(), margin_notices([("GC", noticed, 15.0), ("SI", noticed, 18.0)])]
+    # Already short GLD and long SLV: the bearish view adds nothing to GLD, but still sells SLV.
+    output = STRATEGY.evaluate(context(snapshot(NOW, *frames), PARAMS, Regime.HIGH_VOL, holdings={"GLD": -5, "SLV": 3}))
+    assert [p.symbol for p in output.proposals] == [s for s in METALS if s != "GLD"]
+    assert {s.symbol for s in output.signals} == set(METALS)  # the view itself is still recorded
+
+
 def test_a_bigger_hike_is_more_confident() -> None:
     def confidence(change_pct: float) -> float:
         output = evaluate([*metals(), margin_notices([("GC", NOW - 10 * HOUR, change_pct)])])
