@@ -106,7 +106,6 @@ def market_view(snapshot: MarketSnapshot, now: datetime) -> dict[str, Any]:
     market = _Market.of(snapshot, now)
     return {
         "last_prices": market.last_prices,
-        "last_bars": market.last_bars,
         "daily_volatility": market.daily_volatility,
         "regime_features": market.regime_features(),
     }

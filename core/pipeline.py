@@ -294,14 +294,12 @@ class _Market:
 
     now: datetime
     last_prices: dict[str, float]
-    last_bars: dict[str, Bar]
     daily_volatility: dict[str, float]
     reference: dict[str, BarArrays]  # the regime's history: closed bars of the index and its gauges
 
     @classmethod
     def of(cls, snapshot: MarketSnapshot, now: datetime) -> _Market:
         last_prices: dict[str, float] = {}
-        last_bars: dict[str, Bar] = {}
         daily: dict[str, float] = {}
         for symbol in snapshot.bar_symbols():
             bars = _closed_bars(snapshot, symbol, now)
@@ -309,14 +307,12 @@ class _Market:
                 continue
             close = float(bars.close[-1])
             last_prices[symbol] = close
-            ts = from_micros(int(bars.ts[-1])) + BAR
-            last_bars[symbol] = Bar(ts=ts, high=float(bars.high[-1]), low=float(bars.low[-1]), close=close)
             closes = bars.tail(VOLATILITY_BARS + 1).close
             if closes.size > 2:
                 sigma = float(np.diff(np.log(closes)).std(ddof=1))
                 if math.isfinite(sigma) and sigma > 0:
                     daily[symbol] = sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
-        return cls(now, last_prices, last_bars, daily, _regime_reference(snapshot, now, REGIME_HISTORY_BARS))
+        return cls(now, last_prices, daily, _regime_reference(snapshot, now, REGIME_HISTORY_BARS))
 
     def regime_features(self) -> FloatArray:
         return _features_of(self.reference, REGIME_HISTORY_BARS)
@@ -469,14 +465,14 @@ def _manage_positions(
     kept: list[ManagedPosition] = []
     exits: list[Order] = []
     for position in positions:
-        bar = market.last_bars.get(position.symbol)
+        price = market.last_prices.get(position.symbol)
         intent: ExitIntent | None = None
         start = position.opened_at if since is None else max(position.opened_at, since)
         for unseen in _bars_closed_after(snapshot, position.symbol, start, now):
             position, intent = update_position(position, unseen)
             if intent is not None:
                 break
-        if intent is None and position.symbol in flatten and bar is not None:
+        if intent is None and position.symbol in flatten and price is not None:
             intent = ExitIntent(
                 position.trade_id,
                 position.strategy,
@@ -484,7 +480,7 @@ def _manage_positions(
                 position.side.opposite,
                 position.qty,
                 ExitReason.EVENT,
-                bar.close,
+                price,
                 now,
             )
         kept.append(position)

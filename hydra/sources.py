@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
-
-from alpaca.data.historical.crypto import CryptoHistoricalDataClient
-from alpaca.data.historical.stock import StockHistoricalDataClient
+from functools import cache, partial
 
 from adapters import alpaca_data, binance, cme, github, macro_calendar, metal_premium, narrative, vol_credit
 from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected
@@ -149,27 +146,20 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
             parts.append(
                 (
                     f"alpaca {label} {timeframe}",
-                    _bars_part(
-                        stock_client, crypto_client, group, timeframe, start, end, request.now, config.stock_feed
+                    partial(
+                        alpaca_data.fetch_bars,
+                        stock_client,
+                        crypto_client,
+                        group,
+                        timeframe,
+                        start,
+                        end,
+                        request.now,
+                        stock_feed=config.stock_feed,
                     ),
                 )
             )
     return parts
-
-
-def _bars_part(
-    stock_client: StockHistoricalDataClient | None,
-    crypto_client: CryptoHistoricalDataClient,
-    symbols: tuple[str, ...],
-    timeframe: str,
-    start: datetime,
-    end: datetime,
-    now: datetime,
-    stock_feed: str,
-) -> Callable[[], FeedBatch]:
-    return lambda: alpaca_data.fetch_bars(
-        stock_client, crypto_client, symbols, timeframe, start, end, now, stock_feed=stock_feed
-    )
 
 
 def _bar_start(now: datetime, timeframe: str) -> datetime:
@@ -245,17 +235,10 @@ def github_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     etags = cursors.feed_state(context.warehouse, "github")
     parts: list[Part] = []
     for repo in context.settings.feeds.github.repos:
-        parts.append((f"releases {repo}", _releases_part(client, repo, etags.get(github.etag_key(repo)), request.now)))
-        parts.append((f"stats {repo}", _stats_part(client, repo, request.now)))
+        etag = etags.get(github.etag_key(repo))
+        parts.append((f"releases {repo}", partial(client.fetch_releases, repo, etag=etag, now=request.now)))
+        parts.append((f"stats {repo}", partial(client.fetch_repo_stats, repo, now=request.now)))
     return parts
-
-
-def _releases_part(client: github.GitHubClient, repo: str, etag: str | None, now: datetime) -> Callable[[], FeedBatch]:
-    return lambda: client.fetch_releases(repo, etag=etag, now=now)
-
-
-def _stats_part(client: github.GitHubClient, repo: str, now: datetime) -> Callable[[], FeedBatch]:
-    return lambda: client.fetch_repo_stats(repo, now=now)
 
 
 def narrative_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
@@ -274,11 +257,9 @@ def narrative_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
         narrative.HeadlineMatcher.for_watchlist(context.settings.engine.watchlist),
         source_labs={feed.name: feed.lab for feed in config.feeds if feed.lab},
     )
-    return [(f"rss {feed.name}", _rss_part(client, feed.name, feed.url, request.now)) for feed in config.feeds]
-
-
-def _rss_part(client: narrative.NarrativeClient, name: str, url: str, now: datetime) -> Callable[[], FeedBatch]:
-    return lambda: client.fetch_feed(name, url, now=now)
+    return [
+        (f"rss {feed.name}", partial(client.fetch_feed, feed.name, feed.url, now=request.now)) for feed in config.feeds
+    ]
 
 
 def vol_credit_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
@@ -289,14 +270,13 @@ def vol_credit_parts(context: SourceContext, request: FeedRequest) -> list[Part]
     parts: list[Part] = [("vix", lambda: vol_credit.fetch_vix(cboe, fred, fred_key, since, request.now))]
     if fred is not None and fred_key:
         for series_id in ("BAMLH0A0HYM2", "DEXCHUS"):
-            parts.append((f"fred {series_id}", _fred_part(fred, fred_key, series_id, since, request.now)))
+            parts.append(
+                (
+                    f"fred {series_id}",
+                    partial(vol_credit.fetch_fred_series, fred, fred_key, series_id, since, request.now),
+                )
+            )
     return parts
-
-
-def _fred_part(
-    client: HttpClient, key: str, series_id: str, since: date | None, now: datetime
-) -> Callable[[], FeedBatch]:
-    return lambda: vol_credit.fetch_fred_series(client, key, series_id, since, now)
 
 
 def _date_or_none(moment: datetime | None) -> date | None:
