@@ -72,6 +72,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from alpaca.common.enums import Sort
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
@@ -180,6 +181,26 @@ class AlpacaBroker:
             "open orders", lambda: self._client.get_orders(request), lambda raw: _items(raw, self._order)
         )
         return [order for order, _ in found]
+
+    def recent_orders(self, since: datetime) -> list[BrokerOrder]:
+        # Alpaca pages by count: past the limit the newest orders would be missed, so ask for
+        # the oldest first and continue after the last one seen.
+        found: list[BrokerOrder] = []
+        after = since
+        while True:
+            request = GetOrdersRequest(
+                status=QueryOrderStatus.ALL, after=after, limit=OPEN_ORDERS_LIMIT, direction=Sort.ASC
+            )
+            page = self._read(
+                "recent orders",
+                lambda request=request: self._client.get_orders(request),  # type: ignore[misc]
+                lambda raw: _items(raw, self._order),
+            )
+            found += [order for order, _ in page]
+            last = page[-1][0].submitted_at if page else None
+            if len(page) < OPEN_ORDERS_LIMIT or last is None or last <= after:
+                return found
+            after = last
 
     def clock(self) -> MarketClock:
         return self._read("clock", self._client.get_clock, _clock)

@@ -98,6 +98,10 @@ class Broker(Protocol):
 
     def open_orders(self) -> list[BrokerOrder]: ...
 
+    def recent_orders(self, since: datetime) -> list[BrokerOrder]:
+        """Every order submitted after `since`, whatever its state."""
+        ...
+
     def clock(self) -> MarketClock: ...
 
     def submit(self, order: Order) -> BrokerOrder:

@@ -75,7 +75,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from adapters.broker import Account, BrokerError, BrokerOrder, BrokerPosition, MarketClock, OrderRefused, OrderStatus
-from core.book import Book
+from core.book import Book, Holding
 from core.config import is_crypto
 from core.types import Fill, Order, Side
 
@@ -163,6 +163,20 @@ class _SimOrder:
         )
 
 
+@dataclass(frozen=True)
+class SimBrokerState:
+    """Everything a SimBroker holds, as plain data: a trading flow run in a fresh process
+    (one per minute) picks up the account where the last run left it."""
+
+    cash: float
+    realized_pnl: float
+    fees: float
+    holdings: Mapping[str, Holding]
+    now: datetime | None
+    last_bars: Mapping[str, tuple[datetime, float, float, float, float, float]]
+    orders: tuple[_SimOrder, ...]  # in submission order, the order open ones take a bar's volume
+
+
 class SimBroker:
     """A cash account filled from bars; see the module docstring for its conventions."""
 
@@ -190,6 +204,33 @@ class SimBroker:
         self._orders: dict[str, _SimOrder] = {}
         # Open orders in submission order, the order in which they take a bar's volume.
         self._open: dict[str, _SimOrder] = {}
+
+    def export_state(self) -> SimBrokerState:
+        book = self._book
+        return SimBrokerState(
+            cash=book.cash,
+            realized_pnl=book.realized_pnl,
+            fees=book.fees,
+            holdings=book.holdings(),
+            now=self._now,
+            last_bars={symbol: tuple(bar) for symbol, bar in self._last_bars.items()},  # type: ignore[misc]
+            orders=tuple(self._orders.values()),
+        )
+
+    def restore(self, state: SimBrokerState) -> None:
+        """Take over an exported account (this broker's costs and hours stay as constructed)."""
+        self._book = Book(state.cash, state.holdings, {symbol: bar[4] for symbol, bar in state.last_bars.items()})
+        self._book.realized_pnl = state.realized_pnl
+        self._book.fees = state.fees
+        self._now = state.now
+        self._last_bars = {symbol: Bar(*bar) for symbol, bar in state.last_bars.items()}
+        self._orders = {sim.order.client_order_id: sim for sim in state.orders}
+        self._open = {cid: sim for cid, sim in self._orders.items() if not sim.status.is_final}
+
+    @property
+    def now(self) -> datetime | None:
+        """The broker's time: that of the latest on_bar, None before the first."""
+        return self._now
 
     # --- time ---------------------------------------------------------------------------
 
@@ -329,6 +370,9 @@ class SimBroker:
 
     def open_orders(self) -> list[BrokerOrder]:
         return [sim.snapshot() for sim in self._open.values()]
+
+    def recent_orders(self, since: datetime) -> list[BrokerOrder]:
+        return [sim.snapshot() for sim in self._orders.values() if sim.submitted_at > since]
 
     def cancel(self, client_order_id: str) -> None:
         """Cancel an open order; a final one keeps its state, an unknown id is a BrokerError."""

@@ -18,6 +18,8 @@ from enum import Enum
 from functools import cache
 from typing import Any, TypeVar, Union, get_args, get_origin
 
+import numpy as np
+
 from core.types import ContractError
 
 T = TypeVar("T")
@@ -39,6 +41,8 @@ def encode(value: Any) -> JSON:
         return {str(encode(key)): encode(item) for key, item in value.items()}
     if isinstance(value, tuple | list):
         return [encode(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise ContractError(f"cannot encode {type(value).__name__}")
@@ -65,6 +69,10 @@ def _decode(kind: Any, data: JSON) -> Any:
     if origin in (dict, Mapping):
         key_kind, value_kind = get_args(kind)
         return {_decode(key_kind, key): _decode(value_kind, item) for key, item in data.items()}
+    if origin is np.ndarray:
+        # NDArray[np.float64] is ndarray[shape, dtype[float64]]: the element type is inside the dtype.
+        (element,) = get_args(get_args(kind)[1])
+        return np.asarray(data, dtype=element)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         hints = _hints(kind)
         return kind(**{name: _decode(hints[name], value) for name, value in data.items()})

@@ -238,9 +238,10 @@ def apply_fills(
     for fill in fills:
         order = orders[fill.client_order_id]
         if order.intent == "entry":
+            # The proposal stays pending until its order is final: a later partial fill adds to the position.
             proposal = pending.get(order.client_order_id)
             if proposal is None:
-                continue  # a fill reported twice: the first one already opened the position
+                continue
             position = positions.get(order.client_order_id)
             qty = fill.qty + (position.qty if position else 0.0)
             entry = fill.price if position is None else (position.entry * position.qty + fill.price * fill.qty) / qty
@@ -270,8 +271,6 @@ def apply_fills(
             transition = manager.record_trade_close(risk, fill.ts_event, trade.pnl)
             risk = transition.state
             events.extend(transition.events)
-    for client_id in [cid for cid in pending if cid in positions]:
-        del pending[client_id]
     new_state = replace(
         state,
         risk=risk,
@@ -282,10 +281,89 @@ def apply_fills(
     return FillOutcome(new_state, tuple(opened), tuple(closed), tuple(updates), tuple(events))
 
 
-def forget_unfilled(state: EngineState, client_order_ids: Sequence[str]) -> EngineState:
-    """Entry orders that ended without a fill (cancelled, rejected, expired) open nothing."""
+def forget_entries(state: EngineState, client_order_ids: Sequence[str]) -> EngineState:
+    """Entry orders that reached a final state (filled, cancelled, rejected, expired) open nothing more."""
     pending = {k: v for k, v in state.pending_entries.items() if k not in set(client_order_ids)}
     return replace(state, pending_entries=pending)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionDifference:
+    """A symbol whose managed quantity differs from what the broker holds (signed: negative is short)."""
+
+    symbol: str
+    managed_qty: float
+    broker_qty: float
+    resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    state: EngineState
+    closed: tuple[ClosedTrade, ...]
+    differences: tuple[PositionDifference, ...]
+
+
+def reconcile_positions(
+    state: EngineState,
+    broker_qty: Mapping[str, float],
+    prices: Mapping[str, float],
+    working_symbols: frozenset[str],
+    now: datetime,
+) -> Reconciliation:
+    """Make the managed positions agree with the broker's holdings; the broker wins.
+
+    Symbols with an order still working are skipped: their fills are still arriving. A
+    managed quantity the broker no longer holds (closed by hand, liquidated, lost in a
+    crash) is closed as 'reconcile' at the symbol's last price, newest trade first; it
+    feeds neither the strategy's statistics nor the loss streak, since no strategy chose
+    that exit. A holding larger than the managed quantity stays unmanaged: it counts in the
+    book and so in every exposure limit, but HYDRA places no stop on it.
+    """
+    managed: dict[str, float] = {}
+    for position in state.positions:
+        managed[position.symbol] = managed.get(position.symbol, 0.0) + position.side.sign * position.qty
+    positions = list(state.positions)
+    closed: list[ClosedTrade] = []
+    differences: list[PositionDifference] = []
+    for symbol in sorted((managed.keys() | broker_qty.keys()) - working_symbols):
+        held = broker_qty.get(symbol, 0.0)
+        expected = managed.get(symbol, 0.0)
+        if abs(held - expected) <= _QTY_TOLERANCE * max(1.0, abs(held), abs(expected)):
+            continue
+        # What the broker still holds in the managed direction; the rest of the managed qty is gone.
+        kept = max(0.0, held * math.copysign(1.0, expected)) if expected else 0.0
+        missing = abs(expected) - kept
+        if missing <= _QTY_TOLERANCE * abs(expected):
+            differences.append(
+                PositionDifference(symbol, expected, held, "broker holds more: the excess stays unmanaged")
+            )
+            continue
+        price = prices.get(symbol)
+        for position in sorted(
+            (p for p in positions if p.symbol == symbol), key=lambda p: (p.opened_at, p.trade_id), reverse=True
+        ):
+            if missing <= 0.0:
+                break
+            cut = min(position.qty, missing)
+            missing -= cut
+            closed.append(
+                close_position(replace(position, qty=cut), price or position.entry, now, ExitReason.RECONCILE)
+            )
+            positions.remove(position)
+            if position.qty - cut > _QTY_TOLERANCE * position.qty:
+                positions.append(replace(position, qty=position.qty - cut))
+        differences.append(
+            PositionDifference(
+                symbol, expected, held, f"broker wins: managed qty {abs(expected) - kept:g} closed as 'reconcile'"
+            )
+        )
+    reconciled = replace(state, positions=tuple(sorted(positions, key=lambda p: p.trade_id)))
+    return Reconciliation(reconciled, tuple(closed), tuple(differences))
+
+
+# Fractional quantities summed from fills differ from the broker's by a few ulps.
+_QTY_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class ExitReason(StrEnum):
     TRAIL = "trail"
     TIME = "time"
     EVENT = "event"  # flattened ahead of a market-moving event on a strategy's advice
+    RECONCILE = "reconcile"  # the broker no longer holds it: closed to match the broker
 
 
 @dataclass(frozen=True, slots=True)

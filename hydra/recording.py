@@ -33,6 +33,17 @@ ENGINE_STATE_KEY = "engine"
 
 
 @dataclass(frozen=True)
+class Discrepancy:
+    """A difference between the broker and the warehouse, and how it was resolved (the broker wins)."""
+
+    kind: str  # 'position_mismatch' | 'unrecorded_order' | 'order_status'
+    subject: str  # a symbol or a client order id
+    warehouse_value: str | None
+    broker_value: str | None
+    resolution: str
+
+
+@dataclass(frozen=True)
 class CycleRecord:
     """What happened in one cycle beyond the decision itself: the broker's side."""
 
@@ -49,10 +60,12 @@ class CycleRecord:
     risk_events: Sequence[RiskEvent] = ()
     weight_updates: Sequence[Any] = ()
     decision_ms: float | None = None
-    peak_equity: float | None = None
+    reconciliations: Sequence[Discrepancy] = ()
 
 
 def record_cycle(warehouse: Warehouse, run_id: str, record: CycleRecord, recorded_at: datetime) -> None:
+    """Write the cycle; its orders are written before they are sent (status 'pending'), so a run
+    that dies while submitting leaves every order it may have placed in the warehouse."""
     tables = cycle_tables(run_id, record, recorded_at)
     with warehouse.connect() as con, in_transaction(con):
         for table, rows in tables.items():
@@ -72,6 +85,71 @@ def record_cycle(warehouse: Warehouse, run_id: str, record: CycleRecord, recorde
                     "ts_ingested": recorded_at,
                 },
             )
+
+
+def record_submissions(
+    warehouse: Warehouse,
+    run_id: str,
+    orders: Sequence[Order],
+    record: CycleRecord,
+    recorded_at: datetime,
+) -> None:
+    """The broker's answers to a cycle's orders, and the state that follows from them."""
+    stamp = {"run_id": run_id, "ts_ingested": recorded_at}
+    rows = [
+        _order_row(stamp, order, record.orders.get(order.client_order_id), record.refused.get(order.client_order_id))
+        for order in orders
+    ]
+    with warehouse.connect() as con, in_transaction(con):
+        upsert_rows(con, "orders", _frame(rows))
+        upsert_rows(
+            con, "engine_state", _frame([_state_row(run_id, ENGINE_STATE_KEY, encode(record.state), record.result.now)])
+        )
+
+
+def record_orders(
+    warehouse: Warehouse,
+    run_id: str,
+    orders: Sequence[tuple[Order, BrokerOrder | None]],
+    discrepancies: Sequence[Discrepancy],
+    now: datetime,
+    recorded_at: datetime,
+) -> None:
+    """Orders learned outside a cycle (found at the broker, or found never sent), with why."""
+    stamp = {"run_id": run_id, "ts_ingested": recorded_at}
+    with warehouse.connect() as con, in_transaction(con):
+        if orders:
+            upsert_rows(con, "orders", _frame(_order_row(stamp, order, view, None) for order, view in orders))
+        if discrepancies:
+            upsert_rows(con, "reconciliations", _frame(_discrepancy_row(stamp, now, d) for d in discrepancies))
+
+
+def store_value(warehouse: Warehouse, run_id: str, key: str, value: Any, ts: datetime) -> None:
+    """Keep a JSON value under `key` for the run (the regime model, the simulated account)."""
+    with warehouse.connect() as con:
+        upsert_rows(con, "engine_state", _frame([_state_row(run_id, key, value, ts)]))
+
+
+def stored_value(warehouse: Warehouse, run_id: str, key: str) -> Any | None:
+    with warehouse.connect() as con:
+        row = con.execute(read_sql("read/engine_state"), {"run_id": run_id, "key": key}).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def _state_row(run_id: str, key: str, value: Any, ts: datetime) -> dict[str, Any]:
+    return {"run_id": run_id, "key": key, "value": json.dumps(value), "ts_updated": ts}
+
+
+def _discrepancy_row(stamp: Mapping[str, Any], now: datetime, discrepancy: Discrepancy) -> dict[str, Any]:
+    return {
+        **stamp,
+        "ts_event": now,
+        "kind": discrepancy.kind,
+        "subject": discrepancy.subject,
+        "warehouse_value": discrepancy.warehouse_value,
+        "broker_value": discrepancy.broker_value,
+        "resolution": discrepancy.resolution,
+    }
 
 
 def cycle_tables(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[str, pl.DataFrame]:
@@ -168,8 +246,11 @@ def cycle_tables(run_id: str, record: CycleRecord, recorded_at: datetime) -> dic
             for d in result.decisions
         ],
         "orders": [
-            *(_order_row(stamp, order, record.orders.get(order.client_order_id), record) for order in result.orders),
-            *(_order_row(stamp, order, view, record) for order, view in record.order_updates),
+            *(
+                _order_row(stamp, o, record.orders.get(o.client_order_id), record.refused.get(o.client_order_id))
+                for o in result.orders
+            ),
+            *(_order_row(stamp, order, view, None) for order, view in record.order_updates),
         ],
         "fills": [
             {
@@ -236,14 +317,8 @@ def cycle_tables(run_id: str, record: CycleRecord, recorded_at: datetime) -> dic
             }
             for e in (*result.risk_events, *record.risk_events)
         ],
-        "engine_state": [
-            {
-                "run_id": run_id,
-                "key": ENGINE_STATE_KEY,
-                "value": json.dumps(encode(record.state)),
-                "ts_updated": now,
-            }
-        ],
+        "reconciliations": [_discrepancy_row(stamp, now, d) for d in record.reconciliations],
+        "engine_state": [_state_row(run_id, ENGINE_STATE_KEY, encode(record.state), now)],
     }
     return {name: _frame(rows) for name, rows in tables.items() if rows}
 
@@ -256,8 +331,7 @@ def _weight_of(result: CycleResult, signal_id: str) -> float:
     return 0.0  # dropped by aggregation: too stale or too unreliable to count
 
 
-def _order_row(stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None, record: CycleRecord) -> dict[str, Any]:
-    refused = record.refused.get(order.client_order_id)
+def _order_row(stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None, refused: str | None) -> dict[str, Any]:
     return {
         **stamp,
         "client_order_id": order.client_order_id,
@@ -275,9 +349,10 @@ def _order_row(stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None,
         "limit_price": order.limit_price,
         "stop_price": None,
         "decision_price": order.decision_price,
+        "reason": order.reason or None,
         "broker_order_id": seen.broker_order_id if seen else None,
         "status": "refused" if refused else (seen.status.value if seen else "pending"),
-        "status_reason": refused or (seen.status_reason if seen else order.reason or None),
+        "status_reason": refused or (seen.status_reason if seen else None),
         "filled_qty": seen.filled_qty if seen else 0.0,
         "filled_avg_price": seen.filled_avg_price if seen else None,
         "submitted_at": seen.submitted_at if seen else None,

@@ -50,6 +50,14 @@ class SimConfig(Frozen):
     fee_bps: float = Field(default=1.0, ge=0)
 
 
+class TradingConfig(Frozen):
+    session: str = Field(
+        default="main",
+        pattern=r"^[A-Za-z0-9_.]+$",
+        description="names the run the minutely flow continues: run id '<mode>-<session>'",
+    )
+
+
 class HydraSettings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True,
@@ -64,6 +72,7 @@ class HydraSettings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     feeds: FeedsConfig = FeedsConfig()
     sim: SimConfig = SimConfig()
+    trading: TradingConfig = TradingConfig()
 
     @property
     def risk(self) -> RiskConfig:

@@ -1,34 +1,68 @@
-"""One trading cycle against any broker: collect fills -> decide -> submit -> record.
+"""One trading cycle against any broker: collect fills -> reconcile -> decide -> record -> submit.
 
-The same `TradingSession.step` runs every simulated minute of `hydra run` and every minute
-of the paper-trading flow; only the broker and the source of the snapshot differ. The
-engine's state is stored with each cycle, so a new process resumes a run where the last
-one stopped (`resume_state`).
+The same `TradingSession.step_and_record` runs every simulated minute of `hydra run` and
+every run of the minutely trading flow; only the broker and the source of the snapshot
+differ. Nothing lives only in memory: the engine's state, the fitted regime model and the
+orders still working are in the warehouse, so a fresh process (each served flow run is one)
+resumes a run exactly where the last one stopped (`TradingSession.resume`).
+
+Crash safety is a write-ahead rule: a cycle's decisions and orders are recorded (orders as
+'pending') before any order is sent, and the broker's answers are recorded after. A run
+that dies in between leaves 'pending' rows; the next run looks each one up at the broker by
+its deterministic client order id, and either follows it (it arrived) or closes it as never
+sent. Orders the broker has under HYDRA's id prefix that no run recorded at all (a restored
+warehouse, a hand-placed order) are recorded once, with a reconciliation row saying so.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, new_fill
+from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, OrderStatus, new_fill
 from core.book import Book, Holding
-from core.codec import decode
+from core.codec import decode, encode
 from core.config import EngineConfig
-from core.pipeline import EngineState, apply_fills, forget_unfilled, regime_history, run_cycle
+from core.pipeline import (
+    EngineState,
+    apply_fills,
+    forget_entries,
+    reconcile_positions,
+    regime_history,
+    run_cycle,
+)
 from core.regime import InsufficientHistory, RegimeModel
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
-from core.types import Fill, Order
+from core.types import Fill, Order, Side
 from hydra.decide import load_snapshot
-from hydra.recording import ENGINE_STATE_KEY, CycleRecord, record_cycle
+from hydra.recording import (
+    ENGINE_STATE_KEY,
+    CycleRecord,
+    Discrepancy,
+    record_cycle,
+    record_orders,
+    record_submissions,
+    store_value,
+    stored_value,
+)
 from warehouse import Warehouse
-from warehouse.sqlfiles import read_sql
+from warehouse.read import query_frame
 
 MINUTES_PER_DAY = 1_440
+REGIME_MODEL_KEY = "regime_model"
+CLIENT_ID_PREFIX = "hy-"
+# How far back the broker's order history is searched for orders no run recorded.
+UNRECORDED_LOOKBACK = timedelta(days=2)
+NEVER_SENT = "never reached the broker: the run stopped, or the request failed, before it arrived"
+
+
+class AlreadyDecided(Exception):
+    """The run has already decided at this time or later: deciding again would double its orders."""
 
 
 @dataclass
@@ -36,7 +70,8 @@ class TrackedOrder:
     """An order sent to the broker whose fills are still being collected."""
 
     order: Order
-    view: BrokerOrder | None  # None while the broker's answer is unknown (a timeout)
+    view: BrokerOrder | None  # None until the broker's answer is read in this process
+    acknowledged: bool  # the broker has answered for it at least once (in this run or an earlier one)
     recorded_qty: float = 0.0
     recorded_avg_price: float | None = None
 
@@ -54,6 +89,75 @@ class TradingSession:
     tracked: dict[str, TrackedOrder] = field(default_factory=dict)
     fit_attempted_at: datetime | None = None
 
+    @classmethod
+    def resume(
+        cls,
+        warehouse: Warehouse,
+        run_id: str,
+        config: EngineConfig,
+        broker: Broker,
+        strategies: Sequence[Strategy],
+        is_tradable: Callable[[str, datetime], bool],
+    ) -> TradingSession:
+        """The run as its last recorded cycle left it (a fresh one for a new run id)."""
+        stored_model = stored_value(warehouse, run_id, REGIME_MODEL_KEY)
+        session = cls(
+            warehouse=warehouse,
+            run_id=run_id,
+            config=config,
+            broker=broker,
+            strategies=strategies,
+            is_tradable=is_tradable,
+            state=resume_state(warehouse, run_id),
+        )
+        if stored_model is not None:
+            session.fit_attempted_at = decode(datetime, stored_model["attempted_at"])
+            model = stored_model["model"]
+            session.regime_model = None if model is None else decode(RegimeModel, model)
+        with warehouse.connect() as con:
+            working = query_frame(con, "read/working_orders", {"run_id": run_id})
+        for row in working.iter_rows(named=True):
+            session.tracked[row["client_order_id"]] = TrackedOrder(
+                order=_order_of(row),
+                view=None,
+                acknowledged=row["status"] != "pending",
+                recorded_qty=row["filled_qty"],
+                recorded_avg_price=row["filled_avg_price"],
+            )
+        return session
+
+    def adopt_unrecorded_orders(self, now: datetime, recorded_at: datetime) -> list[Discrepancy]:
+        """Record, once, the broker's HYDRA orders that no run has recorded, and follow them from now on."""
+        since = (self.state.last_cycle_at or now) - UNRECORDED_LOOKBACK
+        candidates = [o for o in self.broker.recent_orders(since) if o.client_order_id.startswith(CLIENT_ID_PREFIX)]
+        if not candidates:
+            return []
+        with self.warehouse.connect() as con:
+            known = query_frame(
+                con, "read/known_orders", {"client_order_ids": [o.client_order_id for o in candidates]}
+            ).get_column("client_order_id")
+        adopted = []
+        discrepancies = []
+        for view in candidates:
+            if view.client_order_id in set(known) or view.client_order_id in self.tracked:
+                continue
+            order = _order_from_broker(view, [s.name for s in self.strategies], now)
+            adopted.append((order, view))
+            discrepancies.append(
+                Discrepancy(
+                    kind="unrecorded_order",
+                    subject=view.client_order_id,
+                    warehouse_value=None,
+                    broker_value=f"{view.side} {view.qty:g} {view.symbol} {view.status}",
+                    resolution="recorded from the broker; its fills are followed, it opens no managed position",
+                )
+            )
+            # Fills are collected from zero so they are recorded like any other order's.
+            self.tracked[view.client_order_id] = TrackedOrder(order, None, acknowledged=True)
+        if adopted:
+            record_orders(self.warehouse, self.run_id, adopted, discrepancies, now, recorded_at)
+        return discrepancies
+
     def refit_regime_if_due(self, now: datetime) -> None:
         """Fit the HMM on the stored history on schedule; the rules classifier decides until one fits."""
         regime = self.config.regime
@@ -68,21 +172,34 @@ class TradingSession:
         window = self.config.snapshot.model_copy(update={"minute_bars_days": regime.fit_history_days})
         history = load_snapshot(self.warehouse, self.config.model_copy(update={"snapshot": window}), now)
         features = regime_history(history, now, bars=int(regime.fit_history_days * MINUTES_PER_DAY))
-        try:
+        # Too little history keeps the model (or the rules) in force until enough is stored.
+        with suppress(InsufficientHistory):
             self.regime_model = RegimeModel.fit(features, now, regime.seed)
-        except InsufficientHistory:
-            return  # keep the model (or the rules) in force until enough history is stored
+        # Stored either way: a fresh process must not pay for a fit (seconds) that is not due.
+        model = None if self.regime_model is None else encode(self.regime_model)
+        store_value(
+            self.warehouse, self.run_id, REGIME_MODEL_KEY, {"attempted_at": now.isoformat(), "model": model}, now
+        )
 
-    def step(self, snapshot: MarketSnapshot, now: datetime) -> CycleRecord:
+    def step_and_record(self, snapshot: MarketSnapshot, now: datetime, recorded_at: datetime) -> CycleRecord:
+        if self.state.last_cycle_at is not None and now <= self.state.last_cycle_at:
+            raise AlreadyDecided(
+                f"run {self.run_id} already decided at {self.state.last_cycle_at.isoformat()}; not again at "
+                f"{now.isoformat()}"
+            )
         self.refit_regime_if_due(now)
-        fills, updates = self._collect_fills(now)
+        fills, updates, never_sent = self._collect_fills(now)
         outcome = apply_fills(self.state, fills, {cid: t.order for cid, t in self.tracked.items()}, self.config, now)
         finished = [cid for cid, t in self.tracked.items() if t.view is not None and t.view.status.is_final]
-        state = forget_unfilled(outcome.state, finished)
+        book = book_from_broker(self.broker)
+        working = frozenset(t.order.symbol for cid, t in self.tracked.items() if cid not in finished)
+        broker_qty = {symbol: holding.qty for symbol, holding in book.holdings().items()}
+        prices = {symbol: price for symbol in broker_qty if (price := book.last_price(symbol)) is not None}
+        reconciled = reconcile_positions(outcome.state, broker_qty, prices, working, now)
+        state = forget_entries(reconciled.state, finished)
         for cid in finished:
             del self.tracked[cid]
 
-        book = book_from_broker(self.broker)
         started = time.perf_counter()
         result = run_cycle(
             snapshot,
@@ -95,39 +212,60 @@ class TradingSession:
             regime_model=self.regime_model,
         )
         decision_ms = (time.perf_counter() - started) * 1000
-        views, refused = self._submit(result.orders)
-        self.state = forget_unfilled(result.state, list(refused))
-        return CycleRecord(
+        discrepancies = [
+            *never_sent,
+            *(
+                Discrepancy(
+                    kind="position_mismatch",
+                    subject=d.symbol,
+                    warehouse_value=f"{d.managed_qty:g}",
+                    broker_value=f"{d.broker_qty:g}",
+                    resolution=d.resolution,
+                )
+                for d in reconciled.differences
+            ),
+        ]
+        record = CycleRecord(
             result=result,
-            book=book_from_broker(self.broker),
-            state=self.state,
-            orders=views,
-            refused=refused,
+            book=book,
+            state=result.state,
             order_updates=updates,
             fills=fills,
             opened=outcome.opened,
-            closed=outcome.closed,
+            closed=(*outcome.closed, *reconciled.closed),
             risk_events=outcome.risk_events,
             weight_updates=outcome.weight_updates,
             decision_ms=decision_ms,
+            reconciliations=discrepancies,
         )
-
-    def step_and_record(self, snapshot: MarketSnapshot, now: datetime, recorded_at: datetime) -> CycleRecord:
-        record = self.step(snapshot, now)
         record_cycle(self.warehouse, self.run_id, record, recorded_at)
-        return record
+        views, refused = self._submit(result.orders)
+        self.state = forget_entries(result.state, list(refused))
+        submitted = replace(record, state=self.state, orders=views, refused=refused)
+        if result.orders:
+            record_submissions(self.warehouse, self.run_id, result.orders, submitted, recorded_at)
+        return submitted
 
-    def _collect_fills(self, now: datetime) -> tuple[list[Fill], list[tuple[Order, BrokerOrder]]]:
-        """New fills of the tracked orders, and the orders whose state at the broker changed."""
+    def _collect_fills(self, now: datetime) -> tuple[list[Fill], list[tuple[Order, BrokerOrder]], list[Discrepancy]]:
+        """New fills of the tracked orders, the orders whose state at the broker changed, and
+        the orders found never sent (closed as canceled)."""
         fills = []
         updates = []
+        never_sent = []
         for cid, tracked in self.tracked.items():
             view = self.broker.order(cid)
             if view is None:
-                continue
+                if not tracked.acknowledged:
+                    view = _never_sent(tracked.order, now)
+                    never_sent.append(
+                        Discrepancy("order_status", cid, "pending", "not found", f"closed as canceled: {NEVER_SENT}")
+                    )
+                else:
+                    continue  # the broker lost sight of it for a moment: ask again next cycle
             if view != tracked.view:
                 updates.append((tracked.order, view))
             tracked.view = view
+            tracked.acknowledged = True
             fill = new_fill(
                 view,
                 tracked.recorded_qty,
@@ -139,7 +277,7 @@ class TradingSession:
                 fills.append(fill)
                 tracked.recorded_qty = view.filled_qty
                 tracked.recorded_avg_price = view.filled_avg_price
-        return fills, updates
+        return fills, updates, never_sent
 
     def _submit(self, orders: Sequence[Order]) -> tuple[dict[str, BrokerOrder], dict[str, str]]:
         views: dict[str, BrokerOrder] = {}
@@ -152,7 +290,7 @@ class TradingSession:
                 continue
             except BrokerError:
                 view = None  # the outcome is unknown: the next cycle looks the order up by its id
-            self.tracked[order.client_order_id] = TrackedOrder(order, view)
+            self.tracked[order.client_order_id] = TrackedOrder(order, view, acknowledged=view is not None)
             if view is not None:
                 views[order.client_order_id] = view
         return views, refused
@@ -170,6 +308,63 @@ def book_from_broker(broker: Broker) -> Book:
 
 def resume_state(warehouse: Warehouse, run_id: str) -> EngineState:
     """The state the run's last recorded cycle left, or a fresh one for a new run."""
-    with warehouse.connect() as con:
-        row = con.execute(read_sql("read/engine_state"), {"run_id": run_id, "key": ENGINE_STATE_KEY}).fetchone()
-    return EngineState() if row is None else decode(EngineState, json.loads(row[0]))
+    stored = stored_value(warehouse, run_id, ENGINE_STATE_KEY)
+    return EngineState() if stored is None else decode(EngineState, stored)
+
+
+def _order_of(row: dict[str, Any]) -> Order:
+    return Order(
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        qty=row["qty"],
+        strategy=row["strategy"],
+        intent=row["intent"],
+        decision_price=row["decision_price"],
+        ts_event=row["ts_event"],
+        order_type=row["order_type"],
+        limit_price=row["limit_price"],
+        trade_id=row["trade_id"],
+        proposal_id=row["proposal_id"],
+        reason=row["reason"] or "",
+    )
+
+
+def _order_from_broker(view: BrokerOrder, strategy_names: Sequence[str], now: datetime) -> Order:
+    """An order as far as the broker knows it; its strategy is read back from the client order id."""
+    # Client ids are 'hy-<yyyymmddHHMM>-<strategy[:14]>-<symbol>-<digest>'.
+    parts = view.client_order_id.split("-")
+    abbreviated = parts[2] if len(parts) > 2 else ""
+    strategy = next((name for name in strategy_names if name[:14] == abbreviated), "unknown")
+    return Order(
+        client_order_id=view.client_order_id,
+        symbol=view.symbol,
+        side=view.side,
+        qty=view.qty,
+        strategy=strategy,
+        intent="entry",
+        decision_price=view.filled_avg_price or 0.0,
+        ts_event=view.submitted_at or now,
+        # The broker's view carries no limit price, which a limit Order must have: the order
+        # as placed stays at the broker; HYDRA only needs what it is to follow its fills.
+        order_type="market",
+        reason="adopted from the broker",
+    )
+
+
+def _never_sent(order: Order, now: datetime) -> BrokerOrder:
+    return BrokerOrder(
+        client_order_id=order.client_order_id,
+        broker_order_id=None,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.qty,
+        order_type=order.order_type,
+        time_in_force="day",
+        status=OrderStatus.CANCELED,
+        filled_qty=0.0,
+        filled_avg_price=None,
+        submitted_at=None,
+        updated_at=now,
+        status_reason=NEVER_SENT,
+    )

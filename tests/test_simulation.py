@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -37,6 +38,17 @@ def test_two_simulated_days_trade_several_strategies_within_the_limits(monkeypat
             outcome.cycles,
             outcome.cycles,
         )
-        assert rows("SELECT count(*) FROM engine_state WHERE run_id = $run_id")[0][0] == 1
+        # One row per thing a resumed run reads back: the engine, the regime model, the simulated account.
+        assert rows("SELECT key FROM engine_state WHERE run_id = $run_id ORDER BY key") == [
+            ("engine",),
+            ("regime_model",),
+            ("sim_broker",),
+        ]
         assert rows("SELECT status FROM runs WHERE run_id = $run_id") == [("completed",)]
+        trades = rows("SELECT count(*), count(*) FILTER (WHERE status = 'closed') FROM trades WHERE run_id = $run_id")
     assert outcome.overview["closed_trades"] > 0
+    log = json.loads(outcome.trade_log.read_text(encoding="utf-8"))
+    assert log["run_id"] == outcome.run_id and log["overview"]["cycles"] == outcome.cycles
+    assert (len(log["trades"]), sum(t["status"] == "closed" for t in log["trades"])) == trades[0]
+    closed = next(t for t in log["trades"] if t["status"] == "closed")
+    assert closed["fills"] and {o["intent"] for o in closed["orders"]} == {"entry", "exit"}

@@ -48,12 +48,12 @@ def bar_rows(
 def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     first = migrate(warehouse)
-    assert first == ["001_feeds.sql", "002_trading.sql"]
+    assert first == ["001_feeds.sql", "002_trading.sql", "003_execution.sql"]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
         assert installed_version(con) == latest_known_version()
         rows = con.execute("SELECT version, name FROM schema_version ORDER BY version").fetchall()
-    assert rows == [(1, "001_feeds.sql"), (2, "002_trading.sql")]
+    assert rows == [(1, "001_feeds.sql"), (2, "002_trading.sql"), (3, "003_execution.sql")]
 
 
 def test_every_schema_table_is_classified(warehouse: Warehouse) -> None:
@@ -121,6 +121,10 @@ SAMPLE_PARAMETERS = {
     "realized_r": -1.0,
     "ts_ingested": T0,
     "day_since": T0,
+    "client_order_ids": ["hy-1"],
+    "after": T0,
+    "until": T0,
+    "symbols": ["SPY"],
 }
 
 
@@ -154,7 +158,7 @@ def test_every_sql_file_runs_on_a_fresh_warehouse(warehouse: Warehouse, name: st
 
 def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Path) -> None:
     names = [n for n in all_sql_files() if n.startswith("schema/")]
-    assert names == ["schema/001_feeds", "schema/002_trading"]
+    assert names == ["schema/001_feeds", "schema/002_trading", "schema/003_execution"]
 
 
 def test_upsert_is_idempotent_and_keeps_the_last_row_of_a_key(warehouse: Warehouse) -> None:

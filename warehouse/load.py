@@ -21,10 +21,16 @@ BATCH_VIEW = "upsert_batch"
 
 
 def natural_key(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    row = con.execute(read_sql("meta/primary_key"), {"table": table}).fetchone()
-    if row is None:
-        raise UnknownTableError(table)
-    return list(row[0])
+    # Migrations fix every table's key before any load, so it is read once per process.
+    if table not in _NATURAL_KEYS:
+        row = con.execute(read_sql("meta/primary_key"), {"table": table}).fetchone()
+        if row is None:
+            raise UnknownTableError(table)
+        _NATURAL_KEYS[table] = list(row[0])
+    return list(_NATURAL_KEYS[table])
+
+
+_NATURAL_KEYS: dict[str, list[str]] = {}
 
 
 def upsert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> int:

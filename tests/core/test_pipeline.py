@@ -12,7 +12,16 @@ import pytest
 
 from core.book import Book
 from core.config import EngineConfig, RegimeConfig
-from core.pipeline import CycleResult, EngineState, apply_fills, client_order_id, forget_unfilled, run_cycle
+from core.pipeline import (
+    CycleResult,
+    EngineState,
+    apply_fills,
+    client_order_id,
+    forget_entries,
+    reconcile_positions,
+    run_cycle,
+)
+from core.positions import ExitReason
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext, StrategyOutput
 from core.types import Fill, Regime, Side, Signal, TradeProposal, TradingState
@@ -163,7 +172,8 @@ def test_fills_open_a_position_which_its_stop_later_closes_with_a_recorded_loss(
     entry_order = cycles(3)[-1].entries[0]
     fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, proposal.entry, 0.5, proposal.ts_event + MINUTE)
     opened = apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event)
-    assert [p.symbol for p in opened.opened] == ["SPY"] and opened.state.pending_entries == {}
+    assert [p.symbol for p in opened.opened] == ["SPY"]
+    assert client_id in opened.state.pending_entries  # until the broker says the order is final
     # The price falls through the 1% stop: the next cycle exits, whatever else happens.
     crash = {"SPY": [*PRICES["SPY"][:14], proposal.stop * 0.99, proposal.stop * 0.98]}
     now = START + 16 * MINUTE
@@ -199,9 +209,52 @@ def test_the_kill_switch_halts_entries_but_not_exits() -> None:
     assert [o.intent for o in result.orders] == ["exit"]
 
 
+def test_an_entry_filled_in_two_parts_manages_the_whole_quantity_at_the_average_price() -> None:
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    first = entry_order.qty * 0.4
+    part = Fill("f1", client_id, "SPY", Side.BUY, first, 500.0, 0.0, proposal.ts_event + MINUTE)
+    rest = Fill("f2", client_id, "SPY", Side.BUY, entry_order.qty - first, 502.0, 0.0, proposal.ts_event + 2 * MINUTE)
+    state = apply_fills(state, [part], {client_id: entry_order}, CONFIG, part.ts_event).state
+    state = apply_fills(state, [rest], {client_id: entry_order}, CONFIG, rest.ts_event).state
+    [position] = state.positions
+    assert position.qty == pytest.approx(entry_order.qty)
+    assert position.entry == pytest.approx(0.4 * 500.0 + 0.6 * 502.0)
+
+
+def test_reconciliation_closes_what_the_broker_no_longer_holds_and_leaves_an_excess_unmanaged() -> None:
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, 500.0, 0.0, proposal.ts_event)
+    state = forget_entries(
+        apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state, [client_id]
+    )
+    now = START + 30 * MINUTE
+
+    agreed = reconcile_positions(state, {"SPY": entry_order.qty}, {"SPY": 501.0}, frozenset(), now)
+    assert agreed.differences == () and agreed.closed == () and agreed.state == state
+
+    # Someone sold a third at the broker; the other side holds TLT that HYDRA never bought.
+    held = entry_order.qty * 2 / 3
+    outcome = reconcile_positions(state, {"SPY": held, "TLT": 10.0}, {"SPY": 501.0}, frozenset(), now)
+    [closed] = outcome.closed
+    assert closed.reason is ExitReason.RECONCILE and closed.position.qty == pytest.approx(entry_order.qty / 3)
+    assert closed.exit_price == 501.0
+    [position] = outcome.state.positions
+    assert position.qty == pytest.approx(held)
+    assert [(d.symbol, d.broker_qty) for d in outcome.differences] == [("SPY", held), ("TLT", 10.0)]
+    assert "unmanaged" in outcome.differences[1].resolution
+
+    # An order still working on SPY explains any difference: nothing is touched until it ends.
+    waiting = reconcile_positions(state, {}, {}, frozenset({"SPY"}), now)
+    assert waiting.state == state and waiting.differences == ()
+
+
 def test_unfilled_entries_are_forgotten() -> None:
     state = cycles(3)[-1].state
-    assert forget_unfilled(state, list(state.pending_entries)).pending_entries == {}
+    assert forget_entries(state, list(state.pending_entries)).pending_entries == {}
 
 
 def test_a_stop_crossed_between_two_cycles_exits_even_if_the_latest_bar_recovered() -> None:

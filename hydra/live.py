@@ -1,0 +1,202 @@
+"""The trading job of every world: which run, which broker, what time it is, one cycle.
+
+The minutely trading flow's tasks and `hydra run`'s simulated loop call these same
+functions. A job is opened from the warehouse (a served flow run is a fresh process), so
+everything a cycle needs is read back: the engine state, the regime model, the working
+orders and, in sim, the simulated broker's account.
+
+Time: in paper mode a cycle decides at the current minute; in sim mode the market's clock is
+what ingestion has loaded, so a cycle decides at the close of the newest stored minute bar.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from adapters.alpaca_broker import AlpacaBroker
+from adapters.broker import Broker
+from adapters.sim_broker import Bar, SimBroker, SimBrokerState, us_equity_hours
+from core.codec import decode, encode
+from core.config import Mode
+from hydra.decide import load_snapshot
+from hydra.recording import CycleRecord, Discrepancy, store_value, stored_value
+from hydra.settings import HydraSettings
+from hydra.sources import SourceContext
+from hydra.trading import TradingSession
+from strategies import REGISTRY
+from warehouse.read import query_frame
+from warehouse.sqlfiles import read_sql
+
+MINUTE = timedelta(minutes=1)
+SIM_BROKER_KEY = "sim_broker"
+
+
+class NoMarketData(Exception):
+    """There is nothing to decide on: no minute bars are stored."""
+
+
+@dataclass
+class TradingJob:
+    context: SourceContext
+    mode: Mode
+    session: TradingSession
+    sim_broker: SimBroker | None  # the simulated account, saved after every cycle; None when paper trading
+    adopted: bool = False  # whether the broker's unrecorded orders were looked for in this process
+
+    @property
+    def run_id(self) -> str:
+        return self.session.run_id
+
+
+def session_run_id(settings: HydraSettings, mode: Mode) -> str:
+    return f"{mode.value}-{settings.trading.session}"
+
+
+def new_sim_run_id(start: datetime) -> str:
+    return f"sim-{start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+
+
+def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None = None) -> TradingJob:
+    """The run `run_id` in `mode`, resumed from the warehouse; recorded in `runs` if new."""
+    settings = context.settings
+    sim_broker = None
+    broker: Broker
+    if mode is Mode.PAPER:
+        endpoint = settings.feeds.alpaca_trading
+        broker = AlpacaBroker(
+            context.secrets.require("alpaca_api_key"),
+            context.secrets.require("alpaca_secret_key"),
+            endpoint.base_url,
+            timeout_s=endpoint.timeout_s,
+            max_retries=endpoint.max_retries,
+            crypto_symbols=[s for s in settings.engine.watchlist if "/" in s],
+        )
+    elif mode is Mode.SIM:
+        sim = settings.sim
+        sim_broker = SimBroker(starting_cash=sim.starting_cash, slippage_bps=sim.slippage_bps, fee_bps=sim.fee_bps)
+        saved = stored_value(context.warehouse, run_id, SIM_BROKER_KEY)
+        if saved is not None:
+            sim_broker.restore(decode(SimBrokerState, saved))
+        broker = sim_broker
+    else:
+        raise ValueError(f"the trading flow trades in sim or paper mode, not {mode.value}")
+    session = TradingSession.resume(
+        context.warehouse, run_id, settings.engine, broker, REGISTRY, is_tradable=us_equity_hours
+    )
+    if session.state.last_cycle_at is None:
+        record_run(context, run_id, mode, label or f"{mode.value} session", status="running")
+    return TradingJob(context, mode, session, sim_broker)
+
+
+def cycle_time(job: TradingJob, wall_clock: datetime) -> datetime:
+    """When this cycle decides: the current minute (paper) or the close of the newest stored bar (sim)."""
+    if job.mode is Mode.PAPER:
+        return wall_clock.astimezone(UTC).replace(second=0, microsecond=0)
+    with job.context.warehouse.connect() as con:
+        (latest,) = con.execute(read_sql("read/latest_minute_bar")).fetchone() or (None,)
+    if not isinstance(latest, datetime):
+        raise NoMarketData("no minute bars are stored: ingest first (`hydra ingest`, or `hydra run` in sim)")
+    return latest.astimezone(UTC) + MINUTE
+
+
+def advance_sim_broker(job: TradingJob, now: datetime) -> None:
+    """Hand the simulated broker every stored minute bar it has not seen that closed by `now`."""
+    broker = job.sim_broker
+    if broker is None:
+        return
+    # A new account needs only the latest bar: it holds nothing yet, and orders fill after they are sent.
+    after = broker.now - MINUTE if broker.now is not None else now - 2 * MINUTE
+    with job.context.warehouse.connect() as con:
+        bars = query_frame(
+            con,
+            "read/minute_bars_between",
+            {"after": after, "until": now - MINUTE, "symbols": list(job.context.settings.engine.watchlist)},
+        )
+    minute_bars: dict[datetime, dict[str, Bar]] = {}
+    for ts, symbol, open_, high, low, close, volume in bars.iter_rows():
+        minute_bars.setdefault(ts, {})[symbol] = Bar(ts, open_, high, low, close, volume)
+    for minute, bar_map in minute_bars.items():
+        broker.on_bar(bar_map, minute + MINUTE)
+
+
+def adopt_unrecorded_orders(job: TradingJob, now: datetime, recorded_at: datetime) -> list[Discrepancy]:
+    """Once per process: the broker's HYDRA orders no run recorded are recorded and followed."""
+    if job.adopted:
+        return []
+    job.adopted = True
+    return job.session.adopt_unrecorded_orders(now, recorded_at)
+
+
+def decide(job: TradingJob, now: datetime, recorded_at: datetime) -> CycleRecord:
+    """Read the snapshot as of `now`, run one cycle, submit and record; save the simulated account."""
+    settings = job.context.settings
+    record = job.session.step_and_record(load_snapshot(job.context.warehouse, settings.engine, now), now, recorded_at)
+    save_sim_broker(job, now)
+    return record
+
+
+def save_sim_broker(job: TradingJob, now: datetime) -> None:
+    if job.sim_broker is not None:
+        store_value(job.context.warehouse, job.run_id, SIM_BROKER_KEY, encode(job.sim_broker.export_state()), now)
+
+
+def record_run(
+    context: SourceContext,
+    run_id: str,
+    mode: Mode,
+    label: str,
+    *,
+    status: str,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+) -> None:
+    settings = context.settings
+    with context.warehouse.connect() as con:
+        con.execute(
+            read_sql("record/run"),
+            {
+                "run_id": run_id,
+                "mode": mode.value,
+                "label": label,
+                "profile": settings.risk.profile.value,
+                "config": settings.model_dump_json(),
+                "window_start": window[0],
+                "window_end": window[1],
+                "started_at": started_at or datetime.now(UTC),
+                "ended_at": ended_at,
+                "status": status,
+            },
+        )
+
+
+def trade_log(context: SourceContext, run_id: str) -> dict[str, Any]:
+    """The run's JSON trade log: the run, then every round trip with its orders and fills."""
+    with context.warehouse.connect(read_only=True) as con:
+        run = query_frame(con, "report/run_overview", {"run_id": run_id}).to_dicts()
+        trades = query_frame(con, "report/trade_log", {"run_id": run_id}).to_dicts()
+    return {"run_id": run_id, "overview": run[0] if run else None, "trades": trades}
+
+
+def write_trade_log(context: SourceContext, run_id: str, path: Path | None = None) -> Path:
+    target = path or context.settings.warehouse.path.parent / "trade_logs" / f"{run_id}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(trade_log(context, run_id), indent=2, default=_json_value)
+    temporary = target.with_suffix(".json.tmp")
+    temporary.write_text(text + "\n", encoding="utf-8")
+    temporary.replace(target)  # a reader never sees half a log
+    return target
+
+
+def _json_value(value: object) -> str | float:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):  # DuckDB's sums of integers
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
