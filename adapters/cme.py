@@ -6,8 +6,9 @@ Two sources feed two tables:
   shows it now. Each snapshot is kept (keyed by its observation time) so that a change can
   be derived by `diff_margin_snapshots` even when its advisory was never seen.
 - `margin_notices`: changes, from clearing advisories (source 'cme-advisory', with notice
-  and effective dates and the initial rates) and from snapshot diffs (source
-  'cme-margins-json', maintenance only, dated when HYDRA noticed).
+  and effective dates and the initial rates; the table read from the HTML page, or from
+  the linked PDF with pypdf when, as in most advisories, only the PDF has it) and from
+  snapshot diffs (source 'cme-margins-json', maintenance only, dated when HYDRA noticed).
 
 Units. A dollar amount is stored with unit 'USD'. Since 2026 CME may set metals margins as a
 percentage of notional; such a rate is stored as the percentage itself (9.0 for "9%") with
@@ -24,18 +25,28 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from html.parser import HTMLParser
+from io import BytesIO
 from typing import Any
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import requests
+from pypdf import PdfReader
 
-from adapters.feed import FeedBatch, MalformedResponse, Rejected, aware_utc, payload_text
+from adapters.feed import (
+    PAYLOAD_LIMIT,
+    FeedBatch,
+    FeedError,
+    MalformedResponse,
+    Rejected,
+    aware_utc,
+    payload_text,
+)
 from adapters.http import HttpClient
 from adapters.tables import TABLE_SCHEMAS
 
@@ -446,8 +457,9 @@ def parse_advisory(
     url: str,
     ingested_at: datetime,
     products: Collection[str] = DEFAULT_PRODUCTS,
+    fetch_pdf: Callable[[str], bytes] | None = None,
 ) -> FeedBatch:
-    """A clearing advisory page -> `margin_notices` rows for `products`.
+    """A clearing advisory page (and, when its table is only there, its PDF) -> `margin_notices` rows.
 
     The page must carry a performance-bond title and a notice date, and an effective date
     (its field, else the title's "Effective <date>"): otherwise MalformedResponse. The
@@ -457,9 +469,13 @@ def parse_advisory(
     Margin tables are found by their header row (CC, Rate Type, Tier, ..., New
     Maintenance); a row's product is its CC cell, else the code of the section heading
     above it ("COMEX 100 GOLD FUTURES (GC)"). Rows of other products are skipped; a row
-    of a wanted product that cannot be read is rejected with the reason. Most advisories
-    since about 2016 print the table only in the linked PDF: such a page is rejected
-    whole, with the PDF's address in the reason, rather than passing for "no changes".
+    of a wanted product that cannot be read is rejected with the reason.
+
+    Most advisories since about 2016 print the table only in the linked PDF. Its address
+    is handed to `fetch_pdf` (fetch_cme passes the feed's HTTP client) and its table read
+    the same way, the header fields still coming from the page. Without `fetch_pdf`, or
+    when the PDF cannot be fetched, is not a PDF or has no margin table, the advisory is
+    rejected whole with the reason, rather than passing for "no changes".
     """
     ingested = aware_utc(ingested_at, "ingested_at")
     reader = _PageReader()
@@ -467,13 +483,41 @@ def parse_advisory(
     reader.close()
     header = _advisory_header(reader, url, html)
     wanted = {product.upper() for product in products}
+    found = _margin_rows(header, reader.events, wanted, ingested)
+    if found is not None:
+        return found
+    lacking = f"advisory {header.notice_id}: no margin table in the HTML page"
+    pdf_url = _pdf_link(reader.links, url, header.notice_id)
+    if pdf_url is None:
+        return _rejected_whole(html, f"{lacking} and no PDF linked")
+    if fetch_pdf is None:
+        return _rejected_whole(html, f"{lacking}, the rates are only in the PDF (full text: {pdf_url})")
+    try:
+        pdf = fetch_pdf(pdf_url)
+    except FeedError as error:
+        return _rejected_whole(html, f"{lacking} and its PDF could not be fetched: {error}")
+    try:
+        lines = _pdf_lines(pdf)
+    except ValueError as error:
+        payload = pdf[:PAYLOAD_LIMIT].decode("utf-8", "replace")
+        return _rejected_whole(payload, f"{lacking} and its PDF {pdf_url} cannot be read: {error}")
+    found = _margin_rows(header, _pdf_events(lines), wanted, ingested)
+    if found is None:
+        return _rejected_whole("\n".join(lines), f"{lacking} nor in its PDF {pdf_url}")
+    return found
+
+
+def _margin_rows(
+    header: _AdvisoryHeader, events: Iterable[_Text | _Row], wanted: Collection[str], ingested: datetime
+) -> FeedBatch | None:
+    """The rows of the margin tables in `events` (a page's or a PDF's), or None when there is no table."""
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     found_table = False
     columns: dict[str, int] | None = None
     columns_table = 0
     section: str | None = None
-    for event in reader.events:
+    for event in events:
         if isinstance(event, _Text):
             section_match = _SECTION_PATTERN.fullmatch(event.text)
             if section_match:
@@ -495,11 +539,19 @@ def parse_advisory(
             evidence = {"notice_id": header.notice_id, "section": section, **cells}
             rejected.append(Rejected.of(evidence, f"advisory {header.notice_id} row: {error}"))
     if not found_table:
-        pdfs = [urljoin(url, link) for link in reader.links if link.lower().split("?")[0].endswith(".pdf")]
-        where = f" (full text: {pdfs[0]})" if pdfs else ""
-        reason = f"advisory {header.notice_id}: no margin table in the HTML page, the rates are only in the PDF{where}"
-        return FeedBatch(FEED, {"margin_notices": _frame((), MARGIN_NOTICES_SCHEMA)}, [Rejected(html, reason)])
+        return None
     return FeedBatch(FEED, {"margin_notices": _frame(rows, MARGIN_NOTICES_SCHEMA)}, rejected)
+
+
+def _pdf_link(links: Sequence[str], url: str, notice_id: str) -> str | None:
+    """The advisory's PDF: the linked PDF named after the notice, else the first linked PDF."""
+    pdfs = [urljoin(url, link) for link in links if link.lower().split("?")[0].endswith(".pdf")]
+    named = [pdf for pdf in pdfs if notice_id.lower() in pdf.lower()]
+    return next(iter(named or pdfs), None)
+
+
+def _rejected_whole(payload: str, reason: str) -> FeedBatch:
+    return FeedBatch(FEED, {"margin_notices": _frame((), MARGIN_NOTICES_SCHEMA)}, [Rejected(payload, reason)])
 
 
 def _advisory_header(reader: _PageReader, url: str, html: str) -> _AdvisoryHeader:
@@ -597,6 +649,100 @@ def _advisory_row(
     }
 
 
+# ---------------------------------------------------------------------------------------
+# Clearing advisories (PDF)
+
+# A run of words one space apart: pypdf's layout text puts two or more between table cells.
+_PDF_CELL_PATTERN = re.compile(r"\S+(?: \S+)*")
+
+_Cell = tuple[int, int, str]  # first and past-last character column of a cell, its text
+
+
+def _pdf_lines(pdf: bytes) -> list[str]:
+    """The text of every page, laid out: each text run at a character column proportional to its x.
+
+    ValueError, with the reason, for a body that is not a PDF (CME's 403 page served with
+    200, a truncated download) or that pypdf cannot read.
+    """
+    # The PDF header may follow up to 1 KiB of junk; anything else is not a PDF at all.
+    if b"%PDF-" not in pdf[:1024]:
+        raise ValueError(f"not a PDF, it starts with {pdf[:40]!r}")
+    # pypdf reports a damaged file with whatever its parser hit (PdfReadError, KeyError, struct.error, ...).
+    try:
+        pages = PdfReader(BytesIO(pdf)).pages
+        return [line for page in pages for line in page.extract_text(extraction_mode="layout").splitlines()]
+    except Exception as error:
+        raise ValueError(f"pypdf cannot read it: {type(error).__name__}: {error}") from None
+
+
+def _pdf_events(lines: Iterable[str]) -> list[_Text | _Row]:
+    """A PDF's layout text as the events of _PageReader, so the HTML's table reading serves it too.
+
+    A line whose cells name the margin columns is a table's header; it may be wrapped over
+    two lines ("Current" above "Initial"). A line of two or more cells after a header is a
+    row of that table, its cells put under the header's columns (see _under_columns), so a
+    blank cell keeps its column empty. Other lines (the heading block, section titles such
+    as "COMEX 100 GOLD FUTURES (GC)", page footers) are text.
+    """
+    events: list[_Text | _Row] = []
+    columns: list[_Cell] | None = None
+    tables = 0
+    previous: list[_Cell] = []
+    for line in lines:
+        cells = [(match.start(), match.end(), match[0]) for match in _PDF_CELL_PATTERN.finditer(line)]
+        if not cells:
+            continue
+        header = _pdf_header(previous, cells)
+        previous = cells
+        if header is not None:
+            columns, tables = header, tables + 1
+            events.append(_Row(tables, tuple(text for _, _, text in header)))
+        elif columns is None or len(cells) == 1:
+            events.append(_Text(_squash(line)))
+        else:
+            events.append(_Row(tables, _under_columns(cells, columns)))
+    return events
+
+
+def _pdf_header(previous: list[_Cell], cells: list[_Cell]) -> list[_Cell] | None:
+    """The header `cells` make, alone or as the second line of a header wrapped from `previous`; else None."""
+    if _header_columns([text for _, _, text in cells]) is not None:
+        return cells
+    if not previous:
+        return None
+    merged = list(previous)
+    for start, end, text in cells:
+        index = _column_of(start, end, previous)
+        left, right, above = merged[index]
+        merged[index] = (min(left, start), max(right, end), f"{above} {text}")
+    return merged if _header_columns([text for _, _, text in merged]) is not None else None
+
+
+def _under_columns(cells: Sequence[_Cell], columns: Sequence[_Cell]) -> tuple[str, ...]:
+    """The texts of a row's `cells` per column: in order when they are as many as the columns, else by position.
+
+    Cells landing in the same column are joined, which leaves an unreadable amount for the
+    row's reading to reject rather than a shifted one.
+    """
+    if len(cells) == len(columns):
+        return tuple(text for _, _, text in cells)
+    placed: list[list[str]] = [[] for _ in columns]
+    for start, end, text in cells:
+        placed[_column_of(start, end, columns)].append(text)
+    return tuple(" ".join(texts) for texts in placed)
+
+
+def _column_of(start: int, end: int, columns: Sequence[_Cell]) -> int:
+    """The column a cell overlaps most, or the nearest one when it overlaps none.
+
+    Not the one it starts in: pypdf's character columns are approximate, and amounts are
+    right-aligned under left-aligned headers, so an amount may start or end a character or
+    two past its header's edges.
+    """
+    # Overlap when positive, minus the gap when not: the largest is the best column either way.
+    return max(range(len(columns)), key=lambda index: min(end, columns[index][1]) - max(start, columns[index][0]))
+
+
 _DATE_FORMATS = ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y", "%m/%d/%Y", "%Y-%m-%d")
 
 
@@ -656,13 +802,16 @@ def fetch_cme(
     - `margin_rates`: the snapshot, every row stamped `observed_at`.
     - `margin_notices`: snapshot diffs against `previous_snapshot` (`margin_rates` rows the
       caller read from the warehouse; None or empty on the first run) plus the rows of
-      each advisory in `advisory_urls` (absolute, or paths under the client's base URL).
+      each advisory in `advisory_urls` (absolute, or paths under the client's base URL),
+      read from its PDF, fetched with the same client, when the page has no table.
     - `rejected`: unreadable rows, implausible changes, and whole answers that were
       malformed (one product's JSON, one advisory page), so the other answers still load.
 
     HTTP errors propagate: FeedUnavailable (CME's 403 to scrapers, timeouts) and
     RateLimited, since CME blocks whole hosts rather than pages and the run is then
     degraded; FeedError for another status, such as a 404 for a wrong advisory address.
+    An advisory's PDF is the exception: its page was served, so a refused PDF rejects
+    that advisory with the HTTP error as the reason, and the run goes on.
     """
     batch = FeedBatch(
         FEED,
@@ -689,7 +838,15 @@ def fetch_cme(
     for url in advisory_urls:
         response = client.request("GET", url)
         try:
-            batch.extend(parse_advisory(_decoded(response), url=url, ingested_at=ingested_at, products=products))
+            batch.extend(
+                parse_advisory(
+                    _decoded(response),
+                    url=url,
+                    ingested_at=ingested_at,
+                    products=products,
+                    fetch_pdf=lambda pdf_url: client.request("GET", pdf_url).content,
+                )
+            )
         except MalformedResponse as error:
             batch.rejected.append(Rejected(error.payload, str(error)))
     return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ INGESTED = datetime(2026, 3, 4, 15, 0, 5, tzinfo=UTC)
 ADVISORY_USD = "/notices/clearing/2020/06/Chadv20-239.html"
 ADVISORY_PCT = "/notices/clearing/2026/03/Chadv26-071.html"
 ADVISORY_PDF_ONLY = "/notices/clearing/2020/06/Chadv20-236.html"
+ADVISORY_PDF_ONLY_PCT = "/notices/clearing/2026/03/Chadv26-080.html"
 
 
 def recorded(name: str) -> str:
@@ -67,6 +69,15 @@ def client(httpserver: HTTPServer) -> HttpClient:
 
 def serve_html(httpserver: HTTPServer, path: str, name: str) -> None:
     httpserver.expect_request(path).respond_with_data(recorded(name), content_type="text/html; charset=utf-8")
+
+
+def recorded_pdf(url: str) -> bytes:
+    """What the PDF at `url` holds, from the fixture of the same name."""
+    return (DATA / url.rsplit("/", 1)[-1]).read_bytes()
+
+
+def serve_pdf(httpserver: HTTPServer, path: str, name: str) -> None:
+    httpserver.expect_request(path).respond_with_data((DATA / name).read_bytes(), content_type="application/pdf")
 
 
 # --- values ----------------------------------------------------------------------------
@@ -328,6 +339,139 @@ def test_advisory_whose_table_is_only_in_the_pdf_is_rejected_whole() -> None:
     assert "Interest Rate Margins" in rejected.payload
 
 
+# --- advisory PDFs -----------------------------------------------------------------------
+
+VALUE_COLUMNS = [
+    "product",
+    "rate_type",
+    "tier",
+    "unit",
+    "old_initial",
+    "new_initial",
+    "old_maintenance",
+    "new_maintenance",
+    "change_pct",
+]
+
+
+def test_pdf_fixtures_are_what_make_pdfs_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_pdfs", DATA / "make_pdfs.py")
+    assert spec is not None and spec.loader is not None
+    make_pdfs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_pdfs)
+    assert (DATA / "Chadv20-236.pdf").read_bytes() == make_pdfs.dollars()
+    assert (DATA / "Chadv26-080.pdf").read_bytes() == make_pdfs.percent()
+    assert (DATA / "Chadv26-080_no_table.pdf").read_bytes() == make_pdfs.without_table()
+
+
+def test_advisory_pdf_reads_like_the_same_table_in_html() -> None:
+    fetched: list[str] = []
+
+    def fetch_pdf(url: str) -> bytes:
+        fetched.append(url)
+        return recorded_pdf(url)
+
+    from_pdf = parse_advisory(
+        recorded("Chadv20-236_pdf_only.html"), url=ADVISORY_PDF_ONLY, ingested_at=INGESTED, fetch_pdf=fetch_pdf
+    )
+    from_html = parse_advisory(recorded("Chadv20-239.html"), url=ADVISORY_USD, ingested_at=INGESTED)
+
+    assert fetched == ["/notices/clearing/2020/06/Chadv20-236.pdf"]
+    # Same rates as Chadv20-239's HTML table, on two pages; silver's first row has a blank CC.
+    frame = from_pdf.tables["margin_notices"]
+    assert frame.select(VALUE_COLUMNS).equals(from_html.tables["margin_notices"].select(VALUE_COLUMNS))
+    assert frame["product"].to_list() == ["GC", "GC", "GC", "SI"]
+    assert frame["notice_id"].unique().to_list() == ["Chadv20-236"]
+    # The header fields come from the page.
+    assert frame["title"].unique().to_list() == [
+        "Performance Bond Requirements: Agriculture, Energy, Equity, Metals & Interest Rate Margins"
+        " - Effective June 12, 2020"
+    ]
+    assert frame["effective_date"].unique().to_list() == [date(2020, 6, 12)]
+    [rejected] = from_pdf.rejected
+    assert rejected.reason == "advisory Chadv20-236 row: not an amount: 'TBD'"
+    assert json.loads(rejected.payload) == {
+        "notice_id": "Chadv20-236",
+        "section": "SI",
+        "cc": "SI",
+        "rate_type": "Outright",
+        "tier": "2",
+        "change": "Increase",
+        "iso": "USD",
+        "current_initial": "$7,150",
+        "current_maintenance": "$6,500",
+        "new_initial": "TBD",
+        "new_maintenance": "TBD",
+    }
+
+
+def test_advisory_pdf_in_percent_with_wrapped_headers() -> None:
+    batch = parse_advisory(
+        recorded("Chadv26-080_pdf_only.html"), url=ADVISORY_PDF_ONLY_PCT, ingested_at=INGESTED, fetch_pdf=recorded_pdf
+    )
+    frame = batch.tables["margin_notices"]
+    assert frame.select(VALUE_COLUMNS).rows() == [
+        ("GC", "OUTRIGHT", "1", "PCT_NOTIONAL", 8.8, 9.9, 8.0, 9.0, pytest.approx(12.5)),
+        ("GC", "OUTRIGHT", "2", "PCT_NOTIONAL", 9.35, 9.24, 8.5, 8.4, pytest.approx(-10 / 8.5)),
+        # dollars -> percent: not comparable
+        ("SI", "OUTRIGHT", "1", "PCT_NOTIONAL", None, 13.2, None, 12.0, None),
+    ]
+    # 5:30 PM on 11 March 2026 in Chicago is CDT (UTC-5): DST started on 8 March.
+    assert frame["ts_event"].unique().to_list() == [datetime(2026, 3, 11, 22, 30, tzinfo=UTC)]
+    assert [rejected.reason for rejected in batch.rejected] == [
+        "advisory Chadv26-080 row: percent of notional above 100%: '132.00%'"
+    ]
+
+
+def test_advisory_pdf_without_a_margin_table_is_rejected_whole() -> None:
+    batch = parse_advisory(
+        recorded("Chadv26-080_pdf_only.html"),
+        url=ADVISORY_PDF_ONLY_PCT,
+        ingested_at=INGESTED,
+        fetch_pdf=lambda _: (DATA / "Chadv26-080_no_table.pdf").read_bytes(),
+    )
+    assert batch.tables["margin_notices"].is_empty()
+    [rejected] = batch.rejected
+    assert rejected.reason == (
+        "advisory Chadv26-080: no margin table in the HTML page nor in its PDF"
+        " /notices/clearing/2026/03/Chadv26-080.pdf"
+    )
+    assert "The new rates are listed in the attached spreadsheet." in rejected.payload
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD></HTML>", "not a PDF, it starts with b'<HTML><HEAD>"),
+        (b"", "not a PDF, it starts with b''"),
+        (bytes(range(256)), "not a PDF, it starts with b'\\x00\\x01"),
+        (b"%PDF-1.4\n" + bytes(range(256)), "pypdf cannot read it: "),
+        ((DATA / "Chadv20-236.pdf").read_bytes()[:700], "pypdf cannot read it: "),  # a cut download
+    ],
+    ids=["html", "empty", "garbage", "garbage-after-header", "truncated"],
+)
+def test_advisory_body_that_is_not_a_readable_pdf_is_rejected_whole(body: bytes, error: str) -> None:
+    batch = parse_advisory(
+        recorded("Chadv20-236_pdf_only.html"), url=ADVISORY_PDF_ONLY, ingested_at=INGESTED, fetch_pdf=lambda _: body
+    )
+    assert batch.tables["margin_notices"].is_empty()
+    [rejected] = batch.rejected
+    prefix = (
+        "advisory Chadv20-236: no margin table in the HTML page and its PDF"
+        " /notices/clearing/2020/06/Chadv20-236.pdf cannot be read: "
+    )
+    assert rejected.reason.startswith(prefix + error)
+    assert rejected.payload == body.decode("utf-8", "replace")
+
+
+def test_advisory_page_without_a_table_or_a_pdf_is_rejected_whole() -> None:
+    html = recorded("Chadv20-236_pdf_only.html").replace('<a href="Chadv20-236.pdf">click here</a>', "see below")
+    batch = parse_advisory(html, url=ADVISORY_PDF_ONLY, ingested_at=INGESTED, fetch_pdf=recorded_pdf)
+    assert [rejected.reason for rejected in batch.rejected] == [
+        "advisory Chadv20-236: no margin table in the HTML page and no PDF linked"
+    ]
+
+
 # --- fetching --------------------------------------------------------------------------
 
 
@@ -400,6 +544,90 @@ def test_malformed_advisory_page_is_rejected_and_the_rest_loads(httpserver: HTTP
     assert [rejected.reason for rejected in batch.rejected] == [
         "cme: advisory /notices/clearing/2020/06/Chadv20-240.html: no 'Performance Bond Requirements' title"
     ]
+
+
+def test_fetch_reads_the_tables_of_advisory_pdfs(httpserver: HTTPServer, client: HttpClient) -> None:
+    for product in ("GC", "SI"):
+        httpserver.expect_request(MARGINS_PATH, query_string=query(product)).respond_with_data(
+            recorded(f"margins_{product.lower()}_2026-03-04.json"), content_type="application/json"
+        )
+    serve_html(httpserver, ADVISORY_PDF_ONLY, "Chadv20-236_pdf_only.html")
+    serve_pdf(httpserver, "/notices/clearing/2020/06/Chadv20-236.pdf", "Chadv20-236.pdf")
+    serve_html(httpserver, ADVISORY_PDF_ONLY_PCT, "Chadv26-080_pdf_only.html")
+    serve_pdf(httpserver, "/notices/clearing/2026/03/Chadv26-080.pdf", "Chadv26-080.pdf")
+
+    batch = fetch_cme(client, ("GC", "SI"), None, [ADVISORY_PDF_ONLY, ADVISORY_PDF_ONLY_PCT], WEDNESDAY, INGESTED)
+
+    notices = batch.tables["margin_notices"]
+    assert notices.group_by("notice_id", "unit").len().sort("notice_id").rows() == [
+        ("Chadv20-236", "USD", 4),
+        ("Chadv26-080", "PCT_NOTIONAL", 3),
+    ]
+    assert sorted(rejected.reason for rejected in batch.rejected) == [
+        "advisory Chadv20-236 row: not an amount: 'TBD'",
+        "advisory Chadv26-080 row: percent of notional above 100%: '132.00%'",
+    ]
+    pdf_requests = [request for request, _ in httpserver.log if request.path.endswith(".pdf")]
+    assert [request.path for request in pdf_requests] == [
+        "/notices/clearing/2020/06/Chadv20-236.pdf",
+        "/notices/clearing/2026/03/Chadv26-080.pdf",
+    ]
+    assert {request.headers["User-Agent"] for request in pdf_requests} == {"HYDRA tests"}
+
+
+ACCESS_DENIED = "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY>You don't have permission</BODY></HTML>"
+NO_TABLE = "no margin table in the HTML page"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "reason"),
+    [
+        (
+            403,
+            ACCESS_DENIED,
+            "text/html",
+            f"{NO_TABLE} and its PDF could not be fetched:"
+            f" cme: GET /notices/clearing/2020/06/Chadv20-236.pdf: HTTP 403 {ACCESS_DENIED}",
+        ),
+        (
+            404,
+            "Not Found",
+            "text/plain",
+            f"{NO_TABLE} and its PDF could not be fetched: cme: GET /notices/clearing/2020/06/Chadv20-236.pdf:"
+            " HTTP 404 Not Found",
+        ),
+        (
+            200,
+            ACCESS_DENIED,
+            "application/pdf",
+            f"{NO_TABLE} and its PDF /notices/clearing/2020/06/Chadv20-236.pdf cannot be read:"
+            " not a PDF, it starts with b'<HTML><HEAD><TITLE>Access Denied</TITLE>'",
+        ),
+        (
+            200,
+            (DATA / "Chadv26-080_no_table.pdf").read_bytes(),
+            "application/pdf",
+            f"{NO_TABLE} nor in its PDF /notices/clearing/2020/06/Chadv20-236.pdf",
+        ),
+    ],
+    ids=["403", "404", "html-as-pdf", "no-table"],
+)
+def test_fetch_quarantines_an_advisory_whose_pdf_gives_no_table(
+    httpserver: HTTPServer, client: HttpClient, status: int, body: str | bytes, content_type: str, reason: str
+) -> None:
+    httpserver.expect_request(MARGINS_PATH, query_string=query("GC")).respond_with_data(
+        recorded("margins_gc_2026-03-04.json"), content_type="application/json"
+    )
+    serve_html(httpserver, ADVISORY_PDF_ONLY, "Chadv20-236_pdf_only.html")
+    httpserver.expect_request("/notices/clearing/2020/06/Chadv20-236.pdf").respond_with_data(
+        body, status=status, content_type=content_type
+    )
+
+    batch = fetch_cme(client, ["GC"], None, [ADVISORY_PDF_ONLY], WEDNESDAY, INGESTED)
+
+    assert batch.tables["margin_rates"].height == 4  # the snapshot still loads
+    assert batch.tables["margin_notices"].is_empty()
+    assert [rejected.reason for rejected in batch.rejected] == [f"advisory Chadv20-236: {reason}"]
 
 
 # --- warehouse -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import duckdb
 import pytest
@@ -13,9 +14,11 @@ from prefect.client.orchestration import get_client
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from flows.ingest import ingest_all, ingest_binance
+from adapters.cme import MARGINS_PATH, margins_query
+from flows.ingest import ingest_all, ingest_binance, ingest_cme
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "binance"
+CME = Path(__file__).resolve().parents[1] / "data" / "cme"
 WAREHOUSE = Path("data/hydra.duckdb")
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -148,3 +151,44 @@ def test_one_failing_feed_does_not_stop_the_others(paper_binance: HTTPServer, mo
     assert statuses == {"binance": "failed", "vol_credit": "ok"}
     assert query("SELECT series, value FROM market_series ORDER BY ts_event") == [("VIX", 20.4), ("VIX", 21.7)]
     assert query("SELECT count(*) FROM quarantine WHERE feed = 'binance'")[0][0] >= 1
+
+
+def test_cme_advisories_load_from_their_pdfs_and_a_refused_pdf_is_quarantined(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advisories = ["/notices/clearing/2020/06/Chadv20-236.html", "/notices/clearing/2026/03/Chadv26-080.html"]
+    monkeypatch.setenv("HYDRA_MODE", "paper")
+    monkeypatch.setenv("HYDRA_FEEDS__CME__BASE_URL", httpserver.url_for("").rstrip("/"))
+    monkeypatch.setenv("HYDRA_FEEDS__CME__ADVISORY_URLS", json.dumps(advisories))
+    monkeypatch.setenv("HYDRA_FEEDS__MAX_WAIT_S", "1")
+    monkeypatch.setenv("HYDRA_FEEDS__FETCH_RETRY_DELAYS_S", "[0]")
+    for product in ("GC", "SI"):
+        httpserver.expect_request(MARGINS_PATH, query_string=urlencode(margins_query(product, 1))).respond_with_data(
+            (CME / f"margins_{product.lower()}_2026-03-04.json").read_text(), content_type="application/json"
+        )
+    for advisory, page in zip(advisories, ["Chadv20-236_pdf_only.html", "Chadv26-080_pdf_only.html"], strict=True):
+        httpserver.expect_request(advisory).respond_with_data((CME / page).read_text(), content_type="text/html")
+    httpserver.expect_request("/notices/clearing/2020/06/Chadv20-236.pdf").respond_with_data(
+        (CME / "Chadv20-236.pdf").read_bytes(), content_type="application/pdf"
+    )
+    httpserver.expect_request("/notices/clearing/2026/03/Chadv26-080.pdf").respond_with_data(
+        "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD></HTML>", status=403, content_type="text/html"
+    )
+
+    result = ingest_cme()
+
+    assert result["status"] == "ok"
+    assert result["loaded"]["margin_notices"] == 4
+    assert query("SELECT notice_id, product, tier, new_maintenance FROM margin_notices ORDER BY product, tier") == [
+        ("Chadv20-236", "GC", "1", 9_500.0),
+        ("Chadv20-236", "GC", "2", 9_000.0),
+        ("Chadv20-236", "GC", "3", 8_000.0),
+        ("Chadv20-236", "SI", "1", 7_500.0),
+    ]
+    assert result["quarantined"] == 2
+    assert sorted(str(reason) for (reason,) in query("SELECT reason FROM quarantine WHERE feed = 'cme'")) == [
+        "advisory Chadv20-236 row: not an amount: 'TBD'",
+        "advisory Chadv26-080: no margin table in the HTML page and its PDF could not be fetched:"
+        " cme: GET /notices/clearing/2026/03/Chadv26-080.pdf: HTTP 403"
+        " <HTML><HEAD><TITLE>Access Denied</TITLE></HEAD></HTML>",
+    ]
