@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import duckdb
@@ -22,7 +23,7 @@ from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settin
 from hydra.sources import FEEDS
 from warehouse import WarehouseError
 from warehouse.migrate import installed_version, latest_known_version, migrate
-from warehouse.read import last_ingestions, table_row_counts
+from warehouse.read import last_ingestions, newest_run, table_row_counts
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="HYDRA: regime-adaptive multi-strategy trading engine."
@@ -33,6 +34,9 @@ errors = Console(stderr=True)
 EXIT_CONFIG = 2
 EXIT_WAREHOUSE = 3
 EXIT_SQL = 4
+EXIT_FEED = 5
+EXIT_TRADE = 6
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -76,16 +80,26 @@ def show_config() -> None:
     console.print_json(json.dumps(load_secrets().masked()))
 
 
+MODE_OPTION = typer.Option("--mode", help="sim or paper (default: the configured mode)")
+
+
 @app.command()
-def run() -> None:
-    """The main job. In sim mode: simulate markets, trade them through the full decision path, summarise."""
-    loaded = settings()
+def run(
+    mode: Annotated[Mode | None, MODE_OPTION] = None,
+    cycles: Annotated[int | None, typer.Option(min=1, help="paper: stop after this many minutes")] = None,
+) -> None:
+    """The main job. sim: simulate markets, trade them through the full decision path, summarise.
+    paper: every minute, ingest the feeds that are due and run one trading cycle against Alpaca paper."""
+    loaded = settings_for(mode)
+    if loaded.mode is Mode.PAPER:
+        _paper_loop(loaded, cycles)
+        return
     if loaded.mode is not Mode.SIM:
-        fail(f"hydra run trades only in sim mode so far (mode is {loaded.mode.value}); paper trading is not wired", 2)
+        fail(f"hydra run trades in sim or paper mode, not {loaded.mode.value}; backtests are not built yet", 2)
     from hydra.simulation import run_simulation  # the strategies and the broker load only for commands that trade
 
     with clear_errors():
-        outcome = run_simulation(load_context())
+        outcome = run_simulation(load_context(loaded))
     overview = outcome.overview
     console.print(
         f"run {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} simulated minutes, "
@@ -99,11 +113,91 @@ def run() -> None:
         summary.add_row(name, _cell(round(value, 4) if isinstance(value, float) else value))
     console.print(summary)
     console.print(_rich_table(outcome.orders_by_strategy, title="orders by strategy"))
+    console.print(f"trade log: {outcome.trade_log.resolve()}")
     console.print(f"warehouse: {loaded.warehouse.path.resolve()}  (query it: hydra sql, hydra status)")
 
 
-DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-EXIT_FEED = 5
+@app.command()
+def trade(
+    once: Annotated[bool, typer.Option("--once", help="run exactly one cycle, then exit")] = False,
+    mode: Annotated[Mode | None, MODE_OPTION] = None,
+    at: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="decide as of this UTC time (default: now)")
+    ] = None,
+) -> None:
+    """The trading flow: one cycle with --once, else one every minute (ingestion runs elsewhere)."""
+    loaded = settings_for(mode)
+    if loaded.mode not in (Mode.SIM, Mode.PAPER):
+        fail(f"hydra trade runs in sim or paper mode, not {loaded.mode.value}", EXIT_CONFIG)
+    if loaded.mode is Mode.PAPER:
+        _require_alpaca_keys()
+    moment = None if at is None else at.replace(tzinfo=UTC)
+    from hydra.live import every_minute
+
+    every_minute(lambda _: _trade_cycle(loaded.mode, moment), 1 if once else None)
+
+
+@app.command("trade-log")
+def trade_log(
+    run_id: Annotated[str | None, typer.Argument(help="the run (default: the newest)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write here (default: next to the warehouse)")] = None,
+) -> None:
+    """Export a run's JSON trade log (round trips with their orders and fills) from the warehouse."""
+    loaded = settings()
+    from hydra.live import write_trade_log
+
+    with clear_errors():
+        context = load_context(loaded)
+        chosen = run_id or newest_run(context.warehouse)
+        if chosen is None:
+            fail("the warehouse holds no runs yet: run `hydra run` or `hydra trade --once` first", EXIT_WAREHOUSE)
+        path = write_trade_log(context, chosen, out)
+    console.print(f"trade log of {chosen}: {path.resolve()}")
+
+
+def settings_for(mode: Mode | None) -> HydraSettings:
+    loaded = settings()
+    return loaded if mode is None else loaded.model_copy(update={"mode": mode})
+
+
+def _require_alpaca_keys() -> None:
+    secrets = load_secrets()
+    with clear_errors():
+        secrets.require("alpaca_api_key")
+        secrets.require("alpaca_secret_key")
+
+
+def _trade_cycle(mode: Mode, at: datetime | None) -> None:
+    from flows.trade import trade as trade_flow  # Prefect costs seconds to import: only commands that run flows pay
+
+    state = trade_flow(mode.value, at, return_state=True)
+    if state.is_failed() or state.is_crashed():
+        fail(f"trading cycle failed: {_first_line(Exception(state.message))}", EXIT_TRADE)
+    summary = state.result()
+    console.print_json(json.dumps(summary))
+
+
+def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
+    _require_alpaca_keys()
+    from flows.ingest import ingest_all
+    from hydra.live import due_feeds, every_minute
+
+    schedules = loaded.feeds.schedules.model_dump()
+    last_started: dict[str, datetime] = {}
+
+    def minute(now: datetime) -> None:
+        feeds = due_feeds(schedules, last_started, now)
+        if feeds:
+            # A failed feed is recorded in ingestion_runs and degrades its strategies; trading goes on.
+            ingest_all(feeds, return_state=True)
+            last_started.update(dict.fromkeys(feeds, now))
+        _trade_cycle(Mode.PAPER, None)
+
+    console.print(f"paper trading every minute as {loaded.trading.session!r}; Ctrl-C stops after the current step")
+    try:
+        every_minute(minute, cycles)
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @app.command()

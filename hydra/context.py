@@ -12,6 +12,6 @@ def open_warehouse(settings: HydraSettings) -> Warehouse:
     return Warehouse(settings.warehouse.path, settings.warehouse.lock_deadline_s)
 
 
-def load_context() -> SourceContext:
-    settings = load_settings()
-    return SourceContext(settings=settings, secrets=load_secrets(), warehouse=open_warehouse(settings))
+def load_context(settings: HydraSettings | None = None) -> SourceContext:
+    loaded = settings or load_settings()
+    return SourceContext(settings=loaded, secrets=load_secrets(), warehouse=open_warehouse(loaded))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,14 +26,16 @@ def default_sim_window(settings: HydraSettings) -> tuple[datetime, datetime]:
     return settings.sim.start, settings.sim.start + timedelta(days=settings.sim.days)
 
 
-def ingest_simulated(context: SourceContext, start: datetime, end: datetime) -> SimulatedIngestion:
-    """Every feed's facts of [start, end) from the simulator, through the real ingestion path.
+def ingest_simulated(
+    context: SourceContext, start: datetime, end: datetime, feeds: Sequence[str] = FEEDS
+) -> SimulatedIngestion:
+    """The feeds' facts of [start, end) from the simulator, through the real ingestion path.
 
     Run ids are derived from the seed and the window, so loading the same simulated window
     twice rewrites the same rows, ingestion_runs included.
     """
     sim = context.settings.sim
     run_id = f"sim:{sim.seed}:{start.isoformat()}:{end.isoformat()}"
-    results = [ingest(context, FeedRequest(feed, now=end, start=start, end=end), run_id) for feed in FEEDS]
+    results = [ingest(context, FeedRequest(feed, now=end, start=start, end=end), run_id) for feed in feeds]
     regimes = simulator(sim.seed, sim.start, context.settings.engine.watchlist).regime_path(start, end)
     return SimulatedIngestion(start=start, end=end, results=results, regimes=regimes)

@@ -12,7 +12,9 @@ what ingestion has loaded, so a cycle decides at the close of the newest stored 
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -34,6 +36,8 @@ from warehouse.read import query_frame
 from warehouse.sqlfiles import read_sql
 
 MINUTE = timedelta(minutes=1)
+# Alpaca publishes a minute's bar a few seconds after the minute ends.
+BAR_SETTLE = timedelta(seconds=5)
 SIM_BROKER_KEY = "sim_broker"
 
 
@@ -200,3 +204,32 @@ def _json_value(value: object) -> str | float:
     if isinstance(value, Decimal):  # DuckDB's sums of integers
         return float(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def due_feeds(schedules: Mapping[str, int], last_started: Mapping[str, datetime], now: datetime) -> list[str]:
+    """Feeds whose interval has passed since their last run in this loop (all of them at first)."""
+    return [
+        feed
+        for feed, interval in schedules.items()
+        if feed not in last_started or now - last_started[feed] >= timedelta(seconds=interval)
+    ]
+
+
+def every_minute(
+    cycle: Callable[[datetime], None],
+    cycles: int | None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Call `cycle` at each minute (a few seconds in, once the minute's bars are out) until
+    `cycles` calls were made (None: until interrupted). Returns the number of calls."""
+    done = 0
+    while cycles is None or done < cycles:
+        cycle(clock())
+        done += 1
+        if cycles is not None and done >= cycles:
+            break
+        moment = clock()
+        next_minute = moment.replace(second=0, microsecond=0) + MINUTE + BAR_SETTLE
+        sleep(max(0.0, (next_minute - moment).total_seconds()))
+    return done

@@ -25,6 +25,7 @@ from warehouse.read import query_frame
 
 # Calendar rows are published ahead of their events: ingest that far past the window.
 CALENDAR_LEAD = timedelta(days=7)
+CALENDAR_FEED = "macro_calendar"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ def run_simulation(context: SourceContext) -> SimulationResult:
     history_start = sim.start
     trading_start = history_start + timedelta(days=sim.warmup_days)
     trading_end = trading_start + timedelta(days=sim.days)
-    ingest_simulated(context, history_start, trading_end + CALENDAR_LEAD)
+    ingest_simulated(context, history_start, trading_end)
+    ingest_simulated(context, trading_end, trading_end + CALENDAR_LEAD, feeds=[CALENDAR_FEED])
 
     run_id = new_sim_run_id(trading_start)
     label = f"sim seed {sim.seed}"

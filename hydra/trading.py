@@ -218,8 +218,8 @@ class TradingSession:
                 Discrepancy(
                     kind="position_mismatch",
                     subject=d.symbol,
-                    warehouse_value=f"{d.managed_qty:g}",
-                    broker_value=f"{d.broker_qty:g}",
+                    warehouse_value=f"{d.managed_qty:.10g}",
+                    broker_value=f"{d.broker_qty:.10g}",
                     resolution=d.resolution,
                 )
                 for d in reconciled.differences

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -12,6 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from lock_holder import hold_lock
 
 from warehouse import UnknownTableError, Warehouse, WarehouseLockedError, WarehouseMissingError, WarehouseTooNewError
 from warehouse.connection import in_transaction
@@ -266,25 +264,6 @@ def test_record_ingestion_writes_rows_quarantine_and_run_together(warehouse: War
         2,
         1,
     )
-
-
-HOLD_LOCK = textwrap.dedent(
-    """
-    import sys, time, duckdb
-    con = duckdb.connect(sys.argv[1])
-    print("locked", flush=True)
-    time.sleep(float(sys.argv[2]))
-    con.close()
-    """
-)
-
-
-def hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    return holder
 
 
 def test_a_second_process_holding_the_file_is_waited_for(warehouse: Warehouse) -> None:

@@ -88,3 +88,9 @@ def table_row_counts(warehouse: Warehouse) -> dict[str, int]:
 def last_ingestions(warehouse: Warehouse) -> pl.DataFrame:
     with warehouse.connect() as con:
         return query_frame(con, "meta/last_ingestion")
+
+
+def newest_run(warehouse: Warehouse) -> str | None:
+    with warehouse.connect(read_only=True) as con:
+        row = con.execute(read_sql("read/newest_run")).fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,74 @@
+"""The minutely trading flow: reconcile -> read snapshot -> decide -> record -> submit -> publish.
+
+One run is one cycle of the session's run (`<mode>-<trading.session>`), resumed from the
+warehouse, so the run of the next minute carries on whatever this one did or failed to do.
+The deployment has concurrency 1 with CANCEL_NEW: a run that overlaps a slow one is
+cancelled, never queued behind it. Nothing here imports Great Expectations (ingestion's
+validation does): a trading run starts in about the time Prefect itself takes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from adapters.broker import BrokerError
+from core.config import Mode
+from core.risk import RiskEventKind
+from hydra.context import load_context
+from hydra.live import cycle_time, session_run_id
+from hydra.settings import load_settings
+from hydra.trading import AlreadyDecided
+from tasks.trade import alert, decide_and_submit, open_session, publish, reconcile
+from warehouse.migrate import migrate
+
+
+@flow(name="trade")
+def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+    """One trading cycle. `mode` overrides the configured one; `at` decides as of that time."""
+    logger = get_run_logger()
+    settings = load_settings()
+    chosen = Mode(mode) if mode else settings.mode
+    context = load_context(settings.model_copy(update={"mode": chosen}))
+    migrate(context.warehouse)
+    run_id = session_run_id(context.settings, chosen)
+    recorded_at = datetime.now(UTC)
+    try:
+        job = open_session(context, chosen, run_id)
+        now = at.astimezone(UTC) if at else cycle_time(job, recorded_at)
+        discrepancies = reconcile(job, now, recorded_at)
+        record = decide_and_submit(job, now, recorded_at)
+    except AlreadyDecided as already:
+        logger.info("%s", already)
+        return {"run_id": run_id, "status": "skipped", "reason": str(already)}
+    except BrokerError as error:
+        logger.error("broker error in run %s: %s", run_id, error)
+        alert(f"broker-error-{chosen.value}", f"Broker error in {run_id}", [str(error)])
+        raise
+    result = record.result
+    for discrepancy in [*discrepancies, *record.reconciliations]:
+        logger.warning("reconciled %s %s: %s", discrepancy.kind, discrepancy.subject, discrepancy.resolution)
+    halts = [e for e in (*result.risk_events, *record.risk_events) if e.event is RiskEventKind.HALTED]
+    if halts:
+        lines = [f"{event.ts_event.isoformat()}: {event.reason} (equity {event.equity})" for event in halts]
+        logger.error("kill switch in run %s: %s", run_id, "; ".join(event.reason for event in halts))
+        alert(f"kill-switch-{chosen.value}", f"Kill switch tripped in {run_id}", lines)
+    publish(job, record)
+    summary = {
+        "run_id": run_id,
+        "status": "decided",
+        "at": result.now.isoformat(),
+        "cycle": result.cycle_no,
+        "regime": result.regime.regime.value,
+        "trading_state": result.trading_state.value,
+        "orders": len(result.orders),
+        "refused": len(record.refused),
+        "fills": len(record.fills),
+        "reconciled": len(discrepancies) + len(record.reconciliations),
+        "equity": round(record.book.equity, 2),
+        "decision_ms": round(record.decision_ms or 0.0, 2),
+    }
+    logger.info("cycle %s", summary)
+    return summary

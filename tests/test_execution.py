@@ -1,0 +1,277 @@
+"""The trading session against Alpaca paper (a local server in Alpaca's formats, the real
+alpaca-py client): restart safety, crash recovery and reconciliation, checked in the warehouse."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import polars as pl
+import pytest
+from fake_alpaca import API_KEY, ORDERS, SECRET_KEY, FakeAlpaca, decimal_text, payload
+from lock_holder import hold_lock
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from adapters.alpaca_broker import AlpacaBroker
+from core.config import EngineConfig, RegimeConfig
+from core.snapshot import MarketSnapshot
+from core.strategy import StrategyContext, StrategyOutput
+from core.types import Regime, Side, Signal, TradeProposal
+from hydra.trading import AlreadyDecided, TradingSession
+from warehouse import Warehouse, WarehouseLockedError
+
+START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 09:30 in New York: the session opens
+MINUTE = timedelta(minutes=1)
+CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=0))
+RUN = "paper-test"
+
+
+class BuySpy:
+    """Wants SPY every cycle, with a 1% stop and a 2R target."""
+
+    name: ClassVar[str] = "cross_asset"
+    symbols: ClassVar[tuple[str, ...]] = ("SPY",)
+    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
+    overrides_regime: ClassVar[bool] = True
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        price = context.snapshot.last_price("SPY")
+        assert price is not None
+        signal = Signal("cross_asset", "SPY", 0.8, 0.9, "test", context.now, timedelta(hours=1))
+        proposal = TradeProposal(
+            strategy="cross_asset",
+            symbol="SPY",
+            side=Side.BUY,
+            entry=price,
+            stop=price * 0.99,
+            target=price * 1.02,
+            horizon=timedelta(hours=4),
+            confidence=0.7,
+            signal_ids=(signal.signal_id,),
+            ts_event=context.now,
+        )
+        return StrategyOutput(signals=(signal,), proposals=(proposal,))
+
+
+def snapshot_at(now: datetime) -> MarketSnapshot:
+    rows = [
+        ("SPY", "1Min", START + i * MINUTE, p, p * 1.001, p * 0.999, p, 5e5, "test", START + (i + 1) * MINUTE)
+        for i, p in enumerate(500.0 + 0.1 * i for i in range(90))
+    ]
+    bars = pl.DataFrame(
+        rows,
+        schema={
+            "symbol": pl.Utf8,
+            "timeframe": pl.Utf8,
+            "ts_event": pl.Datetime("us", "UTC"),
+            "open": pl.Float64,
+            "high": pl.Float64,
+            "low": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Float64,
+            "source": pl.Utf8,
+            "ts_ingested": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+    return MarketSnapshot(as_of=now, tables={"bars": bars.filter(pl.col("ts_ingested") <= now)})
+
+
+@pytest.fixture
+def httpserver(httpserver_ipv4: HTTPServer) -> Iterator[HTTPServer]:
+    yield httpserver_ipv4
+    httpserver_ipv4.check_handler_errors()
+
+
+@pytest.fixture
+def fake(httpserver: HTTPServer) -> FakeAlpaca:
+    alpaca = FakeAlpaca(httpserver)
+    alpaca.positions = []
+    return alpaca
+
+
+def resume(warehouse: Warehouse, httpserver: HTTPServer) -> TradingSession:
+    """A new process's session: everything it knows comes from the warehouse and the broker."""
+    broker = AlpacaBroker(
+        API_KEY, SECRET_KEY, httpserver.url_for("").rstrip("/"), timeout_s=2.0, max_retries=1, retry_wait_s=0.01
+    )
+    return TradingSession.resume(warehouse, RUN, CONFIG, broker, (BuySpy(),), is_tradable=lambda symbol, ts: True)
+
+
+def step(session: TradingSession, now: datetime) -> Any:
+    return session.step_and_record(snapshot_at(now), now, recorded_at=now)
+
+
+def rows(warehouse: Warehouse, sql: str, **params: object) -> list[tuple[Any, ...]]:
+    with warehouse.connect(read_only=True) as con:
+        return con.execute(sql, {"run_id": RUN, **params}).fetchall()
+
+
+def fill_at_alpaca(fake: FakeAlpaca, client_id: str, price: float) -> None:
+    order = fake.orders[client_id]
+    order.update(
+        status="filled",
+        filled_qty=order["qty"],
+        filled_avg_price=decimal_text(price),
+        filled_at="2026-03-02T15:00:01Z",
+        updated_at="2026-03-02T15:00:01Z",
+    )
+    fake.positions = [
+        payload("positions.json")[0]
+        | {"symbol": "SPY", "asset_class": "us_equity", "qty": order["qty"], "avg_entry_price": decimal_text(price)}
+        | {"market_value": decimal_text(float(order["qty"]) * price), "side": "long"}
+    ]
+
+
+def test_an_order_whose_answer_was_lost_in_a_crash_is_found_and_recorded_once(
+    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    # Another process takes the warehouse the moment Alpaca accepts the order, past the
+    # session's deadline: recording the answer fails and the run dies, as in a crash.
+    holders = []
+
+    def accept_then_lock(request: Request) -> Response:
+        answer = fake.place(request)
+        holders.append(hold_lock(warehouse.path, 30.0))
+        return answer
+
+    fake.script[("POST", ORDERS)].append(accept_then_lock)
+    crashed = resume(Warehouse(warehouse.path, lock_deadline_s=0.3), httpserver)
+    try:
+        with pytest.raises(WarehouseLockedError):
+            step(crashed, now)
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait(timeout=10)
+    [client_id] = fake.orders
+    assert rows(warehouse, "SELECT client_order_id, status FROM orders WHERE run_id = $run_id") == [
+        (client_id, "pending")  # written before it was sent
+    ]
+
+    fill_at_alpaca(fake, client_id, 503.0)
+    restarted = resume(warehouse, httpserver)
+    assert set(restarted.tracked) == {client_id}
+    step(restarted, now + MINUTE)
+    step(restarted, now + 2 * MINUTE)
+    again = resume(warehouse, httpserver)  # and a third process, to be sure nothing doubles
+    step(again, now + 3 * MINUTE)
+
+    entry = rows(
+        warehouse,
+        "SELECT status, filled_qty, filled_avg_price FROM orders WHERE run_id = $run_id AND client_order_id = $id",
+        id=client_id,
+    )
+    assert entry == [("filled", float(fake.orders[client_id]["qty"]), 503.0)]
+    assert rows(warehouse, "SELECT count(*), sum(qty) FROM fills WHERE run_id = $run_id") == [
+        (1, float(fake.orders[client_id]["qty"]))
+    ]
+    [trade] = rows(warehouse, "SELECT trade_id, entry_price, status FROM trades WHERE run_id = $run_id")
+    assert trade == (client_id, 503.0, "open")
+    # The buy was sent once, whatever the retries and restarts.
+    assert sum(1 for request, _ in httpserver.log if (request.method, request.path) == ("POST", ORDERS)) == len(
+        fake.orders
+    )
+
+
+def test_an_order_recorded_but_never_sent_is_closed_with_the_reason(
+    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    # Alpaca is down for the submit (every retry gets a 500): the outcome is unknown.
+    fake.script[("POST", ORDERS)] += [lambda request: Response("upstream", status=500)] * 2
+    session = resume(warehouse, httpserver)
+    record = step(session, now)
+    [order] = record.result.orders
+    assert fake.orders == {}
+    assert rows(warehouse, "SELECT status FROM orders WHERE run_id = $run_id") == [("pending",)]
+
+    later = resume(warehouse, httpserver)
+    step(later, now + MINUTE)
+    never_sent = "SELECT status, status_reason FROM orders WHERE run_id = $run_id AND client_order_id = $id"
+    assert rows(warehouse, never_sent, id=order.client_order_id) == [
+        ("canceled", "never reached the broker: the run stopped, or the request failed, before it arrived")
+    ]
+    assert rows(warehouse, "SELECT kind, subject FROM reconciliations WHERE run_id = $run_id") == [
+        ("order_status", order.client_order_id)
+    ]
+    assert order.client_order_id not in later.state.pending_entries
+
+
+def test_a_hydra_order_no_run_recorded_is_adopted_once(
+    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    lost = fake.put(
+        "order_filled.json",
+        "hy-202603021500-cross_asset-SPY-0123456789",
+        symbol="SPY",
+        asset_class="us_equity",
+        submitted_at="2026-03-02T15:00:00Z",
+    )
+    fake.put("order_filled.json", "manual-order-1", submitted_at="2026-03-02T15:01:00Z")  # not HYDRA's
+    session = resume(warehouse, httpserver)
+    [found] = session.adopt_unrecorded_orders(now, now)
+    assert (found.kind, found.subject) == ("unrecorded_order", lost["client_order_id"])
+    assert resume(warehouse, httpserver).adopt_unrecorded_orders(now, now) == []
+    assert rows(warehouse, "SELECT client_order_id, strategy, status FROM orders WHERE run_id = $run_id") == [
+        (lost["client_order_id"], "cross_asset", "filled")
+    ]
+
+
+def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile(
+    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    session = resume(warehouse, httpserver)
+    [order] = step(session, now).result.orders
+    fill_at_alpaca(fake, order.client_order_id, 503.0)
+    step(session, now + MINUTE)
+    assert rows(warehouse, "SELECT status FROM trades WHERE run_id = $run_id") == [("open",)]
+
+    fake.positions = []  # closed by hand in Alpaca's dashboard, with the buy the last cycle left working
+    for working in fake.orders.values():
+        if working["status"] == "accepted":
+            working["status"] = "canceled"
+    step(resume(warehouse, httpserver), now + 2 * MINUTE)
+    assert rows(warehouse, "SELECT status, exit_reason FROM trades WHERE run_id = $run_id ORDER BY entry_ts")[0] == (
+        "closed",
+        "reconcile",
+    )
+    [(kind, subject, managed, held)] = rows(
+        warehouse,
+        "SELECT kind, subject, warehouse_value, broker_value FROM reconciliations WHERE run_id = $run_id",
+    )
+    assert (kind, subject, held) == ("position_mismatch", "SPY", "0")
+    assert float(managed) == float(fake.orders[order.client_order_id]["qty"])
+
+
+def test_a_minute_already_decided_is_not_decided_again(
+    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    step(resume(warehouse, httpserver), now)
+    with pytest.raises(AlreadyDecided):
+        step(resume(warehouse, httpserver), now)
+    assert len(fake.orders) == 1
+
+
+def test_sessions_of_two_threads_do_not_share_a_held_connection(warehouse: Warehouse) -> None:
+    seen: dict[str, Any] = {}
+
+    def other() -> None:
+        with warehouse.connect() as con:
+            seen["other"] = con
+
+    with warehouse.held() as held, warehouse.connect() as inner:
+        assert inner is held
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert seen["other"] is not held
