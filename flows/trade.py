@@ -43,9 +43,12 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
     except AlreadyDecided as already:
         logger.info("%s", already)
         return {"run_id": run_id, "status": "skipped", "reason": str(already)}
-    except BrokerError as error:
-        logger.error("broker error in run %s: %s", run_id, error)
-        alert(f"broker-error-{chosen.value}", f"Broker error in {run_id}", [str(error)])
+    except Exception as error:
+        # The broker, the warehouse or the data failed: the run fails (the next minute's run
+        # resumes from the warehouse) and a person is told what happened.
+        what = "Broker error" if isinstance(error, BrokerError) else "Trading cycle failed"
+        logger.error("%s in run %s: %s", what.lower(), run_id, error)
+        alert(f"trade-failed-{chosen.value}", f"{what} in {run_id}", [f"{type(error).__name__}: {error}"])
         raise
     result = record.result
     for discrepancy in [*discrepancies, *record.reconciliations]:

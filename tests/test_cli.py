@@ -108,12 +108,34 @@ def test_run_trades_a_simulated_window_and_twice_leaves_the_feeds_identical() ->
     assert hydra("run", env=env).returncode == 0
     assert hydra("sql", feeds, "--json").stdout == once  # the same simulated feeds, loaded again, add nothing
     counts = {row["t"]: row["n"] for row in json.loads(once)}
-    assert counts["bars"] > 19 * 390 and counts["ingestion_runs"] == 8
+    # Every feed over the window, and the calendar once more for the week after it.
+    assert counts["bars"] > 19 * 390 and counts["ingestion_runs"] == 9
     runs = json.loads(hydra("sql", "SELECT status, count(*) AS n FROM runs GROUP BY status", "--json").stdout)
     assert runs == [{"status": "completed", "n": 2}]  # each trading run is its own run
     status = hydra("status")
     assert status.returncode == 0 and "last ingestion per feed" in status.stdout
+    exported = hydra("trade-log", "--out", "log.json")
+    assert exported.returncode == 0, exported.stderr
+    log = json.loads(Path("log.json").read_text(encoding="utf-8"))
+    assert log["run_id"].startswith("sim-") and log["overview"]["cycles"] == 6
 
 
-def test_run_refuses_a_mode_it_cannot_trade_yet() -> None:
-    one_line_error(hydra("run", env={"HYDRA_MODE": "paper"}), 2, "hydra run trades only in sim mode so far")
+@pytest.mark.parametrize("command", [["run", "--mode", "paper"], ["trade", "--once", "--mode", "paper"]])
+def test_paper_trading_without_keys_names_the_missing_variable(command: list[str]) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
+    result = subprocess.run(
+        [HYDRA, *command], capture_output=True, text=True, timeout=120, env={**environment, "COLUMNS": "200"}
+    )
+    one_line_error(result, 2, "ALPACA_API_KEY")
+    keyed = {**environment, "COLUMNS": "200", "ALPACA_API_KEY": "PKTEST"}
+    result = subprocess.run([HYDRA, *command], capture_output=True, text=True, timeout=120, env=keyed)
+    one_line_error(result, 2, "ALPACA_SECRET_KEY")
+
+
+def test_run_refuses_a_mode_it_cannot_trade() -> None:
+    one_line_error(hydra("run", "--mode", "backtest"), 2, "hydra run trades in sim or paper mode, not backtest")
+
+
+def test_trade_log_of_an_empty_warehouse_says_what_to_do() -> None:
+    assert hydra("init").returncode == 0
+    one_line_error(hydra("trade-log"), 3, "no runs yet")

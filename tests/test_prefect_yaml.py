@@ -39,3 +39,14 @@ def test_every_feed_has_a_deployment_on_its_configured_schedule_one_run_at_a_tim
             "collision_strategy": "CANCEL_NEW",
             "grace_period_seconds": None,
         }
+
+
+def test_the_trading_flow_runs_every_minute_and_an_overlapping_run_is_cancelled() -> None:
+    [deployment] = [d for d in deployments() if d["name"] == "trade"]
+    [schedule] = deployment["schedules"]  # type: ignore[misc]
+    assert schedule["interval"] == timedelta(minutes=1)
+    assert deployment["concurrency_limit"] == {
+        "limit": 1,
+        "collision_strategy": "CANCEL_NEW",
+        "grace_period_seconds": None,
+    }
