@@ -14,11 +14,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from adapters.broker import BrokerError
 from core.config import Mode
 from core.risk import RiskEventKind
 from hydra.context import load_context
-from hydra.live import cycle_time, session_run_id
+from hydra.live import cycle_time, failure_kind, session_run_id
 from hydra.settings import load_settings
 from hydra.trading import AlreadyDecided
 from tasks.trade import alert, decide_and_submit, open_session, publish, reconcile
@@ -46,7 +45,7 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
     except Exception as error:
         # The broker, the warehouse or the data failed: the run fails (the next minute's run
         # resumes from the warehouse) and a person is told what happened.
-        what = "Broker error" if isinstance(error, BrokerError) else "Trading cycle failed"
+        what = failure_kind(error)
         logger.error("%s in run %s: %s", what.lower(), run_id, error)
         alert(f"trade-failed-{chosen.value}", f"{what} in {run_id}", [f"{type(error).__name__}: {error}"])
         raise

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.alpaca_broker import AlpacaBroker
-from adapters.broker import Broker
+from adapters.broker import Broker, BrokerError
 from adapters.sim_broker import Bar, SimBroker, SimBrokerState, us_equity_hours
 from core.codec import decode, encode
 from core.config import Mode
@@ -204,6 +204,11 @@ def _json_value(value: object) -> str | float:
     if isinstance(value, Decimal):  # DuckDB's sums of integers
         return float(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def failure_kind(error: Exception) -> str:
+    """How an alert names a failed cycle: a broker failure is worth saying so."""
+    return "Broker error" if isinstance(error, BrokerError) else "Trading cycle failed"
 
 
 def due_feeds(schedules: Mapping[str, int], last_started: Mapping[str, datetime], now: datetime) -> list[str]:
