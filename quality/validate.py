@@ -140,7 +140,9 @@ def _suite(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> Any:
 
     context = _context()
     expectations = _expectations(RULES.get(table, ()), key, set(columns))
-    return context.suites.add(gx.ExpectationSuite(name=f"{table}:{','.join(columns)}", expectations=expectations))
+    return context.suites.add(
+        gx.ExpectationSuite(name=f"{table}:{','.join(key)}:{','.join(columns)}", expectations=expectations)
+    )
 
 
 def _expectations(rules: Sequence[Rule], key: tuple[str, ...], columns: set[str]) -> list[Any]:
