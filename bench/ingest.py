@@ -263,7 +263,9 @@ def measure_pipeline(data: SyntheticBars, workdir: Path, repeats: int) -> dict[s
         one_off["gx_import_s"] = None  # imported by the caller already: the cost is not ours to see
     else:
         one_off["gx_import_s"] = timed(lambda: importlib.import_module("great_expectations"))[1].wall_s
-    warm_up = parse_stage(synthetic_bars(WARM_UP_ROWS)).tables[TABLE]
+    clean = parse_stage(synthetic_bars(WARM_UP_ROWS)).tables[TABLE]
+    # A clean batch never reaches GX: one bar repeated with another close makes this one do so.
+    warm_up = pl.concat([clean, clean.head(1).with_columns(pl.col("close") + 0.01)])
     one_off["gx_first_validate_s"] = timed(lambda: validate_stage(warm_up))[1].wall_s
 
     decode_runs, page_mb = _decode_runs(data.page, repeats)
@@ -636,7 +638,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     labels = {
         "decode_json": "decode JSON text (SDK side, outside the target)",
         "parse": "parse: `parse_bars`",
-        "validate": "validate: `validate_table` (GX warm)",
+        "validate": "validate: `validate_table` (GX warm; the bars are clean, so GX judges none)",
         "upsert_first": "upsert: first load into an empty table",
         "upsert_reload": "upsert: re-load of the same rows (outside the target)",
     }
@@ -684,7 +686,8 @@ def markdown(results: Mapping[str, Any]) -> str:
         "| cost | s |",
         "|---|---:|",
         f"| import great_expectations | {_s(one_off['gx_import_s'])} |",
-        f"| first `validate_table` call (GX context, datasource, suite; {WARM_UP_ROWS} rows) "
+        f"| first `validate_table` call (GX context, datasource, suite; {WARM_UP_ROWS} rows "
+        "and one repeated with another close) "
         f"| {_s(one_off['gx_first_validate_s'])} |",
         f"| migrate a fresh warehouse | {_s(one_off['migrate_s'])} |",
         "",
@@ -718,6 +721,7 @@ def _served_markdown(served: Mapping[str, Any]) -> list[str]:
 
     best_prefect = min(prefect["runs"], key=lambda run: run["wall_s"])
     best_direct = min(direct["runs"], key=lambda run: run["wall_s"])
+    gx_imported = any(run["gx_imported"] for block in (prefect, direct) for run in block["runs"])
     return [
         "## One served run of the every-minute bars flow",
         "",
@@ -740,7 +744,8 @@ def _served_markdown(served: Mapping[str, Any]) -> list[str]:
         f"{', '.join(f'{pair:.2f}' for pair in served['prefect_overhead_pairs_s'])} s. "
         f"Rows: {best_prefect['result'].get('loaded')} loaded through Prefect, {best_direct['result'].get('loaded')} "
         "without.",
-        f"Importing great_expectations, which the validate step does in every run, costs "
+        "Importing great_expectations, which the validate step does only for a batch with suspect rows "
+        f"({'done' if gx_imported else 'not done'} in the runs above), costs "
         f"{probe['import_gx_after_s']:.3f} s on top of `import flows.ingest` ({probe['import_flows_ingest_s']:.3f} s "
         f"in the same child). After `import flows.ingest` ({probe['module_count']} modules) these are loaded: "
         f"{', '.join(loaded)}; not loaded: {', '.join(absent) or '-'}.",

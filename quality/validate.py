@@ -1,11 +1,17 @@
 """Great Expectations validation of a batch before it loads: good rows pass, bad rows are
 quarantined with the expectations they failed.
 
-GX is imported here and only here, on first use (its import costs seconds): the trading flow
-never imports this module. The context and one suite per table are built once per process.
-Each row carries its position in a hidden `_row` column so GX's unexpected-index lists map
-failures back to rows; helper columns (`_prev__*`, `_ahead_s__*`) let GX express the rules
-that compare a row with its predecessor or with its ingestion time.
+GX is exact but slow (seconds per million rows), and nearly every row is clean. A polars
+pre-pass therefore flags the rows that could fail some expectation, a superset of those that
+do; GX judges only those, and every other row passes. The outcome (rows passed, rows rejected,
+their reasons and in which order) is what GX over the whole batch gives, which
+tests/test_quality.py holds it to; only the work changes.
+
+GX is imported here and only here, on the first batch with a suspect row (its import costs
+seconds): the trading flow never imports this module. The context and one suite per table
+are built once per process. Each row carries its position in a hidden `_row` column so GX's
+unexpected-index lists map failures back to rows; helper columns (`_prev__*`, `_ahead_s__*`)
+let GX express the rules that compare a row with its predecessor or with its ingestion time.
 """
 
 from __future__ import annotations
@@ -68,29 +74,98 @@ def validate_table(table: str, rows: pl.DataFrame, key: Sequence[str]) -> TableV
     Rows repeated exactly (overlapping pages) are collapsed first: they are not bad data.
     Rows that share a natural key but differ are all rejected, since nothing says which is right.
     """
-    unique = rows.unique(maintain_order=True)
-    duplicates = rows.height - unique.height
-    if unique.is_empty():
-        return TableValidation(table, unique, [], duplicates)
-    rules = RULES.get(table, ())
-    prepared = _with_helper_columns(unique.with_row_index(ROW), rules)
-    failing = _run_suite(table, tuple(key), prepared)
-    failed_rows = defaultdict(list)
+    key = tuple(key)
+    unique, suspects = _triage(table, rows, key)
+    failing = _run_suite(table, key, suspects) if not suspects.is_empty() else {}
+    reasons: defaultdict[int, list[str]] = defaultdict(list)
     for expectation, indices in failing.items():
         for index in indices:
-            failed_rows[index].append(expectation)
-    mask = pl.Series([index in failed_rows for index in range(unique.height)])
+            reasons[index].append(expectation)
+    failed = sorted(reasons)
+    is_failed = pl.int_range(pl.len()).is_in(failed)
     rejected = [
-        RejectedRow(row=row, reasons=tuple(failed_rows[index]))
-        for index, row in zip(sorted(failed_rows), unique.filter(mask).iter_rows(named=True), strict=True)
+        RejectedRow(row=row, reasons=tuple(reasons[index]))
+        for index, row in zip(failed, unique.filter(is_failed).iter_rows(named=True), strict=True)
     ]
     return TableValidation(
         table=table,
-        passed=unique.filter(~mask),
+        passed=unique.filter(~is_failed),
         rejected=rejected,
-        exact_duplicates=duplicates,
+        exact_duplicates=rows.height - unique.height,
         failures={expectation: len(indices) for expectation, indices in failing.items()},
     )
+
+
+def _triage(table: str, rows: pl.DataFrame, key: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`rows` with exact repeats collapsed, and the suspects among them: the only rows GX judges.
+
+    Suspects carry `_row` (their position in the collapsed rows) and the helper columns.
+    """
+    rules = RULES.get(table, ())
+    repeated = _key_repeats(rows, key)
+    # Exact repeats share their key, so the all-column unique(), the dearest step on a clean
+    # batch, is needed only when some key repeats (or there is no key to tell).
+    unique = rows.unique(maintain_order=True) if repeated is None or repeated.any() else rows
+    if unique.height < rows.height:
+        repeated = _key_repeats(unique, key)
+    # Helper columns compare a row with its predecessor in the batch, so they are computed on
+    # every row before the clean ones are set aside.
+    prepared = _with_helper_columns(unique.with_row_index(ROW), rules)
+    return unique, prepared.filter(_suspect(prepared, rules, key, repeated))
+
+
+def _key_repeats(frame: pl.DataFrame, key: tuple[str, ...]) -> pl.Series | None:
+    """Per row, whether another row's key may equal its own as GX sees it; None without a key.
+
+    polars, like pandas under GX, takes two nulls (or two NaN) as equal. pandas turns an integer
+    column holding a null into float64, where integers past 2**53 can meet: integer key columns
+    are compared as floats, which only ever merges keys, so the flags stay a superset.
+    """
+    if not key:
+        return None
+    as_gx_sees = [pl.col(c).cast(pl.Float64) if frame.schema[c].is_integer() else pl.col(c) for c in key]
+    return frame.select(as_gx_sees).is_duplicated()
+
+
+def _suspect(frame: pl.DataFrame, rules: Sequence[Rule], key: tuple[str, ...], repeated: pl.Series | None) -> pl.Series:
+    """Rows that could fail some expectation of the suite, a superset of those that do.
+
+    A row not flagged here passes every expectation; a flagged row may pass too, GX decides.
+    Row-wise expectations give the same verdict on a row whatever else is in the frame; a
+    uniqueness failure needs a partner, which is flagged as well, so GX over the suspects finds
+    exactly the failures GX over the whole batch would.
+
+    Nulls are skipped as GX skips them (NotNull aside). NaN, which GX reads as missing but polars
+    orders above every number, flags its row whatever the rule. A null anywhere in the key flags
+    its row too: GX also reads NaN and null as the same missing value, so ("X", NaN) and ("X",
+    null) are one key to GX's uniqueness check but two to polars; and an integer key column is
+    then float64 to GX on the suspects exactly when it is on the whole batch. (GX ignores a row
+    whose key columns are all missing: flagging it is merely wasted work, and NotNull fails it.)
+    """
+    columns = set(frame.columns)
+    checks: list[pl.Expr] = [pl.col(c).is_nan() for c, dtype in frame.schema.items() if dtype.is_float()]
+    checks += [pl.col(c).is_null() for c in key if c in columns]
+    for rule in rules:
+        if isinstance(rule, NotNull):
+            checks += [pl.col(c).is_null() for c in rule.columns if c in columns]
+        elif isinstance(rule, Between) and rule.column in columns:
+            value = pl.col(rule.column)
+            if rule.low is not None:
+                checks.append(value <= rule.low if rule.strict_low else value < rule.low)
+            if rule.high is not None:
+                checks.append(value > rule.high)
+        elif isinstance(rule, AtLeast) and {rule.column_a, rule.column_b} <= columns:
+            checks.append(pl.col(rule.column_a) < pl.col(rule.column_b))
+        elif isinstance(rule, InSet) and rule.column in columns:
+            checks.append(~pl.col(rule.column).is_in(sorted(rule.values)))
+        elif isinstance(rule, IncreasingWithin) and rule.column in columns:
+            checks.append(pl.col(rule.column) <= pl.col(f"_prev__{rule.column}"))
+        elif isinstance(rule, NotAfterIngestion) and rule.column in columns:
+            checks.append(pl.col(f"_ahead_s__{rule.column}") > rule.tolerance.total_seconds())
+    flags = frame.select(
+        pl.any_horizontal(pl.repeat(False, pl.len()), *(check.fill_null(False) for check in checks))
+    ).to_series()
+    return flags | repeated if repeated is not None else flags
 
 
 def _with_helper_columns(frame: pl.DataFrame, rules: Sequence[Rule]) -> pl.DataFrame:
@@ -140,7 +215,9 @@ def _suite(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> Any:
 
     context = _context()
     expectations = _expectations(RULES.get(table, ()), key, set(columns))
-    return context.suites.add(gx.ExpectationSuite(name=f"{table}:{','.join(columns)}", expectations=expectations))
+    return context.suites.add(
+        gx.ExpectationSuite(name=f"{table}:{','.join(key)}:{','.join(columns)}", expectations=expectations)
+    )
 
 
 def _expectations(rules: Sequence[Rule], key: tuple[str, ...], columns: set[str]) -> list[Any]:
