@@ -70,7 +70,7 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
         "fills": len(record.fills),
         "reconciled": len(discrepancies) + len(record.reconciliations),
         "equity": round(record.book.equity, 2),
-        "decision_ms": round(record.decision_ms or 0.0, 2),
+        "timings_ms": {stage: round(ms, 1) for stage, ms in record.timings_ms.items()},
     }
     logger.info("cycle %s", summary)
     return summary

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -139,10 +139,12 @@ def adopt_unrecorded_orders(job: TradingJob, now: datetime, recorded_at: datetim
 
 def decide(job: TradingJob, now: datetime, recorded_at: datetime) -> CycleRecord:
     """Read the snapshot as of `now`, run one cycle, submit and record; save the simulated account."""
-    settings = job.context.settings
-    record = job.session.step_and_record(load_snapshot(job.context.warehouse, settings.engine, now), now, recorded_at)
+    started = time.perf_counter()
+    snapshot = load_snapshot(job.context.warehouse, job.context.settings.engine, now)
+    read_ms = (time.perf_counter() - started) * 1000
+    record = job.session.step_and_record(snapshot, now, recorded_at)
     save_sim_broker(job, now)
-    return record
+    return replace(record, timings_ms={"read": read_ms, **record.timings_ms})
 
 
 def save_sim_broker(job: TradingJob, now: datetime) -> None:

@@ -61,6 +61,9 @@ class CycleRecord:
     weight_updates: Sequence[Any] = ()
     decision_ms: float | None = None
     reconciliations: Sequence[Discrepancy] = ()
+    # Where the cycle's wall time went: broker (fills, account), decide, record, submit, and
+    # read (the snapshot) when the caller read it.
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
 def record_cycle(warehouse: Warehouse, run_id: str, record: CycleRecord, recorded_at: datetime) -> None:

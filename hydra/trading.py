@@ -16,6 +16,7 @@ warehouse, a hand-placed order) are recorded once, with a reconciliation row say
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -188,6 +189,7 @@ class TradingSession:
                 f"{now.isoformat()}"
             )
         self.refit_regime_if_due(now)
+        marks = [time.perf_counter()]
         fills, updates, never_sent = self._collect_fills(now)
         outcome = apply_fills(self.state, fills, {cid: t.order for cid, t in self.tracked.items()}, self.config, now)
         finished = [cid for cid, t in self.tracked.items() if t.view is not None and t.view.status.is_final]
@@ -200,7 +202,7 @@ class TradingSession:
         for cid in finished:
             del self.tracked[cid]
 
-        started = time.perf_counter()
+        marks.append(time.perf_counter())
         result = run_cycle(
             snapshot,
             book,
@@ -211,7 +213,7 @@ class TradingSession:
             is_tradable=self.is_tradable,
             regime_model=self.regime_model,
         )
-        decision_ms = (time.perf_counter() - started) * 1000
+        marks.append(time.perf_counter())
         discrepancies = [
             *never_sent,
             *(
@@ -235,16 +237,21 @@ class TradingSession:
             closed=(*outcome.closed, *reconciled.closed),
             risk_events=outcome.risk_events,
             weight_updates=outcome.weight_updates,
-            decision_ms=decision_ms,
+            decision_ms=(marks[2] - marks[1]) * 1000,
             reconciliations=discrepancies,
         )
         record_cycle(self.warehouse, self.run_id, record, recorded_at)
+        marks.append(time.perf_counter())
         views, refused = self._submit(result.orders)
         self.state = forget_entries(result.state, list(refused))
+        marks.append(time.perf_counter())
         submitted = replace(record, state=self.state, orders=views, refused=refused)
         if result.orders:
             record_submissions(self.warehouse, self.run_id, result.orders, submitted, recorded_at)
-        return submitted
+        marks.append(time.perf_counter())
+        ms = [(later - earlier) * 1000 for earlier, later in itertools.pairwise(marks)]
+        timings = {"broker": ms[0], "decide": ms[1], "record": ms[2] + ms[4], "submit": ms[3]}
+        return replace(submitted, timings_ms=timings)
 
     def _collect_fills(self, now: datetime) -> tuple[list[Fill], list[tuple[Order, BrokerOrder]], list[Discrepancy]]:
         """New fills of the tracked orders, the orders whose state at the broker changed, and

@@ -21,6 +21,7 @@ from core.config import EngineConfig, RegimeConfig
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext, StrategyOutput
 from core.types import Regime, Side, Signal, TradeProposal
+from hydra.live import due_feeds, every_minute
 from hydra.trading import AlreadyDecided, TradingSession
 from warehouse import Warehouse, WarehouseLockedError
 
@@ -275,3 +276,18 @@ def test_sessions_of_two_threads_do_not_share_a_held_connection(warehouse: Wareh
         thread.start()
         thread.join()
     assert seen["other"] is not held
+
+
+def test_the_loop_calls_once_a_minute_a_few_seconds_in_and_feeds_run_on_their_intervals() -> None:
+    moments = iter([START + timedelta(seconds=s) for s in (12, 13, 65, 66, 125, 126)])
+    slept: list[float] = []
+    seen: list[datetime] = []
+    calls = every_minute(seen.append, 3, clock=lambda: next(moments), sleep=slept.append)
+    assert calls == 3 and seen == [START + timedelta(seconds=s) for s in (12, 65, 125)]
+    assert slept == [52.0, 59.0]  # to 5 s past each next minute
+
+    schedules = {"bars": 60, "binance": 300}
+    assert due_feeds(schedules, {}, START) == ["bars", "binance"]
+    last = {"bars": START, "binance": START}
+    assert due_feeds(schedules, last, START + MINUTE) == ["bars"]
+    assert due_feeds(schedules, last, START + 5 * MINUTE) == ["bars", "binance"]

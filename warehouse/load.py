@@ -23,10 +23,11 @@ BATCH_VIEW = "upsert_batch"
 def natural_key(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     # Migrations fix every table's key before any load, so it is read once per process.
     if table not in _NATURAL_KEYS:
-        row = con.execute(read_sql("meta/primary_key"), {"table": table}).fetchone()
-        if row is None:
+        # fetchall, not fetchone: a result left unread would block upsert_rows' register().
+        found = con.execute(read_sql("meta/primary_key"), {"table": table}).fetchall()
+        if not found:
             raise UnknownTableError(table)
-        _NATURAL_KEYS[table] = list(row[0])
+        _NATURAL_KEYS[table] = list(found[0][0])
     return list(_NATURAL_KEYS[table])
 
 
@@ -42,7 +43,9 @@ def upsert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) 
     # Registering replaces any earlier batch view, so a failed statement (whose aborted
     # transaction refuses even an unregister) leaves nothing behind that matters.
     con.register(BATCH_VIEW, unique_rows)
-    con.execute(statement)
+    # DuckDB 2.0 keeps a statement's result pending until it is read, and a pending result
+    # blocks the next register() on this connection: read the inserted-row count.
+    con.execute(statement).fetchall()
     con.unregister(BATCH_VIEW)
     return unique_rows.height
 

@@ -46,6 +46,13 @@ def quote_identifier(name: str) -> str:
 
 def render(con: duckdb.DuckDBPyConnection, name: str, *, table: str) -> str:
     """The statement of file `name` with {table} replaced by a quoted, existing table."""
-    if table not in table_names(con):
-        raise UnknownTableError(table)
+    # Tables are only ever added (by migrations): a name seen once stays valid, and listing the
+    # catalog again costs milliseconds on every upsert of a trading cycle.
+    if table not in _KNOWN_TABLES:
+        _KNOWN_TABLES.update(table_names(con))
+        if table not in _KNOWN_TABLES:
+            raise UnknownTableError(table)
     return read_sql(name).replace("{table}", quote_identifier(table))
+
+
+_KNOWN_TABLES: set[str] = set()

@@ -12,8 +12,10 @@ from typing import Any
 
 import duckdb
 import pytest
+from fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca, payload
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from pytest_httpserver import HTTPServer
 
 from flows.trade import trade
 from hydra.context import load_context
@@ -75,3 +77,29 @@ def test_the_trading_path_never_imports_great_expectations() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_a_paper_run_trades_through_alpaca_and_records_the_account(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeAlpaca(httpserver)
+    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
+    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__BASE_URL", httpserver.url_for("").rstrip("/"))
+    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__MAX_RETRIES", "0")
+    context = load_context()
+    start = context.settings.sim.start
+    ingest_simulated(context, start, start + timedelta(days=1), feeds=["bars"])  # something to decide on
+
+    at = start + timedelta(days=1)
+    outcome = trade("paper", at)
+    assert outcome["status"] == "decided" and outcome["run_id"] == "paper-main"
+    equity = float(payload("account.json")["cash"]) + sum(float(p["market_value"]) for p in fake.positions)
+    assert outcome["equity"] == pytest.approx(equity, abs=0.01)
+    assert query("SELECT mode, status FROM runs WHERE run_id = 'paper-main'") == [("paper", "running")]
+    assert query("SELECT count(*) FROM positions WHERE run_id = 'paper-main'") == [(len(fake.positions),)]
+    # The keys went to Alpaca in headers and nowhere else.
+    assert all(request.headers["APCA-API-KEY-ID"] == API_KEY for request, _ in httpserver.log)
+    stored = query("SELECT config FROM runs WHERE run_id = 'paper-main'")[0][0]
+    assert SECRET_KEY not in str(stored) and API_KEY not in str(stored)
