@@ -15,11 +15,12 @@ import duckdb
 import polars as pl
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from core.config import Mode
+from core.config import Mode, RiskProfile
 from hydra.context import load_context, open_warehouse
-from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settings
+from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settings, with_overrides
 from hydra.sources import FEEDS
 from warehouse import WarehouseError
 from warehouse.migrate import installed_version, latest_known_version, migrate
@@ -103,16 +104,10 @@ def run(
     overview = outcome.overview
     console.print(
         f"run {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} simulated minutes, "
-        f"{outcome.trading_start:%Y-%m-%d %H:%M} .. {outcome.trading_end:%Y-%m-%d %H:%M} UTC "
+        f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC "
         f"(seed {loaded.sim.seed}, {loaded.sim.warmup_days:g} days of warm-up history)"
     )
-    summary = Table(title="run")
-    summary.add_column("measure")
-    summary.add_column("value", justify="right")
-    for name, value in overview.items():
-        summary.add_row(name, _cell(round(value, 4) if isinstance(value, float) else value))
-    console.print(summary)
-    console.print(_rich_table(outcome.orders_by_strategy, title="orders by strategy"))
+    _print_overview(overview, outcome.orders_by_strategy)
     console.print(f"trade log: {outcome.trade_log.resolve()}")
     console.print(f"warehouse: {loaded.warehouse.path.resolve()}  (query it: hydra sql, hydra status)")
 
@@ -137,6 +132,48 @@ def trade(
     every_minute(lambda _: _trade_cycle(loaded.mode, moment), 1 if once else None)
 
 
+@app.command()
+def backtest(
+    start: Annotated[datetime, typer.Option(formats=DATE_FORMATS, help="replay from (UTC)")],
+    end: Annotated[datetime, typer.Option(formats=DATE_FORMATS, help="replay until (UTC)")],
+    profile: Annotated[RiskProfile | None, typer.Option(help="risk profile for this run")] = None,
+    slippage_bps: Annotated[float | None, typer.Option(min=0, help="simulated slippage")] = None,
+    fee_bps: Annotated[float | None, typer.Option(min=0, help="simulated fees")] = None,
+    cycle_minutes: Annotated[int | None, typer.Option(min=1, help="minutes between decisions")] = None,
+) -> None:
+    """Replay the warehouse's history through the live decision path; results under a backtest run id."""
+    window = (start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
+    if window[0] >= window[1]:
+        fail("--start must be before --end", EXIT_CONFIG)
+    options = {
+        "engine.risk.profile": profile,
+        "sim.slippage_bps": slippage_bps,
+        "sim.fee_bps": fee_bps,
+        "sim.cycle_minutes": cycle_minutes,
+    }
+    with clear_errors():
+        loaded = with_overrides(settings(), {k: v for k, v in options.items() if v is not None})
+    from hydra.backtesting import NoHistory, run_backtest
+
+    columns = (TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with clear_errors(), Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task("cycles", total=None)
+        try:
+            outcome = run_backtest(
+                load_context(loaded),
+                *window,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except NoHistory as missing:
+            fail(str(missing), EXIT_WAREHOUSE)
+    console.print(
+        f"backtest {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} minutes, "
+        f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC, profile {loaded.risk.profile.value}"
+    )
+    _print_overview(outcome.overview, outcome.orders_by_strategy)
+    console.print(f"warehouse: {loaded.warehouse.path.resolve()}  (rows under run_id = '{outcome.run_id}')")
+
+
 @app.command("trade-log")
 def trade_log(
     run_id: Annotated[str | None, typer.Argument(help="the run (default: the newest)")] = None,
@@ -153,6 +190,16 @@ def trade_log(
             fail("the warehouse holds no runs yet: run `hydra run` or `hydra trade --once` first", EXIT_WAREHOUSE)
         path = write_trade_log(context, chosen, out)
     console.print(f"trade log of {chosen}: {path.resolve()}")
+
+
+def _print_overview(overview: dict[str, object], orders_by_strategy: pl.DataFrame) -> None:
+    summary = Table(title="run")
+    summary.add_column("measure")
+    summary.add_column("value", justify="right")
+    for name, value in overview.items():
+        summary.add_row(name, _cell(round(value, 4) if isinstance(value, float) else value))
+    console.print(summary)
+    console.print(_rich_table(orders_by_strategy, title="orders by strategy"))
 
 
 def settings_for(mode: Mode | None) -> HydraSettings:

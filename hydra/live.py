@@ -81,15 +81,13 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
             max_retries=endpoint.max_retries,
             crypto_symbols=[s for s in settings.engine.watchlist if "/" in s],
         )
-    elif mode is Mode.SIM:
+    elif mode in (Mode.SIM, Mode.BACKTEST):
         sim = settings.sim
         sim_broker = SimBroker(starting_cash=sim.starting_cash, slippage_bps=sim.slippage_bps, fee_bps=sim.fee_bps)
         saved = stored_value(context.warehouse, run_id, SIM_BROKER_KEY)
         if saved is not None:
             sim_broker.restore(decode(SimBrokerState, saved))
         broker = sim_broker
-    else:
-        raise ValueError(f"the trading flow trades in sim or paper mode, not {mode.value}")
     session = TradingSession.resume(
         context.warehouse, run_id, settings.engine, broker, REGISTRY, is_tradable=us_equity_hours
     )

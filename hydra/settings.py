@@ -148,6 +148,22 @@ def load_settings(**overrides: Any) -> HydraSettings:
         raise ConfigError(f"cannot read configuration: {error}") from None
 
 
+def with_overrides(settings: HydraSettings, changes: dict[str, Any]) -> HydraSettings:
+    """The settings with dotted keys replaced (command-line options), validated as a whole:
+    an option cannot loosen a limit any more than the file or the environment can."""
+    data = settings.model_dump()
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    try:
+        return HydraSettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
 def load_secrets() -> Secrets:
     return Secrets()
 

@@ -11,35 +11,20 @@ each, so the whole simulation is one flow run of plain calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import polars as pl
+from datetime import timedelta
 
 from core.config import Mode
+from hydra.backtesting import ReplayResult, replay
 from hydra.jobs import ingest_simulated
-from hydra.live import advance_sim_broker, decide, new_sim_run_id, open_job, record_run, write_trade_log
+from hydra.live import new_sim_run_id
 from hydra.sources import SourceContext
-from warehouse.read import query_frame
 
 # Calendar rows are published ahead of their events: ingest that far past the window.
 CALENDAR_LEAD = timedelta(days=7)
 CALENDAR_FEED = "macro_calendar"
 
 
-@dataclass(frozen=True)
-class SimulationResult:
-    run_id: str
-    trading_start: datetime
-    trading_end: datetime
-    cycles: int
-    overview: dict[str, object]
-    orders_by_strategy: pl.DataFrame
-    trade_log: Path
-
-
-def run_simulation(context: SourceContext) -> SimulationResult:
+def run_simulation(context: SourceContext) -> ReplayResult:
     settings = context.settings
     sim = settings.sim
     history_start = sim.start
@@ -47,33 +32,5 @@ def run_simulation(context: SourceContext) -> SimulationResult:
     trading_end = trading_start + timedelta(days=sim.days)
     ingest_simulated(context, history_start, trading_end)
     ingest_simulated(context, trading_end, trading_end + CALENDAR_LEAD, feeds=[CALENDAR_FEED])
-
     run_id = new_sim_run_id(trading_start)
-    label = f"sim seed {sim.seed}"
-    started_at = datetime.now(UTC)
-    window = (trading_start, trading_end)
-    job = open_job(context, Mode.SIM, run_id, label)
-    record_run(context, run_id, Mode.SIM, label, status="running", window=window, started_at=started_at)
-    cycles = 0
-    now = trading_start
-    while now < trading_end:
-        now += timedelta(minutes=sim.cycle_minutes)
-        with context.warehouse.held():
-            advance_sim_broker(job, now)
-            decide(job, now, recorded_at=now)
-        cycles += 1
-    record_run(
-        context,
-        run_id,
-        Mode.SIM,
-        label,
-        status="completed",
-        window=window,
-        started_at=started_at,
-        ended_at=datetime.now(UTC),
-    )
-    with context.warehouse.connect() as con:
-        overview = query_frame(con, "report/run_overview", {"run_id": run_id}).row(0, named=True)
-        by_strategy = query_frame(con, "report/orders_by_strategy", {"run_id": run_id})
-    log = write_trade_log(context, run_id)
-    return SimulationResult(run_id, trading_start, trading_end, cycles, overview, by_strategy, log)
+    return replay(context, Mode.SIM, run_id, f"sim seed {sim.seed}", trading_start, trading_end)
