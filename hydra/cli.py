@@ -140,6 +140,7 @@ def backtest(
     slippage_bps: Annotated[float | None, typer.Option(min=0, help="simulated slippage")] = None,
     fee_bps: Annotated[float | None, typer.Option(min=0, help="simulated fees")] = None,
     cycle_minutes: Annotated[int | None, typer.Option(min=1, help="minutes between decisions")] = None,
+    data: Annotated[Path | None, typer.Option(help="replay bars from this .parquet or .csv instead")] = None,
 ) -> None:
     """Replay the warehouse's history through the live decision path; results under a backtest run id."""
     window = (start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
@@ -153,19 +154,32 @@ def backtest(
     }
     with clear_errors():
         loaded = with_overrides(settings(), {k: v for k, v in options.items() if v is not None})
-    from hydra.backtesting import NoHistory, run_backtest
+    from adapters.bar_file import BarFileError
+    from hydra.backtesting import NoHistory, run_backtest, run_backtest_on_file
 
     columns = (TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with clear_errors(), Progress(*columns, console=errors, transient=True) as bar:
         task = bar.add_task("cycles", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        context = load_context(loaded)
         try:
-            outcome = run_backtest(
-                load_context(loaded),
-                *window,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            if data is None:
+                outcome = run_backtest(context, *window, progress=advance)
+            else:
+                from_file = run_backtest_on_file(context, data, *window, progress=advance)
+                outcome = from_file.result
+        except BarFileError as bad_file:
+            fail(str(bad_file), EXIT_CONFIG)
         except NoHistory as missing:
             fail(str(missing), EXIT_WAREHOUSE)
+    if data is not None:
+        console.print(
+            f"{data}: {from_file.loaded} bars loaded, {from_file.quarantined} quarantined "
+            f"(scratch warehouse {from_file.scratch})"
+        )
     console.print(
         f"backtest {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} minutes, "
         f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC, profile {loaded.risk.profile.value}"

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 HYDRA = str(Path(sys.executable).with_name("hydra"))
@@ -139,3 +141,44 @@ def test_run_refuses_a_mode_it_cannot_trade() -> None:
 def test_trade_log_of_an_empty_warehouse_says_what_to_do() -> None:
     assert hydra("init").returncode == 0
     one_line_error(hydra("trade-log"), 3, "no runs yet")
+
+
+def test_backtest_without_history_says_what_to_do() -> None:
+    one_line_error(hydra("backtest", "--start", "2026-03-09", "--end", "2026-03-10"), 3, "hydra init")
+    assert hydra("init").returncode == 0
+    one_line_error(hydra("backtest", "--start", "2026-03-09", "--end", "2026-03-10"), 3, "no minute bars are stored")
+    one_line_error(hydra("backtest", "--start", "2026-03-10", "--end", "2026-03-09"), 2, "--start must be before")
+    one_line_error(
+        hydra("backtest", "--start", "2026-03-09", "--end", "2026-03-10", "--data", "nope.csv"), 2, "nope.csv"
+    )
+
+
+def test_backtest_of_a_bar_file_replays_it_apart_and_records_the_run_in_the_warehouse() -> None:
+    from adapters.simulator import MarketSimulator
+
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    bars = MarketSimulator(seed=7, epoch=start).generate(start, start + timedelta(days=8))["bars"]
+    minute = bars.filter(pl.col("timeframe") == "1Min").select(
+        "symbol", "ts_event", "open", "high", "low", "close", "volume"
+    )
+    bad = minute.head(1).with_columns(pl.col("high") * 0.5, pl.col("ts_event") + timedelta(seconds=1))  # high < low
+    pl.concat([minute, bad]).write_csv("mine.csv")
+    result = hydra(
+        "backtest",
+        "--data",
+        "mine.csv",
+        "--start",
+        "2026-03-09T14:30",
+        "--end",
+        "2026-03-09T20:30",
+        "--cycle-minutes",
+        "60",
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{minute.height} bars loaded, 1 quarantined" in result.stdout
+    runs = json.loads(hydra("sql", "SELECT mode, status, label FROM runs", "--json").stdout)
+    assert runs == [{"mode": "backtest", "status": "completed", "label": "backtest of mine.csv"}]
+    cycles = json.loads(hydra("sql", "SELECT count(*) AS n FROM cycles", "--json").stdout)
+    assert cycles == [{"n": 6}]
+    # The file's bars stay in the backtest's own warehouse, never among the feeds'.
+    assert json.loads(hydra("sql", "SELECT count(*) AS n FROM bars", "--json").stdout) == [{"n": 0}]

@@ -59,3 +59,14 @@ def upsert(warehouse: Warehouse, batches: Mapping[str, pl.DataFrame]) -> dict[st
 def natural_keys(warehouse: Warehouse, tables: Iterable[str]) -> dict[str, list[str]]:
     with warehouse.connect() as con:
         return {table: natural_key(con, table) for table in tables}
+
+
+def copy_run(source: Warehouse, target: Warehouse, run_id: str, tables: Iterable[str]) -> dict[str, int]:
+    """A run's rows of `tables`, from one warehouse into another, in one transaction there."""
+    with source.connect(read_only=True) as con:
+        frames = {
+            table: con.sql(render(con, "read/run_rows", table=table), params={"run_id": run_id}).pl()
+            for table in tables
+        }
+    with target.connect() as con, in_transaction(con):
+        return {table: upsert_rows(con, table, frame) for table, frame in frames.items()}
