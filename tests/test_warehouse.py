@@ -46,12 +46,17 @@ def bar_rows(
 def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     first = migrate(warehouse)
-    assert first == ["001_feeds.sql", "002_trading.sql", "003_execution.sql"]
+    assert first == ["001_feeds.sql", "002_trading.sql", "003_execution.sql", "004_analytics.sql"]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
         assert installed_version(con) == latest_known_version()
         rows = con.execute("SELECT version, name FROM schema_version ORDER BY version").fetchall()
-    assert rows == [(1, "001_feeds.sql"), (2, "002_trading.sql"), (3, "003_execution.sql")]
+    assert rows == [
+        (1, "001_feeds.sql"),
+        (2, "002_trading.sql"),
+        (3, "003_execution.sql"),
+        (4, "004_analytics.sql"),
+    ]
 
 
 def test_every_schema_table_is_classified(warehouse: Warehouse) -> None:
@@ -157,7 +162,7 @@ def test_every_sql_file_runs_on_a_fresh_warehouse(warehouse: Warehouse, name: st
 
 def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Path) -> None:
     names = [n for n in all_sql_files() if n.startswith("schema/")]
-    assert names == ["schema/001_feeds", "schema/002_trading", "schema/003_execution"]
+    assert names == ["schema/001_feeds", "schema/002_trading", "schema/003_execution", "schema/004_analytics"]
 
 
 def test_upsert_is_idempotent_and_keeps_the_last_row_of_a_key(warehouse: Warehouse) -> None:
