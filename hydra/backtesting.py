@@ -68,6 +68,7 @@ def run_backtest(
     *,
     label: str | None = None,
     progress: Progress | None = None,
+    parent_run_id: str | None = None,
 ) -> ReplayResult:
     """Replay [start, end] every `sim.cycle_minutes` with the simulated broker's costs of `sim`."""
     if start.tzinfo is None or end.tzinfo is None or start >= end:
@@ -80,7 +81,7 @@ def run_backtest(
         )
     run_id = f"backtest-{start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     name = label or f"backtest {start:%Y-%m-%d}..{end:%Y-%m-%d}"
-    return replay(context, Mode.BACKTEST, run_id, name, start, end, progress)
+    return replay(context, Mode.BACKTEST, run_id, name, start, end, progress, parent_run_id)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def replay(
     start: datetime,
     end: datetime,
     progress: Progress | None = None,
+    parent_run_id: str | None = None,
 ) -> ReplayResult:
     """A new run deciding every `sim.cycle_minutes` of [start, end] on what is stored."""
     warehouse = context.warehouse
@@ -131,7 +133,16 @@ def replay(
     started_at = datetime.now(UTC)
     with warehouse.held():
         job = open_job(context, mode, run_id, label)
-        record_run(context, run_id, mode, label, status="running", window=(start, end), started_at=started_at)
+        record_run(
+            context,
+            run_id,
+            mode,
+            label,
+            status="running",
+            window=(start, end),
+            started_at=started_at,
+            parent_run_id=parent_run_id,
+        )
         for done, now in enumerate(times, start=1):
             advance_sim_broker(job, now)
             decide(job, now, recorded_at=now)
@@ -147,6 +158,7 @@ def replay(
             window=(start, end),
             started_at=started_at,
             ended_at=ended_at,
+            parent_run_id=parent_run_id,
         )
         with warehouse.connect() as con:
             overview = query_frame(con, "report/run_overview", {"run_id": run_id}).row(0, named=True)

@@ -134,26 +134,58 @@ def trade(
 
 @app.command()
 def backtest(
-    start: Annotated[datetime, typer.Option(formats=DATE_FORMATS, help="replay from (UTC)")],
-    end: Annotated[datetime, typer.Option(formats=DATE_FORMATS, help="replay until (UTC)")],
+    start: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="replay from (UTC)")] = None,
+    end: Annotated[datetime | None, typer.Option(formats=DATE_FORMATS, help="replay until (UTC)")] = None,
     profile: Annotated[RiskProfile | None, typer.Option(help="risk profile for this run")] = None,
     slippage_bps: Annotated[float | None, typer.Option(min=0, help="simulated slippage")] = None,
     fee_bps: Annotated[float | None, typer.Option(min=0, help="simulated fees")] = None,
     cycle_minutes: Annotated[int | None, typer.Option(min=1, help="minutes between decisions")] = None,
     data: Annotated[Path | None, typer.Option(help="replay bars from this .parquet or .csv instead")] = None,
+    sweep: Annotated[Path | None, typer.Option(help="a sweep file: a window and a grid of settings")] = None,
+    walk_forward: Annotated[
+        bool, typer.Option("--walk-forward", help="train/test windows over --start..--end")
+    ] = False,
+    train: Annotated[str, typer.Option(help="walk-forward training window, e.g. 60d or 12h")] = "60d",
+    test: Annotated[str, typer.Option(help="walk-forward test window, e.g. 20d")] = "20d",
+    dask_address: Annotated[
+        str | None, typer.Option(help="an existing Dask scheduler (default: a local cluster)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="local Dask workers (default: one per core)")] = None,
 ) -> None:
-    """Replay the warehouse's history through the live decision path; results under a backtest run id."""
-    window = (start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
-    if window[0] >= window[1]:
-        fail("--start must be before --end", EXIT_CONFIG)
+    """Replay the warehouse's history through the live decision path; results under a backtest run id.
+
+    --sweep runs every point of a grid in parallel on Dask; --walk-forward chooses settings (the
+    sweep's grid, if given) and refits the regime on each training window, then trades the next
+    test window out of sample."""
     options = {
         "engine.risk.profile": profile,
         "sim.slippage_bps": slippage_bps,
         "sim.fee_bps": fee_bps,
         "sim.cycle_minutes": cycle_minutes,
     }
+    overrides = {k: v.value if isinstance(v, RiskProfile) else v for k, v in options.items() if v is not None}
     with clear_errors():
-        loaded = with_overrides(settings(), {k: v for k, v in options.items() if v is not None})
+        loaded = with_overrides(settings(), overrides)
+    window = None if start is None or end is None else (start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
+    if window is not None and window[0] >= window[1]:
+        fail("--start must be before --end", EXIT_CONFIG)
+    if sweep is not None:
+        from hydra.sweeps import read_sweep_file
+
+        with clear_errors():
+            read_sweep_file(sweep, loaded)  # a bad file or grid is refused before any flow starts
+    if sweep is not None and not walk_forward:
+        _sweep(sweep, overrides, dask_address, workers)
+        return
+    if window is None:
+        fail("--start and --end are required (only a sweep file brings its own window)", EXIT_CONFIG)
+    if walk_forward:
+        _walk_forward(window, _days(train, "--train"), _days(test, "--test"), sweep, overrides, dask_address, workers)
+        return
+    _replay(loaded, window, data)
+
+
+def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path | None) -> None:
     from adapters.bar_file import BarFileError
     from hydra.backtesting import NoHistory, run_backtest, run_backtest_on_file
 
@@ -186,6 +218,48 @@ def backtest(
     )
     _print_overview(outcome.overview, outcome.orders_by_strategy)
     console.print(f"warehouse: {loaded.warehouse.path.resolve()}  (rows under run_id = '{outcome.run_id}')")
+
+
+def _sweep(path: Path, overrides: dict[str, Any], dask_address: str | None, workers: int | None) -> None:
+    from flows.backtest import sweep as sweep_flow
+
+    state = sweep_flow(str(path), overrides, dask_address, workers, return_state=True)
+    rows = _flow_result(state, "sweep")
+    console.print(_rich_table(pl.DataFrame(rows), title=f"sweep {rows[0]['sweep'] if rows else ''}: best first"))
+
+
+def _walk_forward(
+    window: tuple[datetime, datetime],
+    train_days: float,
+    test_days: float,
+    grid: Path | None,
+    overrides: dict[str, Any],
+    dask_address: str | None,
+    workers: int | None,
+) -> None:
+    from flows.backtest import walk_forward as walk_forward_flow
+
+    state = walk_forward_flow(
+        *window, train_days, test_days, str(grid) if grid else None, overrides, dask_address, workers, return_state=True
+    )
+    outcome = _flow_result(state, "walk-forward")
+    console.print(_rich_table(pl.DataFrame(outcome["windows"]), title=f"walk-forward {outcome['walk_forward']}"))
+    console.print_json(json.dumps({"stitched": outcome["stitched"]}))
+
+
+def _flow_result(state: Any, what: str) -> Any:
+    if state.is_failed() or state.is_crashed():
+        fail(f"{what} failed: {_first_line(Exception(state.message or 'see the flow run'))}", EXIT_TRADE)
+    return state.result()
+
+
+def _days(text: str, option: str) -> float:
+    """'60d', '12h' or a plain number of days."""
+    units = {"d": 1.0, "h": 1 / 24}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except ValueError:
+        fail(f"{option} {text!r}: use days or hours, like 60d or 12h", EXIT_CONFIG)
 
 
 @app.command("trade-log")

@@ -160,6 +160,7 @@ def record_run(
     window: tuple[datetime | None, datetime | None] = (None, None),
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
+    parent_run_id: str | None = None,
 ) -> None:
     settings = context.settings
     with context.warehouse.connect() as con:
@@ -167,6 +168,7 @@ def record_run(
             read_sql("record/run"),
             {
                 "run_id": run_id,
+                "parent_run_id": parent_run_id,
                 "mode": mode.value,
                 "label": label,
                 "profile": settings.risk.profile.value,

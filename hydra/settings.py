@@ -154,9 +154,11 @@ def with_overrides(settings: HydraSettings, changes: dict[str, Any]) -> HydraSet
     data = settings.model_dump()
     for dotted, value in changes.items():
         *parents, leaf = dotted.split(".")
-        node = data
+        node: Any = data
         for parent in parents:
-            node = node[parent]
+            node = node.get(parent) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            raise ConfigError(f"unknown setting {dotted!r}")
         node[leaf] = value
     try:
         return HydraSettings.model_validate(data)

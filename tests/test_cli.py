@@ -182,3 +182,13 @@ def test_backtest_of_a_bar_file_replays_it_apart_and_records_the_run_in_the_ware
     assert cycles == [{"n": 6}]
     # The file's bars stay in the backtest's own warehouse, never among the feeds'.
     assert json.loads(hydra("sql", "SELECT count(*) AS n FROM bars", "--json").stdout) == [{"n": 0}]
+
+
+def test_a_bad_sweep_or_walk_forward_request_is_refused_before_any_flow_starts() -> None:
+    Path("sweep.toml").write_text(
+        '[sweep]\nstart = 2026-03-09T00:00:00Z\n[grid]\n"sim.fee_bps" = [1]\n', encoding="utf-8"
+    )
+    one_line_error(hydra("backtest", "--sweep", "sweep.toml"), 2, "needs start and end")
+    one_line_error(hydra("backtest", "--walk-forward"), 2, "--start and --end are required")
+    window = ("--start", "2026-03-01", "--end", "2026-03-20")
+    one_line_error(hydra("backtest", "--walk-forward", *window, "--train", "sixty"), 2, "--train 'sixty'")

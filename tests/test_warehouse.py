@@ -103,6 +103,7 @@ SAMPLE_PARAMETERS = {
     "series": "VIX",
     "minute_since": T0,
     "run_id": "r",
+    "parent_run_id": None,
     "max_position": 0.03,
     "max_trades_per_day": 30,
     "mode": "sim",
