@@ -26,6 +26,7 @@ import polars as pl
 from adapters.bar_file import read_bar_file
 from core.config import Mode
 from hydra.context import open_warehouse
+from hydra.decide import load_history
 from hydra.ingestion import record_result, validate_result
 from hydra.live import advance_sim_broker, decide, open_job, record_run, write_trade_log
 from hydra.settings import with_overrides
@@ -37,6 +38,7 @@ from warehouse.sqlfiles import read_sql
 from warehouse.tables import TRADING_TABLES
 
 Progress = Callable[[int, int], None]  # (cycles done, cycles in all)
+REPLAY_CHUNK = timedelta(days=1)
 
 
 class NoHistory(Exception):
@@ -143,7 +145,13 @@ def replay(
             started_at=started_at,
             parent_run_id=parent_run_id,
         )
+        chunk_end = start
         for done, now in enumerate(times, start=1):
+            if now > chunk_end:
+                # One load per chunk of cycles instead of a read per cycle; memory stays bounded
+                # by the decision windows plus a chunk, however long the replay.
+                chunk_end = min(now + REPLAY_CHUNK, times[-1])
+                job.history = load_history(warehouse, context.settings.engine, now, chunk_end)
             advance_sim_broker(job, now)
             decide(job, now, recorded_at=now)
             if progress is not None:

@@ -32,7 +32,7 @@ from hydra.settings import HydraSettings
 from hydra.sources import SourceContext
 from hydra.trading import TradingSession
 from strategies import REGISTRY
-from warehouse.read import query_frame
+from warehouse.read import DecisionHistory, query_frame
 from warehouse.sqlfiles import read_sql
 
 MINUTE = timedelta(minutes=1)
@@ -52,6 +52,7 @@ class TradingJob:
     session: TradingSession
     sim_broker: SimBroker | None  # the simulated account, saved after every cycle; None when paper trading
     adopted: bool = False  # whether the broker's unrecorded orders were looked for in this process
+    history: DecisionHistory | None = None  # a replay's preloaded rows; None reads the warehouse per cycle
 
     @property
     def run_id(self) -> str:
@@ -138,7 +139,7 @@ def adopt_unrecorded_orders(job: TradingJob, now: datetime, recorded_at: datetim
 def decide(job: TradingJob, now: datetime, recorded_at: datetime) -> CycleRecord:
     """Read the snapshot as of `now`, run one cycle, submit and record; save the simulated account."""
     started = time.perf_counter()
-    snapshot = load_snapshot(job.context.warehouse, job.context.settings.engine, now)
+    snapshot = load_snapshot(job.context.warehouse, job.context.settings.engine, now, job.history)
     read_ms = (time.perf_counter() - started) * 1000
     record = job.session.step_and_record(snapshot, now, recorded_at)
     save_sim_broker(job, now)

@@ -6,12 +6,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from polars.testing import assert_frame_equal
 
+from adapters.simulator import MarketSimulator
 from hydra.backtesting import NoHistory, cycle_times, run_backtest
 from hydra.context import load_context
 from hydra.jobs import ingest_simulated
 from hydra.sources import SourceContext
+from warehouse import Warehouse
+from warehouse.load import upsert
 from warehouse.migrate import migrate
+from warehouse.read import DecisionHistory, DecisionWindows
 
 # What a decision is: the order it sends, and the risk manager's verdict on every proposal.
 ORDER_DECISION = (
@@ -75,3 +80,20 @@ def test_changing_only_what_happened_after_a_moment_changes_no_decision_before_i
     assert decisions(context, after.run_id, cutoff) == (orders, verdicts)
     # ... while the decisions after it did change: the comparison above could have failed.
     assert decisions(context, after.run_id, end) != decisions(context, before.run_id, end)
+
+
+def test_a_history_loaded_once_reads_at_each_moment_exactly_what_a_fresh_read_does(warehouse: Warehouse) -> None:
+    epoch = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
+    upsert(warehouse, MarketSimulator(seed=3, epoch=epoch).generate(epoch, epoch + timedelta(days=9)))
+    windows = DecisionWindows(minute_bars=timedelta(days=2), daily_bars=timedelta(days=30), facts=timedelta(days=3))
+    first = epoch + timedelta(days=7, hours=13)
+    last = first + timedelta(days=1, hours=5)
+    history = DecisionHistory.load(warehouse, first, last, windows)
+    for minutes in (0, 1, 59, 60 * 9 + 7, 60 * 29):
+        moment = first + timedelta(minutes=minutes)
+        fresh = DecisionHistory.load(warehouse, moment, moment, windows).at(moment)
+        replayed = history.at(moment)
+        assert replayed.keys() == fresh.keys()
+        for table, frame in fresh.items():
+            assert_frame_equal(replayed[table], frame, check_exact=True)
+        assert fresh["bars"].height > 0 and fresh["funding_rates"].height > 0

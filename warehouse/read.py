@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
@@ -43,6 +44,61 @@ def snapshot(
         return {table: table_as_of(con, table, as_of, since) for table in wanted}
 
 
+@dataclass(frozen=True)
+class DecisionWindows:
+    """How far back a decision cycle reads each kind of table."""
+
+    minute_bars: timedelta
+    daily_bars: timedelta
+    facts: timedelta
+
+    def widened(self, span: timedelta) -> DecisionWindows:
+        return DecisionWindows(self.minute_bars + span, self.daily_bars + span, self.facts + span)
+
+
+class DecisionHistory:
+    """Every row the decision cycles from `first` to `last` may read, loaded in one short
+    connection; `at(as_of)` is exactly what a cycle at as_of reads.
+
+    The point-in-time rule lives here alone, for one cycle and for a replay of thousands: a row
+    counts once it was learned (`ts_ingested <= as_of`) and while it is inside its table's
+    window. The loads are ordered totally (bars by their key, facts by time then every column),
+    so a filtered history equals a fresh read row for row.
+    """
+
+    def __init__(self, tables: dict[str, pl.DataFrame], windows: DecisionWindows) -> None:
+        self._tables = tables
+        self._windows = windows
+
+    @classmethod
+    def load(cls, warehouse: Warehouse, first: datetime, last: datetime, windows: DecisionWindows) -> DecisionHistory:
+        wide = windows.widened(last - first)
+        with warehouse.connect() as con:
+            tables = {
+                "bars": query_frame(
+                    con,
+                    "read/bars_window",
+                    {"as_of": last, "minute_since": last - wide.minute_bars, "day_since": last - wide.daily_bars},
+                )
+            }
+            for table in FEED_TABLES:
+                if table != "bars":
+                    tables[table] = table_as_of(con, table, last, last - wide.facts)
+        return cls(tables, windows)
+
+    def at(self, as_of: datetime) -> dict[str, pl.DataFrame]:
+        """Scheduled events are read forward as well as back: a calendar row ingested by as_of
+        may well be dated after it."""
+        known = pl.col("ts_ingested") <= as_of
+        minute = (pl.col("timeframe") == "1Min") & (pl.col("ts_event") >= as_of - self._windows.minute_bars)
+        daily = (pl.col("timeframe") == "1Day") & (pl.col("ts_event") >= as_of - self._windows.daily_bars)
+        since = pl.col("ts_event") >= as_of - self._windows.facts
+        return {
+            table: frame.filter(known & (minute | daily) if table == "bars" else known & since)
+            for table, frame in self._tables.items()
+        }
+
+
 def decision_tables(
     warehouse: Warehouse,
     as_of: datetime,
@@ -51,24 +107,9 @@ def decision_tables(
     daily_bars: timedelta,
     facts: timedelta,
 ) -> dict[str, pl.DataFrame]:
-    """Everything a decision cycle reads, as known at as_of, in one short connection.
-
-    Scheduled events are the one table read forward as well as back: a calendar row
-    ingested by as_of may well be dated after it.
-    """
-    since = as_of - facts
-    with warehouse.connect() as con:
-        tables = {
-            "bars": query_frame(
-                con,
-                "read/bars_window",
-                {"as_of": as_of, "minute_since": as_of - minute_bars, "day_since": as_of - daily_bars},
-            )
-        }
-        for table in FEED_TABLES:
-            if table != "bars":
-                tables[table] = table_as_of(con, table, as_of, since)
-        return tables
+    """Everything one decision cycle reads, as known at as_of."""
+    windows = DecisionWindows(minute_bars, daily_bars, facts)
+    return DecisionHistory.load(warehouse, as_of, as_of, windows).at(as_of)
 
 
 def feed_health(warehouse: Warehouse, as_of: datetime) -> pl.DataFrame:
