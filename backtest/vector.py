@@ -123,10 +123,9 @@ def run_vector(
     latest: int | None = None
     count = 0
     for frame in frames:
-        prepared, runs = _prepared(frame)
+        prepared, ts, runs = _prepared(frame)
         if prepared.is_empty():
             continue
-        ts = micros_of(prepared.get_column("ts_event"))
         if latest is not None and ts.min() <= latest:
             raise ValueError("chunks of bars must follow each other in time: one starts at or before the last's end")
         latest = int(ts.max())
@@ -153,26 +152,30 @@ def run_vector(
     )
 
 
-def _prepared(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, int, int]]]:
-    """The columns replayed, sorted by symbol then time (left as they are when they already are),
-    checked, and each symbol's rows as (symbol, first, end)."""
+def _prepared(frame: pl.DataFrame) -> tuple[pl.DataFrame, IntArray, list[tuple[str, int, int]]]:
+    """The columns replayed, sorted by symbol then time (left as they are when they already are) and
+    checked; their times as micros; each symbol's rows as (symbol, first, end)."""
     selected = frame.select("symbol", "ts_event", "open", "close")
     prices = pl.col("open", "close")
     if selected.select(pl.any_horizontal(prices.is_null() | prices.is_nan()).any()).item():
         raise ValueError("bars with a missing or NaN open or close cannot be replayed")
-    runs = _symbol_runs(selected)
-    ts = micros_of(selected.get_column("ts_event"))
+    runs, ts, steps = _layout(selected)
+    if len({symbol for symbol, _, _ in runs}) < len(runs) or (steps < 0).any():
+        selected = selected.sort("symbol", "ts_event")
+        runs, ts, steps = _layout(selected)
+    if (steps == 0).any():
+        raise ValueError("two bars of one symbol share a ts_event")
+    return selected, ts, runs
+
+
+def _layout(frame: pl.DataFrame) -> tuple[list[tuple[str, int, int]], IntArray, IntArray]:
+    """The frame's runs of one symbol, its times, and the step in time from each row to the next."""
+    runs = _symbol_runs(frame)
+    ts = micros_of(frame.get_column("ts_event"))
     steps = np.diff(ts)
     # A step from one symbol's last bar to the next symbol's first is no step back in time.
     steps[[end - 1 for _, _, end in runs[:-1]]] = 1
-    if len({symbol for symbol, _, _ in runs}) < len(runs) or (steps < 0).any():
-        selected = selected.sort("symbol", "ts_event")
-        runs = _symbol_runs(selected)
-        steps = np.diff(micros_of(selected.get_column("ts_event")))
-        steps[[end - 1 for _, _, end in runs[:-1]]] = 1
-    if (steps == 0).any():
-        raise ValueError("two bars of one symbol share a ts_event")
-    return selected, runs
+    return runs, ts, steps
 
 
 def _symbol_runs(frame: pl.DataFrame) -> list[tuple[str, int, int]]:
