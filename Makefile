@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test lint typecheck unit soak bench lock clean
 
@@ -11,6 +12,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+# The peers of bench/peers.py, on top of the dev install; never needed by `make test`.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/hydra run
@@ -25,10 +31,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
-lock: $(STAMP)
+lock: $(BENCH_STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '/^-e /d' > constraints.tmp
 	{ sed -n '1,2p' constraints.txt; cat constraints.tmp; } > constraints.txt.new && rm constraints.tmp && mv constraints.txt.new constraints.txt
 

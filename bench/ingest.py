@@ -26,8 +26,6 @@ import gc
 import importlib
 import json
 import os
-import platform
-import resource
 import shutil
 import signal
 import socket
@@ -37,18 +35,18 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from adapters.alpaca_data import parse_bars
 from adapters.feed import FeedBatch
+from bench._report import Timed, machine_info, peak_rss_mb, timed, write_files
 from core.config import DEFAULT_WATCHLIST, is_crypto
 from quality.validate import TableValidation, validate_table
 from warehouse import Warehouse
@@ -107,7 +105,6 @@ VERSIONED_PACKAGES = (
     "alpaca-py",
 )
 
-T = TypeVar("T")
 
 IMPORT_PROBE = f"""
 import json, sys, time
@@ -237,20 +234,6 @@ def table_rows(warehouse: Warehouse) -> int:
 
 
 # --- timing ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Timed:
-    wall_s: float
-    cpu_s: float  # process CPU over all threads: above wall_s means the stage ran in parallel
-    load_1m: float
-
-
-def timed(call: Callable[[], T]) -> tuple[T, Timed]:
-    load = os.getloadavg()[0]
-    wall, cpu = time.perf_counter(), time.process_time()
-    value = call()
-    return value, Timed(time.perf_counter() - wall, time.process_time() - cpu, load)
 
 
 STAGES = ("parse", "validate", "upsert_first")
@@ -547,35 +530,6 @@ def measure_served_run(workdir: Path, repeats: int) -> dict[str, Any]:
 # --- report ----------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu": _cpu_model(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "polars_threads": pl.thread_pool_size(),
-        "packages": versions,
-    }
-
-
-def _cpu_model() -> str | None:
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return platform.processor() or None
-    for line in cpuinfo.read_text(encoding="utf-8").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
 def run(bars: int, repeats: int, out: Path, *, served: bool) -> dict[str, Any]:
     load_start = os.getloadavg()
     data, generation = timed(lambda: synthetic_bars(bars))
@@ -589,11 +543,10 @@ def run(bars: int, repeats: int, out: Path, *, served: bool) -> dict[str, Any]:
         "benchmark": "ingest",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            **machine_info(),
+            **machine_info(VERSIONED_PACKAGES),
             "load_avg_start": list(load_start),
             "load_avg_end": list(os.getloadavg()),
-            # Linux reports kilobytes.
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": peak_rss_mb(),
         },
         "config": {
             "bars": bars,
@@ -612,15 +565,10 @@ def run(bars: int, repeats: int, out: Path, *, served: bool) -> dict[str, Any]:
 
 def write_results(results: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     """<out>/ingest.json and <out>/ingest.md, each replaced whole (a .tmp first) so none is half-written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in (("ingest.json", json.dumps(results, indent=2) + "\n"), ("ingest.md", markdown(results))):
-        path = out / name
-        temporary = path.with_name(name + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-        written.append(path)
-    return written[0], written[1]
+    json_path, markdown_path = write_files(
+        out, {"ingest.json": json.dumps(results, indent=2) + "\n", "ingest.md": markdown(results)}
+    )
+    return json_path, markdown_path
 
 
 def _s(value: float | None) -> str:

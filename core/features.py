@@ -121,7 +121,7 @@ def compute_features(series: MarketSeries, windows: FeatureWindows = FeatureWind
     out[:, Feature.RET] = _lagged_change(log_close, windows.return_window)
     out[:, Feature.VOL] = np.sqrt(_rolling_variance(returns, windows.vol_window))
 
-    trend_sum = _rolling_sum(returns, windows.trend_window)
+    trend_sum = rolling_sum(returns, windows.trend_window)
     trend_std = np.sqrt(_rolling_variance(returns, windows.trend_window))
     trend = np.divide(
         trend_sum,
@@ -171,17 +171,20 @@ def _lagged_change(values: FloatArray, lag: int) -> FloatArray:
     return out
 
 
-def _rolling_sum(values: FloatArray, window: int) -> FloatArray:
+def rolling_sum(values: FloatArray, window: int) -> FloatArray:
     """Sum over the trailing window; NaN where the window is incomplete or holds a NaN."""
     n = values.shape[0]
     out = np.full(n, np.nan)
     if n < window:
         return out
     missing = np.isnan(values)
-    sums = np.concatenate(([0.0], np.cumsum(np.where(missing, 0.0, values))))
-    gaps = np.concatenate(([0], np.cumsum(missing)))
+    # Prices rarely have gaps: without one, the gap bookkeeping would be three passes for nothing.
+    gapless = not missing.any()
+    sums = np.concatenate(([0.0], np.cumsum(values if gapless else np.where(missing, 0.0, values))))
     out[window - 1 :] = sums[window:] - sums[:-window]
-    out[window - 1 :][gaps[window:] - gaps[:-window] > 0] = np.nan
+    if not gapless:
+        gaps = np.concatenate(([0], np.cumsum(missing)))
+        out[window - 1 :][gaps[window:] - gaps[:-window] > 0] = np.nan
     return out
 
 
@@ -191,8 +194,8 @@ def _rolling_variance(values: FloatArray, window: int) -> FloatArray:
     # fewer digits; the variance itself does not depend on the shift.
     shift = np.nanmean(values) if np.any(~np.isnan(values)) else 0.0
     centred = values - shift
-    total = _rolling_sum(centred, window)
-    squares = _rolling_sum(centred * centred, window)
+    total = rolling_sum(centred, window)
+    squares = rolling_sum(centred * centred, window)
     variance = (squares - total * total / window) / (window - 1)
     return np.maximum(variance, 0.0, where=~np.isnan(variance), out=variance)
 
@@ -211,7 +214,7 @@ def _rolling_max(values: FloatArray, window: int) -> FloatArray:
     suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
     # A window [i - w + 1, i] spans at most two blocks: the suffix of the first and the prefix of the second.
     out[window - 1 :] = np.maximum(suffix[: n - window + 1], prefix[window - 1 : n])
-    gaps = _rolling_sum(missing.astype(np.float64), window)
+    gaps = rolling_sum(missing.astype(np.float64), window)
     out[gaps > 0] = np.nan
     return out
 

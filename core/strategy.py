@@ -9,6 +9,10 @@ recorded and aggregated), proposals (trades it would like, which the risk manage
 or refuse), modifiers (strategy 5's amplifiers/dampeners of the others), exposure advice
 (macro's "reduce before the event") and, when it cannot decide, the reason it abstains.
 It never sees which world (sim, paper, backtest) it runs in.
+
+A SignalStrategy is the other kind: a rule from a symbol's closes to the position wanted
+after each close (long or flat), for backtest.vector's whole-history replay. It sees no
+snapshot, regime or risk manager; the cycle does not run it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
 
 from core.signals import Modifier
 from core.snapshot import MarketSnapshot
@@ -64,6 +71,21 @@ class Strategy(Protocol):
     overrides_regime: ClassVar[bool]  # scheduled events override the regime (strategy 2)
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput: ...
+
+
+class SignalStrategy(Protocol):
+    name: ClassVar[str]
+
+    @property
+    def warmup(self) -> int:
+        """Closes before a bar that its decision looks back over: a replay in chunks hands this many
+        of the previous chunk's closes to the next one."""
+        ...
+
+    def targets(self, close: NDArray[np.float64], start: int, held: bool) -> NDArray[np.bool_]:
+        """Whether to be long after each of close[start:]; close[:start] are closes seen before (at most
+        `warmup`), and `held` the target after close[start - 1] (False when there was none)."""
+        ...
 
 
 def missing_inputs(strategy: Strategy, snapshot: MarketSnapshot) -> str | None:
