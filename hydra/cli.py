@@ -262,6 +262,30 @@ def _days(text: str, option: str) -> float:
         fail(f"{option} {text!r}: use days or hours, like 60d or 12h", EXIT_CONFIG)
 
 
+@app.command()
+def report(
+    run_id: Annotated[str | None, typer.Option("--run", help="the run (default: the newest)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="directory (default: data/reports)")] = None,
+) -> None:
+    """A run's HTML tearsheet (self-contained, opens offline) and PNG charts."""
+    loaded = settings()
+    from hydra.report import NoRun, build_report, load_report_data
+
+    with clear_errors():
+        warehouse = open_warehouse(loaded)
+        chosen = run_id or newest_run(warehouse)
+        if chosen is None:
+            fail("the warehouse holds no runs yet: run `hydra run` or `hydra backtest` first", EXIT_WAREHOUSE)
+        try:
+            data = load_report_data(warehouse, loaded, chosen)
+        except NoRun as missing:
+            fail(str(missing), EXIT_WAREHOUSE)
+        built = build_report(data, out or loaded.warehouse.path.parent / "reports")
+    console.print(f"report of {chosen}: {built.html.resolve()}")
+    for chart in built.charts:
+        console.print(f"chart: {chart.resolve()}")
+
+
 @app.command("trade-log")
 def trade_log(
     run_id: Annotated[str | None, typer.Argument(help="the run (default: the newest)")] = None,

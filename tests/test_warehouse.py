@@ -129,6 +129,8 @@ SAMPLE_PARAMETERS = {
     "after": T0,
     "until": T0,
     "symbols": ["SPY"],
+    "start": T0,
+    "end": T0,
 }
 
 
