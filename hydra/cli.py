@@ -286,6 +286,17 @@ def report(
         console.print(f"chart: {chart.resolve()}")
 
 
+@app.command()
+def serve(
+    limit: Annotated[int | None, typer.Option(min=1, help="flow runs executing at once (default: no cap)")] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml from this process until Ctrl-C (flow runs are subprocesses)."""
+    settings()  # a bad configuration stops here, not in every scheduled run
+    from hydra.serving import serve_all
+
+    serve_all(limit)
+
+
 @app.command("trade-log")
 def trade_log(
     run_id: Annotated[str | None, typer.Argument(help="the run (default: the newest)")] = None,
