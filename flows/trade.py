@@ -16,11 +16,13 @@ from prefect import flow, get_run_logger
 
 from core.config import Mode
 from core.risk import RiskEventKind
+from hydra.alerts import Alert, feed_down_alerts
 from hydra.context import load_context
+from hydra.decide import current_feed_health
 from hydra.live import cycle_time, failure_kind, session_run_id
 from hydra.settings import load_settings
 from hydra.trading import AlreadyDecided
-from tasks.trade import alert, decide_and_submit, open_session, publish, reconcile
+from tasks.trade import alert, decide_and_submit, notify, open_session, publish, reconcile
 from warehouse.migrate import migrate
 
 
@@ -48,6 +50,8 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
         what = failure_kind(error)
         logger.error("%s in run %s: %s", what.lower(), run_id, error)
         alert(f"trade-failed-{chosen.value}", f"{what} in {run_id}", [f"{type(error).__name__}: {error}"])
+        kind = "broker_error" if what == "Broker error" else "cycle_failed"
+        notify(context, [Alert(kind, run_id, f"{type(error).__name__}: {error}", recorded_at, run_id)], recorded_at)
         raise
     result = record.result
     for discrepancy in [*discrepancies, *record.reconciliations]:
@@ -57,6 +61,20 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
         lines = [f"{event.ts_event.isoformat()}: {event.reason} (equity {event.equity})" for event in halts]
         logger.error("kill switch in run %s: %s", run_id, "; ".join(event.reason for event in halts))
         alert(f"kill-switch-{chosen.value}", f"Kill switch tripped in {run_id}", lines)
+    alerts = [
+        *(Alert("kill_switch", run_id, event.reason, event.ts_event, run_id) for event in halts),
+        *(
+            Alert("reconciliation", d.subject, f"{d.kind}: {d.resolution}", now, run_id)
+            for d in (*discrepancies, *record.reconciliations)
+        ),
+        *feed_down_alerts(
+            current_feed_health(context.warehouse, now),
+            context.settings.feeds.schedules.model_dump(),
+            context.settings.alerts.feed_down_intervals,
+            now,
+        ),
+    ]
+    notify(context, alerts, recorded_at)
     publish(job, record)
     summary = {
         "run_id": run_id,

@@ -29,8 +29,12 @@ def load_snapshot(
 ) -> MarketSnapshot:
     """The snapshot as of `as_of`, from a loaded history when the caller has one covering it."""
     known = history if history is not None else load_history(warehouse, config, as_of, as_of)
-    health = {
+    return MarketSnapshot(as_of=as_of, tables=known.at(as_of), feed_health=current_feed_health(warehouse, as_of))
+
+
+def current_feed_health(warehouse: Warehouse, as_of: datetime) -> dict[str, FeedHealth]:
+    """Each feed's last run and last success, as recorded by as_of."""
+    return {
         row["feed"]: FeedHealth(row["feed"], row["last_success"], row["status"], row["error"])
         for row in feed_health(warehouse, as_of).iter_rows(named=True)
     }
-    return MarketSnapshot(as_of=as_of, tables=known.at(as_of), feed_health=health)

@@ -50,6 +50,18 @@ class SimConfig(Frozen):
     fee_bps: float = Field(default=1.0, ge=0)
 
 
+class AlertsConfig(Frozen):
+    block: str | None = Field(
+        default=None,
+        description="a Prefect notification block, '<block-type-slug>/<name>' (e.g. 'slack-webhook/ops'); "
+        "without one, alerts are only recorded in the warehouse and logged",
+    )
+    feed_down_intervals: float = Field(
+        default=3.0, gt=0, description="a feed is down once its last success is this many schedule intervals old"
+    )
+    repeat_after_hours: float = Field(default=6.0, gt=0, description="the same alert is not sent again sooner")
+
+
 class TradingConfig(Frozen):
     session: str = Field(
         default="main",
@@ -73,6 +85,7 @@ class HydraSettings(BaseSettings):
     feeds: FeedsConfig = FeedsConfig()
     sim: SimConfig = SimConfig()
     trading: TradingConfig = TradingConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @property
     def risk(self) -> RiskConfig:

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.config import Mode
+from hydra.alerts import Alert, raise_alerts
 from hydra.live import TradingJob, adopt_unrecorded_orders, advance_sim_broker, decide, open_job, write_trade_log
 from hydra.recording import CycleRecord, Discrepancy
 from hydra.sources import SourceContext
@@ -100,3 +101,9 @@ def decision_rows(record: CycleRecord) -> list[dict[str, Any]]:
 def alert(key: str, title: str, lines: list[str]) -> None:
     """A markdown artifact for what a person must look at (the kill switch, a broker failure)."""
     create_markdown_artifact(key=key, markdown="\n".join([f"# {title}", "", *(f"- {line}" for line in lines)]))
+
+
+@task(name="notify", cache_policy=NO_CACHE)
+def notify(context: SourceContext, alerts: list[Alert], recorded_at: datetime) -> int:
+    """Send and record the cycle's alerts (each once per repeat window); how many went out."""
+    return len(raise_alerts(context, alerts, recorded_at))

@@ -18,7 +18,14 @@ from warehouse.load import natural_key, upsert
 from warehouse.migrate import installed_version, latest_known_version, migrate
 from warehouse.read import decision_tables, feed_health, last_ingestions, snapshot, table_row_counts
 from warehouse.sqlfiles import read_sql, render, table_names
-from warehouse.tables import FEED_OF_TABLE, FEED_TABLES, INGESTION_TABLES, META_TABLES, TRADING_TABLES
+from warehouse.tables import (
+    FEED_OF_TABLE,
+    FEED_TABLES,
+    INGESTION_TABLES,
+    META_TABLES,
+    OPERATIONS_TABLES,
+    TRADING_TABLES,
+)
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -46,7 +53,7 @@ def bar_rows(
 def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     first = migrate(warehouse)
-    assert first == ["001_feeds.sql", "002_trading.sql", "003_execution.sql", "004_analytics.sql"]
+    assert first == ["001_feeds.sql", "002_trading.sql", "003_execution.sql", "004_analytics.sql", "005_alerts.sql"]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
         assert installed_version(con) == latest_known_version()
@@ -56,6 +63,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (2, "002_trading.sql"),
         (3, "003_execution.sql"),
         (4, "004_analytics.sql"),
+        (5, "005_alerts.sql"),
     ]
 
 
@@ -63,6 +71,7 @@ def test_every_schema_table_is_classified(warehouse: Warehouse) -> None:
     with warehouse.connect() as con:
         existing = table_names(con)
     classified = set(FEED_TABLES) | set(INGESTION_TABLES) | set(TRADING_TABLES) | set(META_TABLES)
+    classified |= set(OPERATIONS_TABLES)
     assert existing == classified
     assert set(FEED_OF_TABLE) == set(FEED_TABLES)
 
@@ -126,6 +135,8 @@ SAMPLE_PARAMETERS = {
     "ts_ingested": T0,
     "day_since": T0,
     "client_order_ids": ["hy-1"],
+    "kind": "feed_down",
+    "subject": "cme",
     "after": T0,
     "until": T0,
     "symbols": ["SPY"],
@@ -165,7 +176,9 @@ def test_every_sql_file_runs_on_a_fresh_warehouse(warehouse: Warehouse, name: st
 
 def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Path) -> None:
     names = [n for n in all_sql_files() if n.startswith("schema/")]
-    assert names == ["schema/001_feeds", "schema/002_trading", "schema/003_execution", "schema/004_analytics"]
+    assert names == [
+        f"schema/{name}" for name in ("001_feeds", "002_trading", "003_execution", "004_analytics", "005_alerts")
+    ]
 
 
 def test_upsert_is_idempotent_and_keeps_the_last_row_of_a_key(warehouse: Warehouse) -> None:

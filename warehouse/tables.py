@@ -39,4 +39,7 @@ TRADING_TABLES: tuple[str, ...] = (
     "reconciliations",
 )
 
+# What HYDRA told people (alerts), kept apart from any one run's rows.
+OPERATIONS_TABLES: tuple[str, ...] = ("alerts",)
+
 META_TABLES: tuple[str, ...] = ("schema_version",)
