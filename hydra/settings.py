@@ -25,6 +25,8 @@ from adapters.config import FeedsConfig
 from core.config import EngineConfig, Frozen, Mode, RegimeConfig, RiskConfig, StrategiesConfig
 
 CONFIG_FILE_ENV = "HYDRA_CONFIG"
+# Where deployed flow runs start (prefect.yaml's pull step): the environment's, not a setting.
+HOME_ENV = "HYDRA_HOME"
 DEFAULT_CONFIG_FILE = Path("hydra.toml")
 ENV_PREFIX = "HYDRA_"
 NESTED_DELIMITER = "__"
@@ -188,7 +190,7 @@ def _refuse_unknown_environment() -> None:
     known_top = {name.upper() for name in HydraSettings.model_fields}
     unknown = []
     for variable in os.environ:
-        if not variable.upper().startswith(ENV_PREFIX) or variable.upper() == CONFIG_FILE_ENV:
+        if not variable.upper().startswith(ENV_PREFIX) or variable.upper() in (CONFIG_FILE_ENV, HOME_ENV):
             continue
         path = variable[len(ENV_PREFIX) :].lower().split(NESTED_DELIMITER)
         if path[0].upper() not in known_top or not _path_exists(HydraSettings, path):

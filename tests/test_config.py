@@ -112,3 +112,8 @@ def test_secrets_are_not_settings() -> None:
     write_toml('alpaca_api_key = "PKFAKE"\n')
     with pytest.raises(ConfigError, match="alpaca_api_key: unknown setting"):
         load_settings()
+
+
+def test_hydra_home_for_deployed_runs_is_not_mistaken_for_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYDRA_HOME", "/srv/hydra")
+    assert load_settings().mode.value == "sim"
