@@ -24,6 +24,10 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
+# The reliability soak at full length (the default suite runs it for 300 cycles).
+soak: $(STAMP)
+	HYDRA_SOAK_CYCLES=20000 $(BIN)/python -m pytest -q tests/reliability/test_soak.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
