@@ -4,83 +4,20 @@ alpaca-py client): restart safety, crash recovery and reconciliation, checked in
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
-import polars as pl
 import pytest
-from fake_alpaca import API_KEY, ORDERS, SECRET_KEY, FakeAlpaca, decimal_text, payload
+from fake_alpaca import ORDERS, FakeAlpaca, decimal_text, payload
 from lock_holder import hold_lock
+from paper_session import MINUTE, RUN, START, resume_session, step
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from adapters.alpaca_broker import AlpacaBroker
-from core.config import EngineConfig, RegimeConfig
-from core.snapshot import MarketSnapshot
-from core.strategy import StrategyContext, StrategyOutput
-from core.types import Regime, Side, Signal, TradeProposal
 from hydra.live import due_feeds, every_minute
 from hydra.trading import AlreadyDecided, TradingSession
 from warehouse import Warehouse, WarehouseLockedError
-
-START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 09:30 in New York: the session opens
-MINUTE = timedelta(minutes=1)
-CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=0))
-RUN = "paper-test"
-
-
-class BuySpy:
-    """Wants SPY every cycle, with a 1% stop and a 2R target."""
-
-    name: ClassVar[str] = "cross_asset"
-    symbols: ClassVar[tuple[str, ...]] = ("SPY",)
-    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
-    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
-    overrides_regime: ClassVar[bool] = True
-
-    def evaluate(self, context: StrategyContext) -> StrategyOutput:
-        price = context.snapshot.last_price("SPY")
-        assert price is not None
-        signal = Signal("cross_asset", "SPY", 0.8, 0.9, "test", context.now, timedelta(hours=1))
-        proposal = TradeProposal(
-            strategy="cross_asset",
-            symbol="SPY",
-            side=Side.BUY,
-            entry=price,
-            stop=price * 0.99,
-            target=price * 1.02,
-            horizon=timedelta(hours=4),
-            confidence=0.7,
-            signal_ids=(signal.signal_id,),
-            ts_event=context.now,
-        )
-        return StrategyOutput(signals=(signal,), proposals=(proposal,))
-
-
-def snapshot_at(now: datetime) -> MarketSnapshot:
-    rows = [
-        ("SPY", "1Min", START + i * MINUTE, p, p * 1.001, p * 0.999, p, 5e5, "test", START + (i + 1) * MINUTE)
-        for i, p in enumerate(500.0 + 0.1 * i for i in range(90))
-    ]
-    bars = pl.DataFrame(
-        rows,
-        schema={
-            "symbol": pl.Utf8,
-            "timeframe": pl.Utf8,
-            "ts_event": pl.Datetime("us", "UTC"),
-            "open": pl.Float64,
-            "high": pl.Float64,
-            "low": pl.Float64,
-            "close": pl.Float64,
-            "volume": pl.Float64,
-            "source": pl.Utf8,
-            "ts_ingested": pl.Datetime("us", "UTC"),
-        },
-        orient="row",
-    )
-    return MarketSnapshot(as_of=now, tables={"bars": bars.filter(pl.col("ts_ingested") <= now)})
 
 
 @pytest.fixture
@@ -97,15 +34,7 @@ def fake(httpserver: HTTPServer) -> FakeAlpaca:
 
 
 def resume(warehouse: Warehouse, httpserver: HTTPServer) -> TradingSession:
-    """A new process's session: everything it knows comes from the warehouse and the broker."""
-    broker = AlpacaBroker(
-        API_KEY, SECRET_KEY, httpserver.url_for("").rstrip("/"), timeout_s=2.0, max_retries=1, retry_wait_s=0.01
-    )
-    return TradingSession.resume(warehouse, RUN, CONFIG, broker, (BuySpy(),), is_tradable=lambda symbol, ts: True)
-
-
-def step(session: TradingSession, now: datetime) -> Any:
-    return session.step_and_record(snapshot_at(now), now, recorded_at=now)
+    return resume_session(warehouse, httpserver.url_for("").rstrip("/"))
 
 
 def rows(warehouse: Warehouse, sql: str, **params: object) -> list[tuple[Any, ...]]:
