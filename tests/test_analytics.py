@@ -1,7 +1,10 @@
-"""The analytics views (sql/schema/004_analytics.sql) on a constructed warehouse.
+"""The analytics views (sql/schema/004_analytics.sql and 006_analytics_operations.sql) on
+constructed warehouses.
 
-Two runs: "a" holds every case worked out by hand below; "b" holds one losing trade, one
-equity point and one rejection, so any view mixing runs shows it in "a"'s numbers.
+`recorded` (004): two runs, "a" holding every case worked out by hand below and "b" one losing
+trade, one equity point and one rejection, so any view mixing runs shows it in "a"'s numbers.
+`operated` (006): runs of every mode with exposures, kill-switch events, signals over bars,
+and paper and backtest runs whose cycles overlap or not, each case named where it is made.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ SELECT s.run_id,
        s.equity,
        s.until_ts AS planned_until,
        min(e.ts_event) AS ended_at,
-       min(e.ts_event) - s.ts_event AS duration
+       ended_at - started_at AS duration
 FROM kill_switch_events s
 LEFT JOIN kill_switch_events e
     ON e.run_id = s.run_id
