@@ -174,6 +174,7 @@ def record_run(
                 "label": label,
                 "profile": settings.risk.profile.value,
                 "config": settings.model_dump_json(),
+                "limits": settings.risk.limits.model_dump_json(),
                 "window_start": window[0],
                 "window_end": window[1],
                 "started_at": started_at or datetime.now(UTC),

@@ -1,18 +1,27 @@
-"""The analytics views (sql/schema/004_analytics.sql) on a constructed warehouse.
+"""The analytics views (sql/schema/004_analytics.sql and 006_analytics_operations.sql) on
+constructed warehouses.
 
-Two runs: "a" holds every case worked out by hand below; "b" holds one losing trade, one
-equity point and one rejection, so any view mixing runs shows it in "a"'s numbers.
+`recorded` (004): two runs, "a" holding every case worked out by hand below and "b" one losing
+trade, one equity point and one rejection, so any view mixing runs shows it in "a"'s numbers.
+`operated` (006): runs of every mode with exposures, kill-switch events, signals over bars,
+and paper and backtest runs whose cycles overlap or not, each case named where it is made.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import duckdb
 import pytest
 
+from core.config import PROFILE_CAPS, Mode, RiskLimits, RiskProfile
+from hydra.live import record_run
+from hydra.settings import load_secrets, load_settings
+from hydra.sources import SourceContext
 from warehouse import Warehouse
+from warehouse.sqlfiles import read_sql
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 SQRT_252 = math.sqrt(252)
@@ -71,22 +80,76 @@ FILLS = [
 ]
 
 
+def add_trade(
+    con: duckdb.DuckDBPyConnection,
+    run: str,
+    trade: str,
+    *,
+    strategy: str = "trend",
+    symbol: str = "SPY",
+    regime: str = "bull",
+    status: str = "closed",
+    pnl: float | None = None,
+    realized_r: float | None = None,
+    planned_rr: float = 1.0,
+    exit_ts: datetime | None = None,
+) -> None:
+    con.execute(
+        "INSERT INTO trades (run_id, trade_id, strategy, symbol, side, qty, entry_ts, entry_price, stop, target,"
+        " planned_rr, regime_at_entry, exit_ts, pnl, fees, realized_r, status, ts_ingested)"
+        " VALUES (?, ?, ?, ?, 'long', 1, ?, 100, 90, 120, ?, ?, ?, ?, 0, ?, ?, ?)",
+        [run, trade, strategy, symbol, T0, planned_rr, regime, exit_ts, pnl, realized_r, status, T0],
+    )
+
+
+def add_equity(
+    con: duckdb.DuckDBPyConnection, run: str, ts: datetime, equity: float, gross_exposure: float = 0.0
+) -> None:
+    con.execute(
+        "INSERT INTO equity (run_id, ts_event, cash, positions_value, equity, gross_exposure, daily_pnl, drawdown,"
+        " ts_ingested) VALUES (?, ?, ?, 0, ?, ?, 0, 0, ?)",
+        [run, ts, equity, equity, gross_exposure, ts],
+    )
+
+
+def add_order(
+    con: duckdb.DuckDBPyConnection,
+    run: str,
+    order: str,
+    *,
+    strategy: str = "trend",
+    symbol: str = "SPY",
+    side: str = "buy",
+    decision_price: float = 100.0,
+    ts: datetime = T0,
+    qty: float | None = None,
+) -> None:
+    con.execute(
+        "INSERT INTO orders (run_id, client_order_id, ts_event, strategy, symbol, side, intent, order_type,"
+        " time_in_force, qty, decision_price, status, filled_qty, ts_ingested)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'entry', 'market', 'day', ?, ?, 'filled', 1, ?)",
+        [run, order, ts, strategy, symbol, side, qty, decision_price, ts],
+    )
+
+
 @pytest.fixture
 def recorded(warehouse: Warehouse) -> Warehouse:
     with warehouse.connect() as con:
         for run, trade, strategy, symbol, regime, status, pnl, realized_r, planned_rr in TRADES:
-            con.execute(
-                "INSERT INTO trades (run_id, trade_id, strategy, symbol, side, qty, entry_ts, entry_price, stop,"
-                " target, planned_rr, regime_at_entry, pnl, fees, realized_r, status, ts_ingested)"
-                " VALUES (?, ?, ?, ?, 'long', 1, ?, 100, 90, 120, ?, ?, ?, 0, ?, ?, ?)",
-                [run, trade, strategy, symbol, T0, planned_rr, regime, pnl, realized_r, status, T0],
+            add_trade(
+                con,
+                run,
+                trade,
+                strategy=strategy,
+                symbol=symbol,
+                regime=regime,
+                status=status,
+                pnl=pnl,
+                realized_r=realized_r,
+                planned_rr=planned_rr,
             )
         for run, ts, equity in EQUITY:
-            con.execute(
-                "INSERT INTO equity (run_id, ts_event, cash, positions_value, equity, gross_exposure, daily_pnl,"
-                " drawdown, ts_ingested) VALUES (?, ?, ?, 0, ?, 0, 0, 0, ?)",
-                [run, ts, equity, equity, ts],
-            )
+            add_equity(con, run, ts, equity)
         for run, proposal, approved, reasons in DECISIONS:
             con.execute(
                 "INSERT INTO risk_decisions (run_id, proposal_id, ts_event, approved, qty, notional, reasons,"
@@ -94,12 +157,7 @@ def recorded(warehouse: Warehouse) -> Warehouse:
                 [run, proposal, T0, approved, reasons, T0],
             )
         for run, order, strategy, symbol, side, decision_price in ORDERS:
-            con.execute(
-                "INSERT INTO orders (run_id, client_order_id, ts_event, strategy, symbol, side, intent, order_type,"
-                " time_in_force, decision_price, status, filled_qty, ts_ingested)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'entry', 'market', 'day', ?, 'filled', 1, ?)",
-                [run, order, T0, strategy, symbol, side, decision_price, T0],
-            )
+            add_order(con, run, order, strategy=strategy, symbol=symbol, side=side, decision_price=decision_price)
         sides = {(run, order): side for run, order, _, _, side, _ in ORDERS}
         for run, fill, order, price in FILLS:
             con.execute(
@@ -325,18 +383,287 @@ def test_every_view_names_its_run(warehouse: Warehouse) -> None:
         views = [row[0] for row in found.fetchall()]
         assert views == [
             "analytics_asset_performance",
+            "analytics_backtest_vs_paper",
             "analytics_closed_trades",
             "analytics_daily_returns",
             "analytics_equity_curve",
+            "analytics_exposure",
+            "analytics_kill_switch_history",
             "analytics_performance",
             "analytics_regime_performance",
             "analytics_risk_rejections",
             "analytics_run_ratios",
             "analytics_run_risk",
+            "analytics_signal_hit_rate",
             "analytics_slippage",
             "analytics_strategy_performance",
             "analytics_strategy_regime_performance",
         ]
         for view in views:
-            columns = [column[0] for column in con.execute(f"DESCRIBE {view}").fetchall()]
-            assert "run_id" in columns, view
+            columns = {column[0] for column in con.execute(f"DESCRIBE {view}").fetchall()}
+            # The comparison of two runs names both.
+            assert "run_id" in columns or {"paper_run_id", "backtest_run_id"} <= columns, view
+
+
+# The operational views (sql/schema/006_analytics_operations.sql), on their own warehouse.
+MODERATE = PROFILE_CAPS[RiskProfile.MODERATE]  # max_total_exposure 0.25
+
+# (run, mode, limits): "old" was recorded before runs had limits.
+RUNS = [
+    ("a", "sim", MODERATE.model_dump_json()),
+    ("b", "sim", MODERATE.model_dump_json()),
+    ("old", "sim", None),
+    ("p", "paper", MODERATE.model_dump_json()),
+    ("p2", "paper", MODERATE.model_dump_json()),
+    ("bt", "backtest", MODERATE.model_dump_json()),
+    ("bt2", "backtest", MODERATE.model_dump_json()),
+    ("s", "sim", MODERATE.model_dump_json()),
+]
+
+# (run, ts, equity, gross exposure)
+EXPOSURES = [
+    ("a", at(2, 15), 1000.0, 200.0),
+    ("a", at(2, 16), 1000.0, 250.0),  # exactly at the limit: no breach
+    ("a", at(2, 17), 800.0, 240.0),
+    ("old", at(2, 15), 500.0, 100.0),
+]
+
+# (run, ts, event, reason, equity, until)
+KILL_SWITCH = [
+    ("a", at(2, 15), "HALTED", "daily loss", 950.0, None),
+    ("a", at(3, 0), "RESUMED", "new trading day", 950.0, None),
+    ("a", at(3, 10), "COOLDOWN_STARTED", "3 losses", 940.0, at(3, 14)),
+    ("a", at(3, 14), "COOLDOWN_ENDED", "cooldown over", None, at(3, 14)),
+    ("a", at(3, 16), "COOLDOWN_STARTED", "3 losses", 930.0, at(3, 20)),  # still on
+    # b's cooldown ends after a's second one started and after b's own halt: neither may take it.
+    ("b", at(3, 18), "COOLDOWN_STARTED", "3 losses", 500.0, at(3, 22)),
+    ("b", at(3, 19), "HALTED", "daily loss", 480.0, None),  # still on
+    ("b", at(3, 22), "COOLDOWN_ENDED", "cooldown over", None, at(3, 22)),
+]
+
+# 1Min bars, (symbol, open time, close): each closes a minute after it opens.
+BARS = [
+    ("X", at(2, 14, 58), 100.0),
+    ("X", at(2, 14, 59), 101.0),  # closes 15:00: the start price of a 15:00 signal
+    ("X", at(2, 15, 0), 500.0),  # closes 15:01: unknown to a 15:00 signal
+    ("X", at(2, 15, 14), 103.0),  # closes 15:15
+    ("X", at(2, 15, 15), 90.0),  # closes 15:16: past a 15:00 signal's 15-minute horizon
+    ("X", at(2, 15, 59), 99.0),  # closes 16:00
+    ("X", at(2, 18, 59), 101.0),  # closes 19:00: X's last close
+    ("Y", at(2, 14, 59), 50.0),
+    ("Y", at(2, 15, 14), 40.0),  # closes 15:15: Y's last close
+]
+
+# (run, signal, strategy, symbol, ts, score)
+SIGNALS = [
+    ("a", "s1", "trend", "X", at(2, 15), 0.5),
+    ("a", "s2", "trend", "X", at(2, 15), -0.5),
+    ("a", "s3", "trend", "X", at(2, 15), 0.0),
+    ("a", "s4", "meanrev", "X", at(2, 18), 1.0),
+    ("a", "s5", "meanrev", "X", at(2, 14), 1.0),  # before any close: no start price
+    ("b", "s1", "trend", "X", at(2, 15), 1.0),
+    ("b", "s2", "trend", "Y", at(2, 15), 1.0),
+]
+
+# (run, first cycle, last cycle): cycles every minute in between.
+CYCLES = [
+    ("p", at(2, 15, 0), at(2, 15, 3)),
+    ("bt", at(2, 15, 2), at(2, 15, 5)),  # overlaps p on 15:02 .. 15:03
+    ("p2", at(2, 16, 0), at(2, 16, 1)),
+    ("bt2", at(2, 16, 0), at(2, 16, 1)),  # overlaps p2 only
+    ("s", at(2, 15, 0), at(2, 15, 5)),  # a sim run: compared with nothing
+]
+
+# (run, client order id, ts, side, qty)
+PAIRED_ORDERS = [
+    ("p", "o1", at(2, 15, 1), "buy", 1.0),  # before the overlap
+    ("p", "o2", at(2, 15, 2), "buy", 2.0),
+    ("p", "o3", at(2, 15, 2), "sell", 1.0),
+    ("p", "o4", at(2, 15, 3), "buy", 1.0),
+    ("p", "o7", at(2, 15, 3), "buy", 0.3),
+    ("bt", "o2", at(2, 15, 2), "buy", 2.0),  # matches
+    ("bt", "o3", at(2, 15, 2), "buy", 1.0),  # other side
+    ("bt", "o4", at(2, 15, 3), "buy", 1.5),  # other quantity
+    ("bt", "o5", at(2, 15, 3), "sell", 3.0),  # backtest only
+    ("bt", "o6", at(2, 15, 4), "buy", 1.0),  # after the overlap
+    ("bt", "o7", at(2, 15, 3), "buy", 0.1 + 0.2),  # 0.30000000000000004: matches within 1e-9
+    ("s", "o2", at(2, 15, 2), "buy", 2.0),
+]
+
+# (run, trade, status, pnl, exit)
+PAIRED_TRADES = [
+    ("p", "t1", "closed", 10.0, at(2, 15, 2)),
+    ("p", "t2", "closed", 100.0, at(2, 15, 10)),  # closed after the overlap
+    ("p", "t3", "open", None, None),
+    ("bt", "t1", "closed", 12.0, at(2, 15, 3)),
+    ("bt", "t2", "closed", -5.0, at(2, 15, 1)),  # closed before it
+]
+
+
+@pytest.fixture
+def operated(warehouse: Warehouse) -> Warehouse:
+    with warehouse.connect() as con:
+        for run, mode, limits in RUNS:
+            con.execute(
+                read_sql("record/run"),
+                {
+                    "run_id": run,
+                    "mode": mode,
+                    "parent_run_id": None,
+                    "label": run,
+                    "profile": "moderate",
+                    "config": "{}",
+                    "limits": limits,
+                    "window_start": None,
+                    "window_end": None,
+                    "started_at": T0,
+                    "ended_at": None,
+                    "status": "running",
+                },
+            )
+        for run, ts, equity, gross in EXPOSURES:
+            add_equity(con, run, ts, equity, gross)
+        for run, ts, event, reason, equity, until in KILL_SWITCH:
+            con.execute(
+                "INSERT INTO kill_switch_events (run_id, ts_event, event, reason, equity, until_ts, ts_ingested)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run, ts, event, reason, equity, until, ts],
+            )
+        for symbol, ts, close in BARS:
+            con.execute(
+                "INSERT INTO bars (symbol, timeframe, ts_event, open, high, low, close, volume, source, ts_ingested)"
+                " VALUES (?, '1Min', ?, ?, ?, ?, ?, 1, 'test', ?)",
+                [symbol, ts, close, close, close, close, ts],
+            )
+        # A daily bar that would be X's newest close before 18:00 if timeframes mixed.
+        con.execute(
+            "INSERT INTO bars (symbol, timeframe, ts_event, open, high, low, close, volume, source, ts_ingested)"
+            " VALUES ('X', '1Day', ?, 1000, 1000, 1000, 1000, 1, 'test', ?)",
+            [at(2, 16, 30), at(2, 16, 30)],
+        )
+        for run, signal, strategy, symbol, ts, score in SIGNALS:
+            con.execute(
+                "INSERT INTO signals (run_id, signal_id, ts_event, strategy, symbol, score, confidence, reliability,"
+                " weight, source, signal_ts, half_life_s, ts_ingested) VALUES (?, ?, ?, ?, ?, ?, 1, 1, 1, 'test', ?,"
+                " 60, ?)",
+                [run, signal, ts, strategy, symbol, score, ts, ts],
+            )
+        for run, first, last in CYCLES:
+            con.execute(
+                "INSERT INTO cycles (run_id, ts_event, cycle_no, regime, regime_confidence, observation_only,"
+                " trading_state, n_signals, n_proposals, n_approved, n_orders, ts_ingested)"
+                " SELECT ?, ts, row_number() OVER (ORDER BY ts), 'bull', 1, false, 'ACTIVE', 0, 0, 0, 0, ts"
+                " FROM unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ, INTERVAL 1 MINUTE)) t(ts)",
+                [run, first, last],
+            )
+        for run, order, ts, side, qty in PAIRED_ORDERS:
+            add_order(con, run, order, side=side, ts=ts, qty=qty)
+        for run, trade, status, pnl, exit_ts in PAIRED_TRADES:
+            add_trade(con, run, trade, status=status, pnl=pnl, exit_ts=exit_ts)
+    return warehouse
+
+
+def test_exposure_against_the_recorded_limit(operated: Warehouse) -> None:
+    # a's limit is 0.25 of equity. 200/1000 = 0.2, 0.2/0.25 = 0.8; 250/1000 = 0.25, exactly
+    # the limit: utilisation 1, no breach; 240/800 = 0.3 > 0.25, 0.3/0.25 = 1.2: a breach.
+    # "old" has no recorded limits: 100/500 = 0.2 against an unknown limit.
+    expected = [
+        ("a", at(2, 15), 1000.0, 200.0, 0.2, 0.25, 0.8, False),
+        ("a", at(2, 16), 1000.0, 250.0, 0.25, 0.25, 1.0, False),
+        ("a", at(2, 17), 800.0, 240.0, 0.3, 0.25, 1.2, True),
+        ("old", at(2, 15), 500.0, 100.0, 0.2, None, None, None),
+    ]
+    names = ("run_id", "ts_event", "equity", "gross_exposure", "exposure", "max_total_exposure", "utilisation")
+    assert_rows(
+        rows(operated, "analytics_exposure", "run_id, ts_event"),
+        [{**dict(zip(names, row[:-1], strict=True)), "breach": row[-1]} for row in expected],
+    )
+
+
+def test_record_run_records_the_effective_limits(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An override tightens the moderate profile's 0.25 to 0.2; every other limit stays the cap.
+    monkeypatch.setenv("HYDRA_ENGINE__RISK__MAX_TOTAL_EXPOSURE", "0.2")
+    context = SourceContext(settings=load_settings(), secrets=load_secrets(), warehouse=warehouse)
+    record_run(context, "r", Mode.PAPER, "paper session", status="running")
+    with warehouse.connect() as con:
+        add_equity(con, "r", T0, 1000.0, 210.0)
+        (limits,) = con.execute("SELECT limits FROM runs WHERE run_id = 'r'").fetchone() or (None,)
+    assert RiskLimits.model_validate_json(limits) == MODERATE.model_copy(update={"max_total_exposure": 0.2})
+    # 210/1000 = 0.21 is within the profile's 0.25 but over the run's 0.2: 0.21/0.2 = 1.05.
+    (row,) = rows(warehouse, "analytics_exposure", "ts_event")
+    assert (row["max_total_exposure"], row["utilisation"], row["breach"]) == (0.2, pytest.approx(1.05), True)
+
+
+def test_kill_switch_history_pairs_each_start_with_its_own_end(operated: Warehouse) -> None:
+    # a: halted 2 March 15:00, resumed at midnight: 9 hours. Cooldown 10:00 to 14:00: 4 hours.
+    # The 16:00 cooldown is still on: b's 22:00 COOLDOWN_ENDED is another run's.
+    # b: cooldown 18:00 to 22:00: 4 hours; the 19:00 halt is still on, the later
+    # COOLDOWN_ENDED being the end of another kind.
+    hours = timedelta(hours=1)
+    expected = [
+        ("a", "HALTED", at(2, 15), "daily loss", 950.0, None, at(3, 0), 9 * hours),
+        ("a", "COOLDOWN_STARTED", at(3, 10), "3 losses", 940.0, at(3, 14), at(3, 14), 4 * hours),
+        ("a", "COOLDOWN_STARTED", at(3, 16), "3 losses", 930.0, at(3, 20), None, None),
+        ("b", "COOLDOWN_STARTED", at(3, 18), "3 losses", 500.0, at(3, 22), at(3, 22), 4 * hours),
+        ("b", "HALTED", at(3, 19), "daily loss", 480.0, None, None, None),
+    ]
+    names = ("run_id", "kind", "started_at", "reason", "equity", "planned_until", "ended_at", "duration")
+    assert_rows(
+        rows(operated, "analytics_kill_switch_history", "run_id, started_at"),
+        [dict(zip(names, row, strict=True)) for row in expected],
+    )
+
+
+def test_signal_hit_rate_per_horizon(operated: Warehouse) -> None:
+    # X closes 101 at 15:00 (the 15:01 close of 500 is after the signal), 103 by 15:15,
+    # 99 by 16:00 and 101 by 19:00, its last close.
+    # a's trend signals at 15:00, against 101: up to 103 at 15 minutes, down to 99 at 60, flat
+    # at 240 (101 by 19:00). s1 (+) hits at 15, s2 (-) at 60, s3 (0) never: 1 of 3, 1 of 3, 0 of 3.
+    # a's meanrev s4 at 18:00 starts from 99 (16:00; the daily bar is no 1Min close). By 18:15
+    # the last close is still 16:00's: nothing moved, not counted. By 19:00, 101: up, a hit.
+    # By 22:00 the bars end at 19:00: the horizon is not over, not counted. s5 has no start.
+    # b's trend: X (+) as s1: hit, miss, miss. Y (+) falls 50 to 40 by 15:15: a miss; Y's bars
+    # end at 15:15, so its 60 and 240 minute horizons are not over, whatever X's bars reach.
+    expected = [
+        ("a", "meanrev", 60, 1, 1, 1.0),
+        ("a", "trend", 15, 3, 1, 1 / 3),
+        ("a", "trend", 60, 3, 1, 1 / 3),
+        ("a", "trend", 240, 3, 0, 0.0),
+        ("b", "trend", 15, 2, 1, 0.5),
+        ("b", "trend", 60, 1, 0, 0.0),
+        ("b", "trend", 240, 1, 0, 0.0),
+    ]
+    names = ("run_id", "strategy", "horizon_minutes", "signals", "hits", "hit_rate")
+    assert_rows(
+        rows(operated, "analytics_signal_hit_rate", "run_id, strategy, horizon_minutes"),
+        [dict(zip(names, row, strict=True)) for row in expected],
+    )
+
+
+def test_backtest_vs_paper_over_the_overlap_of_their_cycles(operated: Warehouse) -> None:
+    # p (15:00-15:03) and bt (15:02-15:05) overlap on 15:02-15:03. p decided o2, o3, o4, o7 in
+    # it (o1 is before): 4; bt o2, o3, o4, o5, o7 (o6 is after): 5. o2 and o7 match; o3 differs
+    # in side, o4 in quantity, o5 is bt's alone: 2 of max(4, 5) = 0.4. Closed in the overlap:
+    # p's t1 (+10; t2 closed after), bt's t1 (+12; t2 closed before).
+    # p2 and bt2 overlap on 16:00-16:01 with nothing decided: no rate, no pnl. p with bt2 and
+    # p2 with bt never overlap; the sim run s pairs with nothing.
+    expected = [
+        ("p", "bt", at(2, 15, 2), at(2, 15, 3), 4, 5, 2, 0.4, 10.0, 12.0),
+        ("p2", "bt2", at(2, 16, 0), at(2, 16, 1), 0, 0, 0, None, 0.0, 0.0),
+    ]
+    names = (
+        "paper_run_id",
+        "backtest_run_id",
+        "overlap_start",
+        "overlap_end",
+        "paper_orders",
+        "backtest_orders",
+        "matching_orders",
+        "match_rate",
+        "paper_pnl",
+        "backtest_pnl",
+    )
+    assert_rows(
+        rows(operated, "analytics_backtest_vs_paper", "paper_run_id, backtest_run_id"),
+        [dict(zip(names, row, strict=True)) for row in expected],
+    )

@@ -53,7 +53,14 @@ def bar_rows(
 def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     first = migrate(warehouse)
-    assert first == ["001_feeds.sql", "002_trading.sql", "003_execution.sql", "004_analytics.sql", "005_alerts.sql"]
+    assert first == [
+        "001_feeds.sql",
+        "002_trading.sql",
+        "003_execution.sql",
+        "004_analytics.sql",
+        "005_alerts.sql",
+        "006_analytics_operations.sql",
+    ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
         assert installed_version(con) == latest_known_version()
@@ -64,6 +71,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (3, "003_execution.sql"),
         (4, "004_analytics.sql"),
         (5, "005_alerts.sql"),
+        (6, "006_analytics_operations.sql"),
     ]
 
 
@@ -119,6 +127,7 @@ SAMPLE_PARAMETERS = {
     "label": "sample",
     "profile": "moderate",
     "config": "{}",
+    "limits": "{}",
     "window_start": T0,
     "window_end": T0,
     "started_at": T0,
@@ -177,7 +186,15 @@ def test_every_sql_file_runs_on_a_fresh_warehouse(warehouse: Warehouse, name: st
 def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Path) -> None:
     names = [n for n in all_sql_files() if n.startswith("schema/")]
     assert names == [
-        f"schema/{name}" for name in ("001_feeds", "002_trading", "003_execution", "004_analytics", "005_alerts")
+        f"schema/{name}"
+        for name in (
+            "001_feeds",
+            "002_trading",
+            "003_execution",
+            "004_analytics",
+            "005_alerts",
+            "006_analytics_operations",
+        )
     ]
 
 
