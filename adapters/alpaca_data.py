@@ -58,6 +58,7 @@ REQUIRED_FIELDS = ("t", "o", "h", "l", "c", "v")
 # `n` is read as a float so that 2.7 is caught as "not a whole number" instead of truncated.
 RAW_SCHEMA: dict[str, pl.DataType] = {"t": pl.String(), **{name: pl.Float64() for name in NUMBER_FIELDS}}
 ONE_BY_ONE_CHUNK = 1000
+INT64_LIMIT = 2.0**63
 ALPACA_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 RFC3339_TIMESTAMP = "%+"
 
@@ -360,6 +361,8 @@ def _checks() -> list[tuple[pl.Expr, pl.Expr]]:
             (col("n") < 0) | (col("n") != col("n").floor()),
             pl.format("trade count 'n' is not a whole number >= 0: {}", col("n")),
         ),
+        # The column is Int64: a larger count could not be cast and would fail the whole batch.
+        (col("n") >= INT64_LIMIT, pl.format("trade count 'n' is beyond a 64-bit integer: {}", col("n"))),
         (col("vw") < 0, pl.format("negative vwap 'vw': {}", col("vw"))),
     ]
 

@@ -81,7 +81,9 @@ def _read(path: Path) -> pl.DataFrame:
             return pl.read_parquet(path)
         if suffix == ".csv":
             return pl.read_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-    except (pl.exceptions.PolarsError, OSError) as error:
+    # A damaged Parquet file can trip an assertion in polars' Rust decoder: it surfaces as a
+    # PanicException, a BaseException that would otherwise escape every `except Exception`.
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as error:
         raise BarFileError(f"{path}: unreadable: {str(error).splitlines()[0]}") from None
     raise BarFileError(f"{path}: bars come as .parquet or .csv, not {suffix or 'a file without a suffix'}")
 

@@ -52,6 +52,8 @@ DEFAULT_RATE_LIMIT_WAIT_S = 60.0
 RELEASES_SCHEMA = TABLE_SCHEMAS["github_releases"]
 REPO_STATS_SCHEMA = TABLE_SCHEMAS["repo_stats"]
 
+# Ids and counts are stored as Int64: a larger one would fail the whole page's frame.
+INT64_LIMIT = 2**63
 _LINK_PART = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -207,6 +209,8 @@ def _release_row(repo: str, item: Any, ingested: datetime) -> dict[str, Any] | N
     release_id = item.get("id")
     if not isinstance(release_id, int) or isinstance(release_id, bool):
         raise ValueError("id is missing or not an integer")
+    if not 0 < release_id < INT64_LIMIT:
+        raise ValueError(f"id {release_id} is not a positive 64-bit integer")
     tag_name = item.get("tag_name")
     if not isinstance(tag_name, str) or not tag_name:
         raise ValueError("tag_name is missing")
@@ -258,7 +262,7 @@ def _count(payload: dict[str, Any], key: str, *, required: bool) -> int | None:
     value = payload.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < INT64_LIMIT:
         raise ValueError(f"{key} is missing or not a count: {value!r}")
     return value
 

@@ -105,7 +105,11 @@ def _sge_fixing(point: Any, session: str) -> SgeFixing:
     millis = _number(point[0], "timestamp")
     if millis != int(millis) or millis <= 0:
         raise ValueError(f"not a millisecond timestamp: {point[0]!r}")
-    day = (datetime.fromtimestamp(millis / 1000, UTC) + BEIJING_OFFSET).date()
+    try:
+        day = (datetime.fromtimestamp(millis / 1000, UTC) + BEIJING_OFFSET).date()
+    except (OverflowError, OSError, ValueError):
+        # Beyond the years datetime (or the platform's time_t) can hold: no fixing date.
+        raise ValueError(f"millisecond timestamp out of range: {point[0]!r}") from None
     return SgeFixing(day, session, _positive_price(point[1]))
 
 
@@ -258,6 +262,8 @@ def _number(value: Any, what: str) -> float:
         number = float(value.replace(",", "") if isinstance(value, str) else value)
     except (TypeError, ValueError):
         raise ValueError(f"{what} is not a number: {value!r}") from None
+    except OverflowError:
+        raise ValueError(f"{what} is out of range: {value!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"{what} is not finite: {value!r}")
     return number
