@@ -195,3 +195,23 @@ def test_a_bad_sweep_or_walk_forward_request_is_refused_before_any_flow_starts()
     one_line_error(hydra("backtest", "--walk-forward"), 2, "--start and --end are required")
     window = ("--start", "2026-03-01", "--end", "2026-03-20")
     one_line_error(hydra("backtest", "--walk-forward", *window, "--train", "sixty"), 2, "--train 'sixty'")
+
+
+def test_bad_input_of_every_kind_is_one_line_and_writes_nothing() -> None:
+    assert hydra("init").returncode == 0
+    Path("bad.csv").write_text("symbol,ts_event,open\nSPY,2026-03-09,1\n", encoding="utf-8")
+    before = {path: path.read_bytes() for path in Path("data").rglob("*") if path.is_file()}
+    window = ("--start", "2026-03-09", "--end", "2026-03-10")
+    cases = [
+        (hydra("run", env={"HYDRA_ENGINE__RISK__MAX_POSITION": "0.5"}), 2, "looser than"),
+        (hydra("ingest", "nope"), 2, "unknown feed(s) nope"),
+        (hydra("backtest", *window, "--data", "bad.csv"), 2, "missing column(s)"),
+        (hydra("sql", "DELETE FROM bars"), 4, "SQL error"),
+        (hydra("sql", "SELEC 1"), 4, "SQL error"),
+        (hydra("backtest", "--start", "yesterday", "--end", "today"), 2, "Invalid value"),
+    ]
+    for result, code, fragment in cases:
+        assert result.returncode == code, result.stderr
+        assert fragment in result.stderr and "Traceback" not in result.stderr
+    after = {path: path.read_bytes() for path in Path("data").rglob("*") if path.is_file()}
+    assert after == before
