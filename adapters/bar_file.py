@@ -20,6 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
+import pyarrow
+import pyarrow.parquet
 
 from adapters.feed import FeedBatch, FeedError
 from adapters.tables import TABLE_SCHEMAS
@@ -78,12 +80,12 @@ def _read(path: Path) -> pl.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pl.read_parquet(path)
+            # pyarrow, not polars, decodes the file: a damaged Parquet file can make polars'
+            # Rust decoder panic or abort the whole process, where pyarrow raises ArrowInvalid.
+            return pl.DataFrame(pyarrow.parquet.read_table(path))
         if suffix == ".csv":
             return pl.read_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-    # A damaged Parquet file can trip an assertion in polars' Rust decoder: it surfaces as a
-    # PanicException, a BaseException that would otherwise escape every `except Exception`.
-    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as error:
+    except (pl.exceptions.PolarsError, pyarrow.ArrowException, OSError) as error:
         raise BarFileError(f"{path}: unreadable: {str(error).splitlines()[0]}") from None
     raise BarFileError(f"{path}: bars come as .parquet or .csv, not {suffix or 'a file without a suffix'}")
 
