@@ -51,6 +51,16 @@ def machine_info(packages: Iterable[str]) -> dict[str, Any]:
     }
 
 
+def run_machine(packages: Iterable[str], load_at_start: tuple[float, float, float]) -> dict[str, Any]:
+    """The machine of a finished run: its description, the load around the run, peak memory."""
+    return {
+        **machine_info(packages),
+        "load_avg_start": list(load_at_start),
+        "load_avg_end": list(os.getloadavg()),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports kilobytes)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -46,7 +46,7 @@ import polars as pl
 
 from adapters.alpaca_data import parse_bars
 from adapters.feed import FeedBatch
-from bench._report import Timed, machine_info, peak_rss_mb, timed, write_files
+from bench._report import Timed, run_machine, timed, write_files
 from core.config import DEFAULT_WATCHLIST, is_crypto
 from quality.validate import TableValidation, validate_table
 from warehouse import Warehouse
@@ -542,12 +542,7 @@ def run(bars: int, repeats: int, out: Path, *, served: bool) -> dict[str, Any]:
     results = {
         "benchmark": "ingest",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(VERSIONED_PACKAGES),
-            "load_avg_start": list(load_start),
-            "load_avg_end": list(os.getloadavg()),
-            "peak_rss_mb": peak_rss_mb(),
-        },
+        "machine": run_machine(VERSIONED_PACKAGES, load_start),
         "config": {
             "bars": bars,
             "symbols": len(SYMBOLS),

@@ -46,7 +46,7 @@ import pandas as pd
 import polars as pl
 
 from backtest.vector import VectorConfig, run_vector
-from bench._report import Timed, machine_info, peak_rss_mb, timed, write_files
+from bench._report import Timed, run_machine, timed, write_files
 from core.config import DEFAULT_WATCHLIST
 from strategies.sma_crossover import SmaCrossover
 
@@ -547,12 +547,7 @@ def run(
     results = {
         "benchmark": "peers",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(VERSIONED_PACKAGES),
-            "load_avg_start": list(load_start),
-            "load_avg_end": list(os.getloadavg()),
-            "peak_rss_mb": peak_rss_mb(),
-        },
+        "machine": run_machine(VERSIONED_PACKAGES, load_start),
         "config": {
             "strategy": f"SMA({FAST})/SMA({SLOW}) crossover, long only",
             "qty": QTY,

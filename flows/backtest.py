@@ -36,18 +36,8 @@ from hydra.sweeps import (
 )
 from warehouse.migrate import migrate
 
-
-@task(name="replay-point", cache_policy=NO_CACHE)
-def replay_point_task(
-    settings_json: str,
-    base: Path,
-    overrides: dict[str, Any],
-    start: datetime,
-    end: datetime,
-    parent_run_id: str,
-    index: int,
-) -> PointResult:
-    return replay_point(settings_json, base, overrides, start, end, parent_run_id, index)
+# One grid point is one task: what a Dask worker runs, with no cache (its inputs are settings).
+replay_point_task = task(name="replay-point", cache_policy=NO_CACHE)(replay_point)
 
 
 @flow(name="replay-grid")

@@ -53,12 +53,14 @@ class BuySpy:
         return StrategyOutput(signals=(signal,), proposals=(proposal,))
 
 
-def snapshot_at(now: datetime) -> MarketSnapshot:
-    rows = [
-        ("SPY", "1Min", START + i * MINUTE, p, p * 1.001, p * 0.999, p, 5e5, "test", START + (i + 1) * MINUTE)
-        for i, p in enumerate(500.0 + 0.1 * i for i in range(90))
-    ]
-    bars = pl.DataFrame(
+def bar_frame(prices: Mapping[str, list[float]], volume: float = 1000.0, start: datetime = START) -> pl.DataFrame:
+    """Minute bars from START, one per close, each known when it closes."""
+    rows = []
+    for symbol, closes in prices.items():
+        for i, close in enumerate(closes):
+            ts = start + i * MINUTE
+            rows.append((symbol, "1Min", ts, close, close * 1.001, close * 0.999, close, volume, "test", ts + MINUTE))
+    return pl.DataFrame(
         rows,
         schema={
             "symbol": pl.Utf8,
@@ -74,6 +76,11 @@ def snapshot_at(now: datetime) -> MarketSnapshot:
         },
         orient="row",
     )
+
+
+def snapshot_at(now: datetime) -> MarketSnapshot:
+    """SPY rising 10 cents a minute, with volume enough to fill any test order at once."""
+    bars = bar_frame({"SPY": [500.0 + 0.1 * i for i in range(90)]}, volume=5e5)
     return MarketSnapshot(as_of=now, tables={"bars": bars.filter(pl.col("ts_ingested") <= now)})
 
 

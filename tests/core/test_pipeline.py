@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import ClassVar
 
 import polars as pl
 import pytest
+from paper_session import MINUTE, START, BuySpy, bar_frame
 
 from core.book import Book
 from core.config import EngineConfig, RegimeConfig
@@ -24,10 +25,8 @@ from core.pipeline import (
 from core.positions import ExitReason
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext, StrategyOutput
-from core.types import Fill, Regime, Side, Signal, TradeProposal, TradingState
+from core.types import Fill, Regime, Side, TradingState
 
-START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-MINUTE = timedelta(minutes=1)
 # The regime features need five sessions of SPY; these tests care about the rest of the cycle.
 CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=2))
 
@@ -36,60 +35,8 @@ def always(symbol: str, now: datetime) -> bool:
     return True
 
 
-def bar_frame(prices: Mapping[str, list[float]], start: datetime = START) -> pl.DataFrame:
-    rows = []
-    for symbol, closes in prices.items():
-        for i, close in enumerate(closes):
-            ts = start + i * MINUTE
-            rows.append((symbol, "1Min", ts, close, close * 1.001, close * 0.999, close, 1000.0, "test", ts + MINUTE))
-    return pl.DataFrame(
-        rows,
-        schema={
-            "symbol": pl.Utf8,
-            "timeframe": pl.Utf8,
-            "ts_event": pl.Datetime("us", "UTC"),
-            "open": pl.Float64,
-            "high": pl.Float64,
-            "low": pl.Float64,
-            "close": pl.Float64,
-            "volume": pl.Float64,
-            "source": pl.Utf8,
-            "ts_ingested": pl.Datetime("us", "UTC"),
-        },
-        orient="row",
-    )
-
-
 def snapshot_at(now: datetime, prices: Mapping[str, list[float]]) -> MarketSnapshot:
     return MarketSnapshot(as_of=now, tables={"bars": bar_frame(prices).filter(pl.col("ts_ingested") <= now)})
-
-
-class BuyEveryCycle:
-    """A test strategy: always wants SPY, with a 1% stop and a 2R target."""
-
-    name: ClassVar[str] = "cross_asset"
-    symbols: ClassVar[tuple[str, ...]] = ("SPY",)
-    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
-    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
-    overrides_regime: ClassVar[bool] = True
-
-    def evaluate(self, context: StrategyContext) -> StrategyOutput:
-        price = context.snapshot.last_price("SPY")
-        assert price is not None
-        signal = Signal("cross_asset", "SPY", 0.8, 0.9, "test", context.now, timedelta(hours=1))
-        proposal = TradeProposal(
-            strategy="cross_asset",
-            symbol="SPY",
-            side=Side.BUY,
-            entry=price,
-            stop=price * 0.99,
-            target=price * 1.02,
-            horizon=timedelta(hours=4),
-            confidence=0.7,
-            signal_ids=(signal.signal_id,),
-            ts_event=context.now,
-        )
-        return StrategyOutput(signals=(signal,), proposals=(proposal,))
 
 
 class Broken:
@@ -114,7 +61,7 @@ class NeedsFunding:
         raise AssertionError("never called without its input")
 
 
-STRATEGIES = (BuyEveryCycle(), Broken(), NeedsFunding())
+STRATEGIES = (BuySpy(), Broken(), NeedsFunding())
 PRICES = {"SPY": [500.0 + 0.1 * i for i in range(60)], "TLT": [90.0] * 60}
 
 
