@@ -28,7 +28,8 @@ from core.config import Mode
 from hydra.context import open_warehouse
 from hydra.decide import load_history
 from hydra.ingestion import record_result, validate_result
-from hydra.live import advance_sim_broker, decide, open_job, record_run, write_trade_log
+from hydra.live import advance_sim_broker, decide, flush, open_job, record_run, write_trade_log
+from hydra.recording import RecordBuffer
 from hydra.settings import with_overrides
 from hydra.sources import FeedResult, SourceContext
 from warehouse.load import copy_run
@@ -145,17 +146,21 @@ def replay(
             started_at=started_at,
             parent_run_id=parent_run_id,
         )
+        job.session.buffer = RecordBuffer()
         chunk_end = start
         for done, now in enumerate(times, start=1):
             if now > chunk_end:
-                # One load per chunk of cycles instead of a read per cycle; memory stays bounded
-                # by the decision windows plus a chunk, however long the replay.
+                # One load and one write per chunk of cycles instead of a read and two writes
+                # per cycle; memory stays bounded by the decision windows plus a chunk.
+                flush(job, now)
                 chunk_end = min(now + REPLAY_CHUNK, times[-1])
                 job.history = load_history(warehouse, context.settings.engine, now, chunk_end)
             advance_sim_broker(job, now)
             decide(job, now, recorded_at=now)
             if progress is not None:
                 progress(done, len(times))
+        if times:
+            flush(job, times[-1])
         ended_at = datetime.now(UTC)
         record_run(
             context,

@@ -142,8 +142,16 @@ def decide(job: TradingJob, now: datetime, recorded_at: datetime) -> CycleRecord
     snapshot = load_snapshot(job.context.warehouse, job.context.settings.engine, now, job.history)
     read_ms = (time.perf_counter() - started) * 1000
     record = job.session.step_and_record(snapshot, now, recorded_at)
-    save_sim_broker(job, now)
+    if job.session.buffer is None:  # a replay saves the account when it flushes its rows
+        save_sim_broker(job, now)
     return replace(record, timings_ms={"read": read_ms, **record.timings_ms})
+
+
+def flush(job: TradingJob, now: datetime) -> None:
+    """A replay's held rows and its simulated account, written together."""
+    if job.session.buffer is not None:
+        job.session.buffer.flush(job.context.warehouse)
+    save_sim_broker(job, now)
 
 
 def save_sim_broker(job: TradingJob, now: datetime) -> None:

@@ -66,28 +66,52 @@ class CycleRecord:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-def record_cycle(warehouse: Warehouse, run_id: str, record: CycleRecord, recorded_at: datetime) -> None:
+class RecordBuffer:
+    """Rows held back and written together: a replay's cycles, flushed a chunk at a time.
+
+    Nothing in a replay reads its own rows back before the replay ends, and nothing else may
+    write the warehouse meanwhile, so the write-ahead rule of live trading buys it nothing;
+    one transaction per chunk instead of two per cycle does. Rows of the same key keep the
+    latest, as they would have written one after the other.
+    """
+
+    def __init__(self) -> None:
+        self._tables: dict[str, list[pl.DataFrame]] = {}
+        self._closures: list[dict[str, Any]] = []
+
+    def add(self, tables: Mapping[str, pl.DataFrame], closures: Sequence[dict[str, Any]]) -> None:
+        for table, rows in tables.items():
+            self._tables.setdefault(table, []).append(rows)
+        self._closures.extend(closures)
+
+    def flush(self, warehouse: Warehouse) -> None:
+        if not self._tables and not self._closures:
+            return
+        tables = {table: pl.concat(frames, how="diagonal_relaxed") for table, frames in self._tables.items()}
+        _write(warehouse, tables, self._closures)
+        self._tables, self._closures = {}, []
+
+
+def record_cycle(
+    warehouse: Warehouse, run_id: str, record: CycleRecord, recorded_at: datetime, buffer: RecordBuffer | None = None
+) -> None:
     """Write the cycle; its orders are written before they are sent (status 'pending'), so a run
     that dies while submitting leaves every order it may have placed in the warehouse."""
-    tables = cycle_tables(run_id, record, recorded_at)
-    with warehouse.connect() as con, in_transaction(con):
-        for table, rows in tables.items():
-            upsert_rows(con, table, rows)
-        for trade in record.closed:
-            con.execute(
-                read_sql("record/close_trade"),
-                {
-                    "run_id": run_id,
-                    "trade_id": trade.position.trade_id,
-                    "exit_ts": trade.exit_ts,
-                    "exit_price": trade.exit_price,
-                    "exit_reason": trade.reason.value,
-                    "pnl": trade.pnl,
-                    "fees": trade.fees,
-                    "realized_r": trade.realized_r,
-                    "ts_ingested": recorded_at,
-                },
-            )
+    closures = [
+        {
+            "run_id": run_id,
+            "trade_id": trade.position.trade_id,
+            "exit_ts": trade.exit_ts,
+            "exit_price": trade.exit_price,
+            "exit_reason": trade.reason.value,
+            "pnl": trade.pnl,
+            "fees": trade.fees,
+            "realized_r": trade.realized_r,
+            "ts_ingested": recorded_at,
+        }
+        for trade in record.closed
+    ]
+    _record(warehouse, cycle_tables(run_id, record, recorded_at), closures, buffer)
 
 
 def record_submissions(
@@ -96,6 +120,7 @@ def record_submissions(
     orders: Sequence[Order],
     record: CycleRecord,
     recorded_at: datetime,
+    buffer: RecordBuffer | None = None,
 ) -> None:
     """The broker's answers to a cycle's orders, and the state that follows from them."""
     stamp = {"run_id": run_id, "ts_ingested": recorded_at}
@@ -103,11 +128,29 @@ def record_submissions(
         _order_row(stamp, order, record.orders.get(order.client_order_id), record.refused.get(order.client_order_id))
         for order in orders
     ]
+    state = _state_row(run_id, ENGINE_STATE_KEY, encode(record.state), record.result.now)
+    _record(warehouse, {"orders": _frame(rows), "engine_state": _frame([state])}, [], buffer)
+
+
+def _record(
+    warehouse: Warehouse,
+    tables: Mapping[str, pl.DataFrame],
+    closures: Sequence[dict[str, Any]],
+    buffer: RecordBuffer | None,
+) -> None:
+    if buffer is None:
+        _write(warehouse, tables, closures)
+    else:
+        buffer.add(tables, closures)
+
+
+def _write(warehouse: Warehouse, tables: Mapping[str, pl.DataFrame], closures: Sequence[dict[str, Any]]) -> None:
+    """Upserts first, then the closing of trades, whose rows the upserts may have just opened."""
     with warehouse.connect() as con, in_transaction(con):
-        upsert_rows(con, "orders", _frame(rows))
-        upsert_rows(
-            con, "engine_state", _frame([_state_row(run_id, ENGINE_STATE_KEY, encode(record.state), record.result.now)])
-        )
+        for table, rows in tables.items():
+            upsert_rows(con, table, rows)
+        for closure in closures:
+            con.execute(read_sql("record/close_trade"), closure)
 
 
 def record_orders(

@@ -45,6 +45,7 @@ from hydra.recording import (
     ENGINE_STATE_KEY,
     CycleRecord,
     Discrepancy,
+    RecordBuffer,
     record_cycle,
     record_orders,
     record_submissions,
@@ -89,6 +90,7 @@ class TradingSession:
     regime_model: RegimeModel | None = None
     tracked: dict[str, TrackedOrder] = field(default_factory=dict)
     fit_attempted_at: datetime | None = None
+    buffer: RecordBuffer | None = None  # a replay's: rows held until it flushes; None writes each cycle
 
     @classmethod
     def resume(
@@ -240,14 +242,14 @@ class TradingSession:
             decision_ms=(marks[2] - marks[1]) * 1000,
             reconciliations=discrepancies,
         )
-        record_cycle(self.warehouse, self.run_id, record, recorded_at)
+        record_cycle(self.warehouse, self.run_id, record, recorded_at, self.buffer)
         marks.append(time.perf_counter())
         views, refused = self._submit(result.orders)
         self.state = forget_entries(result.state, list(refused))
         marks.append(time.perf_counter())
         submitted = replace(record, state=self.state, orders=views, refused=refused)
         if result.orders:
-            record_submissions(self.warehouse, self.run_id, result.orders, submitted, recorded_at)
+            record_submissions(self.warehouse, self.run_id, result.orders, submitted, recorded_at, self.buffer)
         marks.append(time.perf_counter())
         ms = [(later - earlier) * 1000 for earlier, later in itertools.pairwise(marks)]
         timings = {"broker": ms[0], "decide": ms[1], "record": ms[2] + ms[4], "submit": ms[3]}
