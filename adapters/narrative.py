@@ -130,7 +130,14 @@ def parse_feed(
     """headlines rows from an RSS or Atom document; undated or untitled entries are rejected."""
     if ingested_at.tzinfo is None:
         raise ValueError("ingested_at must be timezone-aware")
-    parsed = feedparser.parse(content)
+    try:
+        parsed = feedparser.parse(content)
+    except ValueError as error:
+        # feedparser's strict parser trusts expat's name splitting: a namespace URI holding a
+        # space-like character ('h\xa0ttp://...') makes it unpack a three-part name and fail.
+        raise MalformedResponse(
+            FEED, f"{source}: unreadable XML: {error}", content.decode("utf-8", errors="replace")[:100_000]
+        ) from None
     entries = parsed.get("entries") or []
     # feedparser reads almost anything without raising; an HTML error page comes back as a
     # "feed" of unknown version with no entries, a broken XML one as bozo with no entries.

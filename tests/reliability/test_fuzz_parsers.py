@@ -16,6 +16,7 @@ import copy
 import io
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,7 +38,15 @@ INGESTED = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # Recorded payloads date up to mid-2026; Binance refuses times more than a day past ingestion.
 BINANCE_INGESTED = datetime(2024, 6, 3, tzinfo=UTC)
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+# Derandomized: `make test` tries the same examples on every machine, so CI can only turn red
+# for a change of the code. HYDRA_FUZZ_SEARCH=1 searches afresh (a different draw each run).
+FUZZ = settings(
+    max_examples=int(os.environ.get("HYDRA_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=os.environ.get("HYDRA_FUZZ_SEARCH") != "1",
+)
 # pypdf is the slowest reader here; fewer examples keep the file's run time under a minute.
 FUZZ_PDF = settings(FUZZ, max_examples=50)
 
@@ -745,3 +754,10 @@ def test_a_parquet_file_that_makes_polars_panic_is_refused(tmp_path: Path) -> No
     path.write_bytes(bytes(damaged))
     with pytest.raises(BarFileError, match="unreadable"):
         read_bar_file(path)
+
+
+def test_a_namespace_uri_with_a_space_like_character_is_a_malformed_feed() -> None:
+    # Found by the random search: feedparser itself raised ValueError on this namespace.
+    text = FEED_SEEDS[0].replace('xmlns:dc="http://', 'xmlns:dc="h\xa0ttp://', 1)
+    with pytest.raises(MalformedResponse, match="unreadable XML"):
+        narrative.parse_feed("techcrunch", text.encode("utf-8"), ingested_at=INGESTED, matcher=MATCHER)
