@@ -38,14 +38,11 @@ INGESTED = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # Recorded payloads date up to mid-2026; Binance refuses times more than a day past ingestion.
 BINANCE_INGESTED = datetime(2024, 6, 3, tzinfo=UTC)
 
-# Derandomized: `make test` tries the same examples on every machine, so CI can only turn red
-# for a change of the code. HYDRA_FUZZ_SEARCH=1 searches afresh (a different draw each run).
+# Repeatable by default (tests/conftest.py); HYPOTHESIS_PROFILE=search with more examples looks further.
 FUZZ = settings(
     max_examples=int(os.environ.get("HYDRA_FUZZ_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
-    database=None,
-    derandomize=os.environ.get("HYDRA_FUZZ_SEARCH") != "1",
 )
 # pypdf is the slowest reader here; fewer examples keep the file's run time under a minute.
 FUZZ_PDF = settings(FUZZ, max_examples=50)
