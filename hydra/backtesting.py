@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -134,18 +135,20 @@ def replay(
     warehouse = context.warehouse
     times = cycle_times(start, end, context.settings.sim.cycle_minutes)
     started_at = datetime.now(UTC)
+    # The run's row as it starts and as it ends: the same run, only its status and end differ.
+    run_row = partial(
+        record_run,
+        context,
+        run_id,
+        mode,
+        label,
+        window=(start, end),
+        started_at=started_at,
+        parent_run_id=parent_run_id,
+    )
     with warehouse.held():
         job = open_job(context, mode, run_id, label)
-        record_run(
-            context,
-            run_id,
-            mode,
-            label,
-            status="running",
-            window=(start, end),
-            started_at=started_at,
-            parent_run_id=parent_run_id,
-        )
+        run_row(status="running")
         job.session.buffer = RecordBuffer()
         chunk_end = start
         for done, now in enumerate(times, start=1):
@@ -161,18 +164,7 @@ def replay(
                 progress(done, len(times))
         if times:
             flush(job, times[-1])
-        ended_at = datetime.now(UTC)
-        record_run(
-            context,
-            run_id,
-            mode,
-            label,
-            status="completed",
-            window=(start, end),
-            started_at=started_at,
-            ended_at=ended_at,
-            parent_run_id=parent_run_id,
-        )
+        run_row(status="completed", ended_at=datetime.now(UTC))
         with warehouse.connect() as con:
             overview = query_frame(con, "report/run_overview", {"run_id": run_id}).row(0, named=True)
             by_strategy = query_frame(con, "report/orders_by_strategy", {"run_id": run_id})

@@ -249,7 +249,7 @@ def _walk_forward(
 
 def _flow_result(state: Any, what: str) -> Any:
     if state.is_failed() or state.is_crashed():
-        fail(f"{what} failed: {_first_line(Exception(state.message or 'see the flow run'))}", EXIT_TRADE)
+        fail(f"{what} failed: {_first_line(state.message or 'see the flow run')}", EXIT_TRADE)
     return state.result()
 
 
@@ -340,10 +340,7 @@ def _require_alpaca_keys() -> None:
 def _trade_cycle(mode: Mode, at: datetime | None) -> None:
     from flows.trade import trade as trade_flow  # Prefect costs seconds to import: only commands that run flows pay
 
-    state = trade_flow(mode.value, at, return_state=True)
-    if state.is_failed() or state.is_crashed():
-        fail(f"trading cycle failed: {_first_line(Exception(state.message))}", EXIT_TRADE)
-    summary = state.result()
+    summary = _flow_result(trade_flow(mode.value, at, return_state=True), "trading cycle")
     console.print_json(json.dumps(summary))
 
 
@@ -465,8 +462,8 @@ def _print_csv(frame: pl.DataFrame) -> None:
         writer.writerow(["" if value is None else _cell(value) for value in row])
 
 
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0]
+def _first_line(message: object) -> str:
+    return (str(message).strip().splitlines() or [""])[0]
 
 
 def main() -> None:

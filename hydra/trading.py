@@ -136,13 +136,15 @@ class TradingSession:
         if not candidates:
             return []
         with self.warehouse.connect() as con:
-            known = query_frame(
-                con, "read/known_orders", {"client_order_ids": [o.client_order_id for o in candidates]}
-            ).get_column("client_order_id")
+            known = set(
+                query_frame(
+                    con, "read/known_orders", {"client_order_ids": [o.client_order_id for o in candidates]}
+                ).get_column("client_order_id")
+            )
         adopted = []
         discrepancies = []
         for view in candidates:
-            if view.client_order_id in set(known) or view.client_order_id in self.tracked:
+            if view.client_order_id in known or view.client_order_id in self.tracked:
                 continue
             order = _order_from_broker(view, [s.name for s in self.strategies], now)
             adopted.append((order, view))

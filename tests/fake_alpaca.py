@@ -128,3 +128,11 @@ class FakeAlpaca:
             order["client_order_id"] = client_id
         self.orders[order["client_order_id"]] = order
         return order
+
+
+def trade_through(server: HTTPServer, monkeypatch: Any, api_key: str = API_KEY, secret_key: str = SECRET_KEY) -> None:
+    """Point HYDRA's paper trading at this server, with these keys, and no retries to wait for."""
+    monkeypatch.setenv("ALPACA_API_KEY", api_key)
+    monkeypatch.setenv("ALPACA_SECRET_KEY", secret_key)
+    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__BASE_URL", server.url_for("").rstrip("/"))
+    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__MAX_RETRIES", "0")

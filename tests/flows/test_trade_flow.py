@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca, payload
+from fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca, payload, trade_through
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from pytest_httpserver import HTTPServer
@@ -84,10 +84,7 @@ def test_a_paper_run_trades_through_alpaca_and_records_the_account(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeAlpaca(httpserver)
-    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
-    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__BASE_URL", httpserver.url_for("").rstrip("/"))
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__MAX_RETRIES", "0")
+    trade_through(httpserver, monkeypatch)
     context = load_context()
     start = context.settings.sim.start
     ingest_simulated(context, start, start + timedelta(days=1), feeds=["bars"])  # something to decide on

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_alpaca import FakeAlpaca, reply
+from fake_alpaca import FakeAlpaca, reply, trade_through
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from pytest_httpserver import HTTPServer
@@ -38,10 +38,7 @@ def test_no_key_appears_anywhere_after_paper_cycles(
     httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = FakeAlpaca(httpserver)
-    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
-    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__BASE_URL", httpserver.url_for("").rstrip("/"))
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_TRADING__MAX_RETRIES", "0")
+    trade_through(httpserver, monkeypatch, API_KEY, SECRET_KEY)
     context = load_context()
     start = context.settings.sim.start
     ingest_simulated(context, start, start + timedelta(days=1), feeds=["bars"])
