@@ -98,15 +98,13 @@ BarKey = tuple[str, str]  # (symbol, timeframe)
 
 @dataclass(frozen=True, slots=True)
 class BarSplit:
-    """A bars frame with each (symbol, timeframe) in one block of rows, oldest first."""
+    """A bars frame's rows by (symbol, timeframe), each key's rows one block, oldest first."""
 
-    frame: pl.DataFrame
     rows: Mapping[BarKey, tuple[int, int]]  # the block's first row and the row after its last
     arrays: Mapping[BarKey, BarArrays]
-
-    def part(self, key: BarKey) -> pl.DataFrame | None:
-        found = self.rows.get(key)
-        return None if found is None else self.frame.slice(found[0], found[1] - found[0])
+    # The frame's row at each row of the blocks when the frame had to be sorted; None when it
+    # was in order already (the warehouse reads it so).
+    source_rows: IntArray | None = None
 
 
 def split_bars(frame: pl.DataFrame) -> BarSplit:
@@ -116,17 +114,47 @@ def split_bars(frame: pl.DataFrame) -> BarSplit:
     run-length passes over the keys, one over the times) and used as it is; any other is sorted.
     """
     if frame.is_empty():
-        return BarSplit(frame, {}, {})
+        return BarSplit({}, {})
     arrays = BarArrays.of(frame)
     keys, starts = _key_runs(frame)
+    source_rows = None
     # In order when no key comes back after another and time rises within each run.
     if len(set(keys)) < len(keys) or not np.isin(np.flatnonzero(np.diff(arrays.ts) <= 0) + 1, starts).all():
-        frame = frame.sort("symbol", "timeframe", "ts_event")
+        frame = frame.with_row_index("source_row").sort("symbol", "timeframe", "ts_event")
+        source_rows = frame.get_column("source_row").to_numpy().astype(np.int64)
         arrays = BarArrays.of(frame)
         keys, starts = _key_runs(frame)
     stops = np.append(starts[1:], frame.height)
     rows = {key: (int(start), int(stop)) for key, start, stop in zip(keys, starts, stops, strict=True)}
-    return BarSplit(frame, rows, {key: arrays.rows(*block) for key, block in rows.items()})
+    return BarSplit(rows, {key: arrays.rows(*block) for key, block in rows.items()}, source_rows)
+
+
+def visible_split(split: BarSplit, visible: NDArray[np.bool_]) -> BarSplit:
+    """`split_bars(frame.filter(visible))`, from `split_bars(frame)`: without a second pass over
+    the frame. A key's visible bars are a view of its block when they are consecutive (a
+    window's newest bars, the usual case), a copy otherwise; a key with none is left out."""
+    if split.source_rows is not None:
+        visible = visible[split.source_rows]
+    shown = np.flatnonzero(visible)
+    # How many rows before each row are visible: its visible rows' positions in `shown`.
+    shown_before = np.concatenate(([0], np.cumsum(visible)))
+    rows: dict[BarKey, tuple[int, int]] = {}
+    arrays: dict[BarKey, BarArrays] = {}
+    for key, (start, stop) in split.rows.items():
+        first, last = int(shown_before[start]), int(shown_before[stop])
+        if first == last:
+            continue
+        block = split.arrays[key]
+        low, high = int(shown[first]) - start, int(shown[last - 1]) - start + 1
+        if high - low == last - first:
+            arrays[key] = block.rows(low, high)
+        else:
+            picked = shown[first:last] - start
+            arrays[key] = BarArrays(
+                block.ts[picked], block.open[picked], block.high[picked], block.low[picked], block.close[picked]
+            )
+        rows[key] = (first, last)
+    return BarSplit(rows, arrays)
 
 
 def _key_runs(frame: pl.DataFrame) -> tuple[list[BarKey], IntArray]:
@@ -155,11 +183,35 @@ class FeedHealth:
     error: str | None = None
 
 
+class TableMemo:
+    """Values computed from one table's frame, kept while the frame is the very same object.
+
+    A replay hands consecutive snapshots the same frame of a table until a row of it comes or
+    goes (facts arrive far less often than cycles run): sharing one memo between them, what a
+    strategy derives from that frame is computed once for all those cycles. The frame itself is
+    kept with its values, so an identity check can never match a different frame.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, Hashable], tuple[pl.DataFrame, Any]] = {}
+
+    def get(self, table: str, key: Hashable, frame: pl.DataFrame, compute: Callable[[pl.DataFrame], T]) -> T:
+        found = self._values.get((table, key))
+        if found is None or found[0] is not frame:
+            found = self._values[(table, key)] = (frame, compute(frame))
+        value: T = found[1]
+        return value
+
+
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     as_of: datetime
     tables: Mapping[str, pl.DataFrame]
     feed_health: Mapping[str, FeedHealth] = field(default_factory=dict)
+    # The bars table already split, when its reader had the split at hand (core.snapshot.visible_split).
+    bar_split: BarSplit | None = None
+    # Shared with the other snapshots of a replay; a snapshot of its own otherwise.
+    table_memo: TableMemo = field(default_factory=TableMemo, repr=False, compare=False)
     # Values derived from the tables, computed on first use: see `derived`.
     _derived: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -178,6 +230,11 @@ class MarketSnapshot:
         value: T = self._derived[key]
         return value
 
+    def from_table(self, table: str, key: Hashable, compute: Callable[[pl.DataFrame], T]) -> T:
+        """compute(the table's frame), run once per frame and key: values that depend on one
+        table alone are shared by every snapshot holding the same frame of it (TableMemo)."""
+        return self.table_memo.get(table, key, self.table(table), compute)
+
     def table(self, name: str) -> pl.DataFrame:
         """The rows of one warehouse table (an empty frame when the snapshot has none)."""
         found = self.tables.get(name)
@@ -185,19 +242,16 @@ class MarketSnapshot:
         return found if found is not None else pl.DataFrame()
 
     def _split(self) -> BarSplit:
+        if self.bar_split is not None:
+            return self.bar_split
         return self.derived("bars split by symbol and timeframe", lambda: split_bars(self.table("bars")))
 
-    def bars(self, symbol: str, timeframe: str = "1Min") -> pl.DataFrame:
-        """One symbol's bars at one timeframe, oldest first."""
-        found = self._split().part((symbol, timeframe))
-        return found if found is not None else self.table("bars").clear()
-
     def bar_arrays(self, symbol: str, timeframe: str = "1Min") -> BarArrays:
-        """The same bars as `bars`, as numpy columns."""
+        """One symbol's bars at one timeframe as numpy columns, oldest first."""
         return self._split().arrays.get((symbol, timeframe), EMPTY_BARS)
 
     def bar_symbols(self, timeframe: str = "1Min") -> list[str]:
-        return sorted(symbol for symbol, frame_timeframe in self._split().rows if frame_timeframe == timeframe)
+        return sorted(symbol for symbol, bars_timeframe in self._split().arrays if bars_timeframe == timeframe)
 
     def closes(self, symbol: str, timeframe: str = "1Min") -> FloatArray:
         return self.bar_arrays(symbol, timeframe).close.copy()
@@ -212,8 +266,15 @@ class MarketSnapshot:
         return None if newest is None else self.as_of - newest
 
     def _newest(self, table: str) -> datetime | None:
-        frame = self.table(table)
-        if frame.is_empty():
-            return None
-        newest: datetime = frame.get_column("ts_event").max()  # type: ignore[assignment]
-        return newest
+        if table == "bars":
+            # The split holds every bar, each key's newest last: no pass over the frame.
+            newest_bars = [int(arrays.ts[-1]) for arrays in self._split().arrays.values()]
+            return from_micros(max(newest_bars)) if newest_bars else None
+        return self.from_table(table, "newest ts_event", _newest_event)
+
+
+def _newest_event(frame: pl.DataFrame) -> datetime | None:
+    if frame.is_empty():
+        return None
+    newest: datetime = frame.get_column("ts_event").max()  # type: ignore[assignment]
+    return newest

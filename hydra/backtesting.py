@@ -27,9 +27,8 @@ import polars as pl
 from adapters.bar_file import read_bar_file
 from core.config import Mode
 from hydra.context import open_warehouse
-from hydra.decide import load_history
 from hydra.ingestion import record_result, validate_result
-from hydra.live import advance_sim_broker, decide, flush, open_job, record_run, write_trade_log
+from hydra.live import advance_sim_broker, decide, flush, open_job, preload, record_run, write_trade_log
 from hydra.recording import RecordBuffer
 from hydra.settings import with_overrides
 from hydra.sources import FeedResult, SourceContext
@@ -157,7 +156,7 @@ def replay(
                 # per cycle; memory stays bounded by the decision windows plus a chunk.
                 flush(job, now)
                 chunk_end = min(now + REPLAY_CHUNK, times[-1])
-                job.history = load_history(warehouse, context.settings.engine, now, chunk_end)
+                preload(job, now, chunk_end)
             advance_sim_broker(job, now)
             decide(job, now, recorded_at=now)
             if progress is not None:

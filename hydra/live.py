@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -26,13 +27,13 @@ from adapters.broker import Broker, BrokerError
 from adapters.sim_broker import Bar, SimBroker, SimBrokerState, us_equity_hours
 from core.codec import decode, encode
 from core.config import Mode
-from hydra.decide import load_snapshot
+from hydra.decide import KnownHistory, load_history, load_snapshot
 from hydra.recording import CycleRecord, Discrepancy, store_value, stored_value
 from hydra.settings import HydraSettings
 from hydra.sources import SourceContext
 from hydra.trading import TradingSession
 from strategies import REGISTRY
-from warehouse.read import DecisionHistory, query_frame
+from warehouse.read import query_frame
 from warehouse.sqlfiles import read_sql
 
 MINUTE = timedelta(minutes=1)
@@ -52,7 +53,9 @@ class TradingJob:
     session: TradingSession
     sim_broker: SimBroker | None  # the simulated account, saved after every cycle; None when paper trading
     adopted: bool = False  # whether the broker's unrecorded orders were looked for in this process
-    history: DecisionHistory | None = None  # a replay's preloaded rows; None reads the warehouse per cycle
+    # A replay's preloaded rows (`preload`); without them each cycle reads the warehouse.
+    history: KnownHistory | None = None
+    tape: MarketTape | None = None
 
     @property
     def run_id(self) -> str:
@@ -108,24 +111,56 @@ def cycle_time(job: TradingJob, wall_clock: datetime) -> datetime:
     return latest.astimezone(UTC) + MINUTE
 
 
+class MarketTape:
+    """The watchlist's stored minute bars that started in (after, until], by minute: what a
+    simulated broker is shown as its clock moves (sql/read/minute_bars_between.sql)."""
+
+    def __init__(self, context: SourceContext, after: datetime, until: datetime) -> None:
+        self.after, self.until = after, until
+        with context.warehouse.connect() as con:
+            bars = query_frame(
+                con,
+                "read/minute_bars_between",
+                {"after": after, "until": until, "symbols": list(context.settings.engine.watchlist)},
+            )
+        self._minutes: dict[datetime, dict[str, Bar]] = {}
+        for ts, symbol, open_, high, low, close, volume in bars.iter_rows():
+            self._minutes.setdefault(ts, {})[symbol] = Bar(ts, open_, high, low, close, volume)
+        self._starts = list(self._minutes)
+
+    def covers(self, after: datetime, until: datetime) -> bool:
+        return self.after <= after and until <= self.until
+
+    def between(self, after: datetime, until: datetime) -> list[tuple[datetime, dict[str, Bar]]]:
+        """Each minute that started in (after, until] with its bars, oldest first."""
+        first, stop = bisect_right(self._starts, after), bisect_right(self._starts, until)
+        return [(start, self._minutes[start]) for start in self._starts[first:stop]]
+
+
+def preload(job: TradingJob, first: datetime, last: datetime) -> None:
+    """Load once what every cycle from `first` to `last` reads: a replay's chunk of history."""
+    context = job.context
+    job.history = load_history(context.warehouse, context.settings.engine, first, last)
+    broker = job.sim_broker
+    if broker is not None:
+        job.tape = MarketTape(context, _unseen_after(broker, first), last - MINUTE)
+
+
 def advance_sim_broker(job: TradingJob, now: datetime) -> None:
     """Hand the simulated broker every stored minute bar it has not seen that closed by `now`."""
     broker = job.sim_broker
     if broker is None:
         return
-    # A new account needs only the latest bar: it holds nothing yet, and orders fill after they are sent.
-    after = broker.now - MINUTE if broker.now is not None else now - 2 * MINUTE
-    with job.context.warehouse.connect() as con:
-        bars = query_frame(
-            con,
-            "read/minute_bars_between",
-            {"after": after, "until": now - MINUTE, "symbols": list(job.context.settings.engine.watchlist)},
-        )
-    minute_bars: dict[datetime, dict[str, Bar]] = {}
-    for ts, symbol, open_, high, low, close, volume in bars.iter_rows():
-        minute_bars.setdefault(ts, {})[symbol] = Bar(ts, open_, high, low, close, volume)
-    for minute, bar_map in minute_bars.items():
-        broker.on_bar(bar_map, minute + MINUTE)
+    after, until = _unseen_after(broker, now), now - MINUTE
+    tape = job.tape if job.tape is not None and job.tape.covers(after, until) else None
+    for minute, bars in (tape or MarketTape(job.context, after, until)).between(after, until):
+        broker.on_bar(bars, minute + MINUTE)
+
+
+def _unseen_after(broker: SimBroker, now: datetime) -> datetime:
+    """The start of the newest bar the broker has seen. A new account needs only the latest
+    bar at `now`: it holds nothing yet, and orders fill after they are sent."""
+    return broker.now - MINUTE if broker.now is not None else now - 2 * MINUTE
 
 
 def adopt_unrecorded_orders(job: TradingJob, now: datetime, recorded_at: datetime) -> list[Discrepancy]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -19,6 +19,7 @@ from core.snapshot import MICROSECOND, BarArrays, MarketSnapshot, micros_of
 from core.types import Side, TradeProposal
 
 FloatArray = NDArray[np.float64]
+T = TypeVar("T", bound=np.generic)
 
 
 def resample(bars: BarArrays, every: timedelta) -> BarArrays:
@@ -46,20 +47,27 @@ def columns(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, NDArray[Any]
 
 
 def table_column(snapshot: MarketSnapshot, table: str, name: str) -> NDArray[Any]:
-    """One column of a snapshot's table as a numpy array, as `columns` reads it, once per snapshot."""
-    return snapshot.derived(("column", table, name), lambda: _as_numpy(snapshot.table(table).get_column(name)))
+    """One column of a snapshot's table as a read-only numpy array, as `columns` reads it, once
+    per frame of the table (core.snapshot.TableMemo)."""
+    return snapshot.from_table(table, ("column", name), lambda frame: _read_only(_as_numpy(frame.get_column(name))))
 
 
 def table_matches(snapshot: MarketSnapshot, table: str, name: str, value: str) -> NDArray[np.bool_]:
-    """Which rows of a snapshot's table hold `value` in a text column, once per snapshot and value:
+    """Which rows of a snapshot's table hold `value` in a text column, once per frame and value:
     polars compares text in place, where numpy would first make a Python string of every cell."""
-    return snapshot.derived(
-        ("matches", table, name, value), lambda: snapshot.table(table).get_column(name).eq_missing(value).to_numpy()
+    return snapshot.from_table(
+        table, ("matches", name, value), lambda frame: _read_only(frame.get_column(name).eq_missing(value).to_numpy())
     )
 
 
 def _as_numpy(column: pl.Series) -> NDArray[Any]:
     return micros_of(column) if column.name == "ts_event" else column.to_numpy()
+
+
+def _read_only(values: NDArray[T]) -> NDArray[T]:
+    """Shared between cycles: a strategy writing into it would change what later cycles see."""
+    values.flags.writeable = False
+    return values
 
 
 def average_true_range(bars: BarArrays, window: int) -> float | None:

@@ -9,14 +9,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from adapters.simulator import MarketSimulator
+from core.config import EngineConfig
 from hydra.backtesting import NoHistory, cycle_times, run_backtest
 from hydra.context import load_context
+from hydra.decide import load_history, load_snapshot
 from hydra.jobs import ingest_simulated
 from hydra.sources import SourceContext
 from warehouse import Warehouse
+from warehouse.ingest import IngestionRun, record_ingestion
 from warehouse.load import upsert
 from warehouse.migrate import migrate
-from warehouse.read import DecisionHistory, DecisionWindows
 
 # What a decision is: the order it sends, and the risk manager's verdict on every proposal.
 ORDER_DECISION = (
@@ -85,15 +87,25 @@ def test_changing_only_what_happened_after_a_moment_changes_no_decision_before_i
 def test_a_history_loaded_once_reads_at_each_moment_exactly_what_a_fresh_read_does(warehouse: Warehouse) -> None:
     epoch = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
     upsert(warehouse, MarketSimulator(seed=3, epoch=epoch).generate(epoch, epoch + timedelta(days=9)))
-    windows = DecisionWindows(minute_bars=timedelta(days=2), daily_bars=timedelta(days=30), facts=timedelta(days=3))
+    config = EngineConfig()
     first = epoch + timedelta(days=7, hours=13)
     last = first + timedelta(days=1, hours=5)
-    history = DecisionHistory.load(warehouse, first, last, windows)
-    for minutes in (0, 1, 59, 60 * 9 + 7, 60 * 29):
+    # Feed runs before and inside the window, one failing, so feed health changes as it goes.
+    for minutes, status in ((-90, "ok"), (30, "failed"), (60 * 9, "ok")):
         moment = first + timedelta(minutes=minutes)
-        fresh = DecisionHistory.load(warehouse, moment, moment, windows).at(moment)
-        replayed = history.at(moment)
-        assert replayed.keys() == fresh.keys()
-        for table, frame in fresh.items():
-            assert_frame_equal(replayed[table], frame, check_exact=True)
-        assert fresh["bars"].height > 0 and fresh["funding_rates"].height > 0
+        record_ingestion(warehouse, IngestionRun(f"run{minutes}", "binance", moment, moment, status), {})
+    history = load_history(warehouse, config, first, last)
+    for minutes in (0, 1, 30, 59, 60 * 9 + 7, 60 * 29):
+        moment = first + timedelta(minutes=minutes)
+        fresh = load_snapshot(warehouse, config, moment)
+        replayed = load_snapshot(warehouse, config, moment, history)
+        assert replayed.tables.keys() == fresh.tables.keys()
+        for table, frame in fresh.tables.items():
+            assert_frame_equal(replayed.tables[table], frame, check_exact=True)
+        assert replayed.bar_symbols() == fresh.bar_symbols()
+        for symbol in fresh.bar_symbols():
+            assert replayed.bar_arrays(symbol).close.tolist() == fresh.bar_arrays(symbol).close.tolist()
+        assert replayed.feed_health == fresh.feed_health
+        assert fresh.table("bars").height > 0 and fresh.table("funding_rates").height > 0
+    during_failure = load_snapshot(warehouse, config, first + timedelta(minutes=31), history)
+    assert during_failure.feed_health["binance"].status == "failed"

@@ -111,6 +111,8 @@ def test_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:
 SAMPLE_PARAMETERS = {
     "table": "bars",
     "as_of": T0,
+    "first": T0,
+    "last": T0,
     "since": None,
     "version": 900,
     "name": "900_sample.sql",
@@ -258,25 +260,21 @@ def test_decision_tables_read_each_table_over_its_own_lookback(warehouse: Wareho
 
 
 def test_feed_health_reports_the_last_run_and_the_last_success(warehouse: Warehouse) -> None:
-    ok = IngestionRun(run_id="a", feed="binance", started_at=T0, finished_at=T0, status="ok")
-    failed = IngestionRun(
-        run_id="b",
-        feed="binance",
-        started_at=T0 + timedelta(minutes=5),
-        finished_at=T0 + timedelta(minutes=5),
-        status="failed",
-        error="HTTP 500",
-    )
-    record_ingestion(warehouse, ok, {})
-    record_ingestion(warehouse, failed, {})
-    health = feed_health(warehouse, T0 + timedelta(hours=1)).row(0, named=True)
-    assert (health["feed"], health["last_success"], health["status"], health["error"]) == (
-        "binance",
-        T0,
-        "failed",
-        "HTTP 500",
-    )
-    assert feed_health(warehouse, T0 - timedelta(minutes=1)).is_empty()
+    runs = [(0, "ok", None), (5, "failed", "HTTP 500"), (9, "ok", None)]
+    for minutes, status, error in runs:
+        moment = T0 + timedelta(minutes=minutes)
+        record_ingestion(warehouse, IngestionRun(f"r{minutes}", "binance", moment, moment, status, error=error), {})
+    as_of = T0 + timedelta(minutes=6)
+    health = feed_health(warehouse, as_of, as_of).rows()
+    assert health == [("binance", T0 + timedelta(minutes=5), T0, "failed", "HTTP 500")]
+    assert feed_health(warehouse, T0 - timedelta(minutes=1), T0 - timedelta(minutes=1)).is_empty()
+    # Over a window: the run in force at its start, then every later one, each with its last success.
+    timeline = feed_health(warehouse, T0 + timedelta(minutes=1), T0 + timedelta(hours=1)).rows()
+    assert timeline == [
+        ("binance", T0, T0, "ok", None),
+        ("binance", T0 + timedelta(minutes=5), T0, "failed", "HTTP 500"),
+        ("binance", T0 + timedelta(minutes=9), T0 + timedelta(minutes=9), "ok", None),
+    ]
 
 
 def test_record_ingestion_writes_rows_quarantine_and_run_together(warehouse: Warehouse) -> None:

@@ -7,8 +7,20 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.snapshot import EMPTY_BARS, BarArrays, MarketSnapshot, from_micros, micros, micros_of, split_bars
+from core.snapshot import (
+    EMPTY_BARS,
+    BarArrays,
+    BarSplit,
+    MarketSnapshot,
+    from_micros,
+    micros,
+    micros_of,
+    split_bars,
+    visible_split,
+)
 
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -57,7 +69,6 @@ def test_bars_split_by_symbol_and_timeframe_oldest_first_whatever_the_row_order(
     assert spy.ts.tolist() == [micros(START + i * MINUTE) for i in range(4)]
     assert spy.high.tolist() == [601.0, 602.0, 603.0, 604.0] and spy.low.tolist() == [599.0, 600.0, 601.0, 602.0]
     assert snapshot.bar_arrays("SPY", "1Day").close.tolist() == [500.0, 505.0]
-    assert snapshot.bars("SPY").get_column("close").to_list() == [600.0, 601.0, 602.0, 603.0]
     assert snapshot.bar_symbols() == ["BTC/USD", "SPY"] and snapshot.bar_symbols("1Day") == ["SPY"]
     assert snapshot.last_price("BTC/USD") == 102.0
 
@@ -69,11 +80,42 @@ def test_a_symbol_split_across_the_frame_is_sorted_together() -> None:
     assert split.arrays[("ETH/USD", "1Min")].close.tolist() == [9.0]
 
 
+def assert_same_bars(split: BarSplit, expected: BarSplit) -> None:
+    assert split.arrays.keys() == expected.arrays.keys()
+    for key, arrays in expected.arrays.items():
+        for column in ("ts", "open", "high", "low", "close"):
+            assert getattr(split.arrays[key], column).tolist() == getattr(arrays, column).tolist()
+
+
+@given(
+    shuffle=st.randoms(use_true_random=False),
+    visible=st.lists(st.booleans(), min_size=len(ROWS), max_size=len(ROWS)),
+    in_warehouse_order=st.booleans(),
+)
+def test_the_visible_part_of_a_split_is_the_split_of_the_visible_rows(
+    shuffle: object, visible: list[bool], in_warehouse_order: bool
+) -> None:
+    rows = sorted(ROWS, key=lambda row: (row[0], row[1], row[2])) if in_warehouse_order else list(ROWS)
+    if not in_warehouse_order:
+        shuffle.shuffle(rows)  # type: ignore[attr-defined]
+    frame = bars_frame(rows)
+    shown = np.array(visible)
+    assert_same_bars(visible_split(split_bars(frame), shown), split_bars(frame.filter(pl.Series(shown))))
+
+
+def test_a_window_of_each_symbols_newest_bars_is_a_view_not_a_copy() -> None:
+    frame = bars_frame(sorted(ROWS, key=lambda row: (row[0], row[1], row[2])))
+    split = split_bars(frame)
+    newest = np.array([False, True, True, False, True, False, False, True, True])  # rows 3 and 5-6 hidden
+    visible = visible_split(split, newest)
+    assert visible.arrays[("BTC/USD", "1Min")].close.base is not None  # consecutive: a view
+    assert visible.arrays[("SPY", "1Min")].close.tolist() == [602.0, 603.0]
+    assert_same_bars(visible, split_bars(frame.filter(pl.Series(newest))))
+
+
 def test_missing_bars_are_empty() -> None:
     snapshot = snapshot_of(bars_frame(list(ROWS)))
     assert snapshot.bar_arrays("GLD") is EMPTY_BARS
-    missing = snapshot.bars("GLD")
-    assert missing.is_empty() and missing.schema == bars_frame([]).schema
     empty = MarketSnapshot(as_of=START, tables={})
     assert empty.bar_symbols() == [] and empty.bar_arrays("SPY").size == 0 and empty.last_price("SPY") is None
 

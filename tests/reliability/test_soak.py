@@ -17,8 +17,7 @@ from adapters.simulator import MarketSimulator
 from core.config import Mode
 from core.types import TradingState
 from hydra.context import load_context
-from hydra.decide import load_history
-from hydra.live import advance_sim_broker, decide, open_job
+from hydra.live import advance_sim_broker, decide, open_job, preload
 from warehouse.load import upsert
 from warehouse.migrate import migrate
 
@@ -59,7 +58,7 @@ def test_every_cycle_of_a_long_run_keeps_the_invariants(monkeypatch: pytest.Monk
     for cycle in range(CYCLES):
         now += CYCLE
         if job.history is None or cycle % 288 == 0:
-            job.history = load_history(context.warehouse, context.settings.engine, now, now + day)
+            preload(job, now, now + day)
         with context.warehouse.held():
             advance_sim_broker(job, now)
             record = decide(job, now, recorded_at=now)
