@@ -76,20 +76,39 @@ class RecordBuffer:
     """
 
     def __init__(self) -> None:
-        self._tables: dict[str, list[pl.DataFrame]] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {}
         self._closures: list[dict[str, Any]] = []
+        # Only the newest state of a run is kept: it is encoded once, at the flush.
+        self._states: dict[tuple[str, str], tuple[Any, datetime]] = {}
 
-    def add(self, tables: Mapping[str, pl.DataFrame], closures: Sequence[dict[str, Any]]) -> None:
-        for table, rows in tables.items():
-            self._tables.setdefault(table, []).append(rows)
+    def add(self, rows: Mapping[str, Sequence[dict[str, Any]]], closures: Sequence[dict[str, Any]]) -> None:
+        for table, table_rows in rows.items():
+            self._rows.setdefault(table, []).extend(table_rows)
         self._closures.extend(closures)
 
+    def keep_state(self, state: KeptState) -> None:
+        self._states[(state.run_id, state.key)] = (state.value, state.ts)
+
     def flush(self, warehouse: Warehouse) -> None:
-        if not self._tables and not self._closures:
+        if not self._rows and not self._closures and not self._states:
             return
-        tables = {table: pl.concat(frames, how="diagonal_relaxed") for table, frames in self._tables.items()}
-        _write(warehouse, tables, self._closures)
-        self._tables, self._closures = {}, []
+        rows = dict(self._rows)
+        if self._states:
+            rows["engine_state"] = [
+                _state_row(run_id, key, encode(value), ts) for (run_id, key), (value, ts) in self._states.items()
+            ]
+        _write(warehouse, rows, self._closures)
+        self._rows, self._closures, self._states = {}, [], {}
+
+
+@dataclass(frozen=True)
+class KeptState:
+    """A value the run keeps under a key (EngineState under 'engine'), not yet encoded."""
+
+    run_id: str
+    key: str
+    value: Any
+    ts: datetime
 
 
 def record_cycle(
@@ -111,7 +130,8 @@ def record_cycle(
         }
         for trade in record.closed
     ]
-    _record(warehouse, cycle_tables(run_id, record, recorded_at), closures, buffer)
+    state = KeptState(run_id, ENGINE_STATE_KEY, record.state, record.result.now)
+    _record(warehouse, cycle_rows(run_id, record, recorded_at), closures, state, buffer)
 
 
 def record_submissions(
@@ -128,27 +148,33 @@ def record_submissions(
         _order_row(stamp, order, record.orders.get(order.client_order_id), record.refused.get(order.client_order_id))
         for order in orders
     ]
-    state = _state_row(run_id, ENGINE_STATE_KEY, encode(record.state), record.result.now)
-    _record(warehouse, {"orders": _frame(rows), "engine_state": _frame([state])}, [], buffer)
+    state = KeptState(run_id, ENGINE_STATE_KEY, record.state, record.result.now)
+    _record(warehouse, {"orders": rows}, [], state, buffer)
 
 
 def _record(
     warehouse: Warehouse,
-    tables: Mapping[str, pl.DataFrame],
+    rows: Mapping[str, Sequence[dict[str, Any]]],
     closures: Sequence[dict[str, Any]],
+    state: KeptState,
     buffer: RecordBuffer | None,
 ) -> None:
     if buffer is None:
-        _write(warehouse, tables, closures)
+        state_row = _state_row(state.run_id, state.key, encode(state.value), state.ts)
+        _write(warehouse, {**rows, "engine_state": [state_row]}, closures)
     else:
-        buffer.add(tables, closures)
+        buffer.add(rows, closures)
+        buffer.keep_state(state)
 
 
-def _write(warehouse: Warehouse, tables: Mapping[str, pl.DataFrame], closures: Sequence[dict[str, Any]]) -> None:
+def _write(
+    warehouse: Warehouse, rows: Mapping[str, Sequence[dict[str, Any]]], closures: Sequence[dict[str, Any]]
+) -> None:
     """Upserts first, then the closing of trades, whose rows the upserts may have just opened."""
     with warehouse.connect() as con, in_transaction(con):
-        for table, rows in tables.items():
-            upsert_rows(con, table, rows)
+        for table, table_rows in rows.items():
+            if table_rows:
+                upsert_rows(con, table, _frame(table_rows))
         for closure in closures:
             con.execute(read_sql("record/close_trade"), closure)
 
@@ -198,7 +224,7 @@ def _discrepancy_row(stamp: Mapping[str, Any], now: datetime, discrepancy: Discr
     }
 
 
-def cycle_tables(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[str, pl.DataFrame]:
+def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[str, list[dict[str, Any]]]:
     result = record.result
     now = result.now
     stamp = {"run_id": run_id, "ts_ingested": recorded_at}
@@ -364,9 +390,8 @@ def cycle_tables(run_id: str, record: CycleRecord, recorded_at: datetime) -> dic
             for e in (*result.risk_events, *record.risk_events)
         ],
         "reconciliations": [_discrepancy_row(stamp, now, d) for d in record.reconciliations],
-        "engine_state": [_state_row(run_id, ENGINE_STATE_KEY, encode(record.state), now)],
     }
-    return {name: _frame(rows) for name, rows in tables.items() if rows}
+    return {name: rows for name, rows in tables.items() if rows}
 
 
 def _weight_of(result: CycleResult, signal_id: str) -> float:
