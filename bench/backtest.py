@@ -1,94 +1,141 @@
 """Replay throughput of the full HYDRA cycle (five strategies, regime, risk, positions), 19 assets.
 
-    .venv/bin/python -m bench.backtest [--hours H] [--cycle-minutes M ...] [--out bench/results]
+    .venv/bin/python -m bench.backtest [--hours H | --weeks W] [--cycle-minutes M ...] [--out bench/results]
 
-A week of simulated history plus the replayed window is ingested into a fresh warehouse (not
-timed); then `hydra.backtesting.run_backtest` replays H hours of it once per cycle length.
-Reported per cycle length: cycles per second, and asset-bars per second (the stored minute
-bars of the window, every one of which the simulated broker and the snapshots go through,
-over the wall time); peak resident memory of the process. Results go to
-<out>/backtest.json and <out>/backtest.md. No figure here is asserted anywhere.
+Two windows of simulated history, each after a week of warm-up history:
+- `--hours H` (default 6.5): one US session from its open, where every one of the 19 assets
+  has a bar every minute: the busiest window there is, a cycle per minute decides on 19 new bars;
+- `--weeks W`: W whole weeks from a Monday 00:00 UTC, the issue's size (38 weeks hold about
+  19 x 100k minute bars: the simulator's equities trade 390 minutes a weekday, crypto always).
+  Results go to backtest-weeks.json|md, so the two reports live side by side.
+
+History is ingested in a child process, a week at a time, so this process's peak memory is the
+replays' alone; then `hydra.backtesting.run_backtest` replays the window once per cycle length.
+Reported per cycle length: cycles per second, asset-bars per second (the stored minute bars of
+the window, every one of which the simulated broker and the position manager go through, over
+the wall time), CPU seconds, and the process's peak resident memory after that replay. No
+figure here is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
-import platform
-import resource
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench._report import peak_rss_mb, run_machine, write_files
+
 TARGET_ASSET_BARS_PER_S = 500_000
+WARM_UP = timedelta(days=7)
+SESSION_OPEN = timedelta(hours=14, minutes=30)  # 09:30 New York in March, before daylight saving
+INGEST_STEP = timedelta(days=7)
 
 
-def run(hours: float, cycle_minutes: list[int], out: Path) -> dict[str, Any]:
-    # Settings are read from the working directory: the benchmark gets a fresh one of its own.
-    os.chdir(tempfile.mkdtemp(prefix="hydra-bench-backtest-"))
-    from hydra.backtesting import run_backtest
+def window(hours: float | None, weeks: int | None) -> tuple[timedelta, timedelta]:
+    """Start and end of the replayed window, as offsets from the simulator's start (a Monday)."""
+    if weeks is not None:
+        return WARM_UP, WARM_UP + timedelta(weeks=weeks)
+    start = WARM_UP + SESSION_OPEN
+    return start, start + timedelta(hours=hours or 6.5)
+
+
+def ingest_history(home: str, end_offset: timedelta) -> None:
+    """The warm-up and the window, a week per ingestion (in a child process: see the docstring)."""
+    os.chdir(home)
     from hydra.context import load_context
     from hydra.jobs import ingest_simulated
+
+    context = load_context()
+    first = context.settings.sim.start
+    end = first + end_offset
+    while first < end:
+        step_end = min(first + INGEST_STEP, end)
+        ingest_simulated(context, first, step_end)
+        first = step_end
+
+
+def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: Path) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
+    # Settings are read from the working directory: the benchmark gets a fresh one of its own.
+    home = tempfile.mkdtemp(prefix="hydra-bench-backtest-")
+    start_offset, end_offset = window(hours, weeks)
+    ingestion = multiprocessing.get_context("spawn").Process(target=ingest_history, args=(home, end_offset))
+    started = time.perf_counter()
+    ingestion.start()
+    ingestion.join()
+    if ingestion.exitcode != 0:
+        raise RuntimeError(f"ingesting the simulated history failed (exit code {ingestion.exitcode})")
+    ingest_s = time.perf_counter() - started
+    os.chdir(home)
+    from hydra.backtesting import run_backtest
+    from hydra.context import load_context
     from hydra.settings import with_overrides
     from warehouse.sqlfiles import read_sql
 
     context = load_context()
-    history = context.settings.sim.start
-    start = history + timedelta(days=7, hours=14, minutes=30)  # Monday 09:30 New York, after a week
-    end = start + timedelta(hours=hours)
-    ingest_simulated(context, history, end)
+    start, end = context.settings.sim.start + start_offset, context.settings.sim.start + end_offset
     with context.warehouse.connect(read_only=True) as con:
         (asset_bars,) = con.execute(read_sql("read/minute_bars_count"), {"after": start, "until": end}).fetchall()[0]
     runs = []
     for minutes in cycle_minutes:
         replaying = load_context(with_overrides(context.settings, {"sim.cycle_minutes": minutes}))
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = run_backtest(replaying, start, end)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         runs.append(
             {
                 "cycle_minutes": minutes,
                 "cycles": result.cycles,
+                "orders": result.overview["orders"],
                 "wall_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),
                 "cycles_per_s": round(result.cycles / wall, 1),
                 "asset_bars_per_s": round(asset_bars / wall),
-                "ratio_to_target": round(TARGET_ASSET_BARS_PER_S / (asset_bars / wall), 1),
+                "target_over_reached": round(TARGET_ASSET_BARS_PER_S / (asset_bars / wall), 1),
+                "peak_rss_mb_after": peak_rss_mb(),
             }
         )
     report = {
+        "benchmark": "backtest",
         "what": "full HYDRA cycle replay (hydra backtest), 19 assets, five strategies",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()[0]},
-        "window_hours": hours,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "window": {"start": start.isoformat(), "end": end.isoformat(), "hours": hours, "weeks": weeks},
         "asset_bars": asset_bars,
+        "ingest_s": round(ingest_s, 1),
         "runs": runs,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "target_asset_bars_per_s": TARGET_ASSET_BARS_PER_S,
+        "machine": run_machine(("duckdb", "polars", "numpy"), load_at_start),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "backtest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "backtest.md").write_text(markdown(report), encoding="utf-8")
+    stem = "backtest" if weeks is None else "backtest-weeks"
+    write_files(out, {f"{stem}.json": json.dumps(report, indent=2) + "\n", f"{stem}.md": markdown(report)})
     return report
 
 
 def markdown(report: dict[str, Any]) -> str:
-    machine = report["machine"]
+    machine, window = report["machine"], report["window"]
+    span = f"{window['weeks']} weeks" if window["weeks"] is not None else f"{window['hours']} h of one session"
     lines = [
         f"# {report['what']}",
         "",
-        f"{machine['cpus']} CPUs, Python {machine['python']}, load {machine['load']:.1f}; "
-        f"{report['window_hours']} h replayed, {report['asset_bars']} asset-bars; peak RSS {report['peak_rss_mb']} MB",
+        f"{report['date']}: {span} replayed ({window['start']} to {window['end']}), "
+        f"{report['asset_bars']:,} asset-bars; {machine['cores']} cores, Python {machine['python']}, "
+        f"load {machine['load_avg_start'][0]:.1f} at start, {machine['load_avg_end'][0]:.1f} at end.",
         "",
-        "| cycle every | cycles | wall s | cycles/s | asset-bars/s | target / reached |",
-        "|---|---|---|---|---|---|",
+        "| cycle every | cycles | orders | wall s | CPU s | cycles/s | asset-bars/s | target / reached | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in report["runs"]:
         lines.append(
-            f"| {run['cycle_minutes']} min | {run['cycles']} | {run['wall_s']} | {run['cycles_per_s']} | "
-            f"{run['asset_bars_per_s']} | {run['ratio_to_target']}x |"
+            f"| {run['cycle_minutes']} min | {run['cycles']} | {run['orders']} | {run['wall_s']} | {run['cpu_s']} | "
+            f"{run['cycles_per_s']} | {run['asset_bars_per_s']:,} | {run['target_over_reached']}x | "
+            f"{run['peak_rss_mb_after']} |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -96,11 +143,13 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=6.5)
+    span = parser.add_mutually_exclusive_group()
+    span.add_argument("--hours", type=float, default=None, help="one session from its open (default 6.5)")
+    span.add_argument("--weeks", type=int, default=None, help="whole weeks (38 = the issue's 19 x 100k bars)")
     parser.add_argument("--cycle-minutes", type=int, nargs="+", default=[15, 5, 1])
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
-    report = run(args.hours, args.cycle_minutes, args.out.resolve())
+    report = run(args.hours, args.weeks, args.cycle_minutes, args.out.resolve())
     print(markdown(report))
     return 0
 

@@ -18,7 +18,6 @@ from core.config import Mode
 from core.risk import RiskEventKind
 from hydra.alerts import Alert, feed_down_alerts
 from hydra.context import load_context
-from hydra.decide import current_feed_health
 from hydra.live import cycle_time, failure_kind, session_run_id
 from hydra.settings import load_settings
 from hydra.trading import AlreadyDecided
@@ -68,7 +67,7 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
             for d in (*discrepancies, *record.reconciliations)
         ),
         *feed_down_alerts(
-            current_feed_health(context.warehouse, now),
+            record.feed_health,
             context.settings.feeds.schedules.model_dump(),
             context.settings.alerts.feed_down_intervals,
             now,

@@ -91,8 +91,3 @@ def load_snapshot(
         bar_split=visible_split(known.bars, tables.rows["bars"]),
         table_memo=known.memo,
     )
-
-
-def current_feed_health(warehouse: Warehouse, as_of: datetime) -> dict[str, FeedHealth]:
-    """Each feed's last run and last success, as recorded by as_of."""
-    return FeedHealthTimeline(warehouse, as_of, as_of).at(as_of)

@@ -179,7 +179,7 @@ def decide(job: TradingJob, now: datetime, recorded_at: datetime) -> CycleRecord
     record = job.session.step_and_record(snapshot, now, recorded_at)
     if job.session.buffer is None:  # a replay saves the account when it flushes its rows
         save_sim_broker(job, now)
-    return replace(record, timings_ms={"read": read_ms, **record.timings_ms})
+    return replace(record, timings_ms={"read": read_ms, **record.timings_ms}, feed_health=snapshot.feed_health)
 
 
 def flush(job: TradingJob, now: datetime) -> None:

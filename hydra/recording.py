@@ -22,6 +22,7 @@ from core.codec import encode
 from core.pipeline import CycleResult, EngineState
 from core.positions import ClosedTrade, ManagedPosition
 from core.risk import RiskEvent
+from core.snapshot import FeedHealth
 from core.types import Fill, Order
 from warehouse import Warehouse
 from warehouse.connection import in_transaction
@@ -64,6 +65,7 @@ class CycleRecord:
     # Where the cycle's wall time went: broker (fills, account), decide, record, submit, and
     # read (the snapshot) when the caller read it.
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    feed_health: Mapping[str, FeedHealth] = field(default_factory=dict)  # the snapshot's: what the cycle knew
 
 
 class RecordBuffer:
