@@ -297,6 +297,12 @@ def risk_off(
     return RiskOff(tuple(indicators), regime.regime in STRESS_REGIMES)
 
 
+def hourly_volatility(hourly: FloatArray) -> float | None:
+    """Std of an asset's hourly returns where it traded; None below two of them."""
+    observed = hourly[np.isfinite(hourly)]
+    return float(observed.std(ddof=1)) if observed.size >= 2 else None
+
+
 def daily_volatility(hourly: FloatArray) -> float | None:
     """Std of an asset's hourly returns, scaled to a calendar day by the hours a day it trades,
     counted from its first return on the grid."""
@@ -350,10 +356,17 @@ class CrossAssetGraph:
 
         signals: list[Signal] = []
         modifiers: list[Modifier] = []
+        # A leader of several followers scales each of their contributions by the same volatility.
+        leader_volatility = {
+            leader: hourly_volatility(returns[:, names.index(leader)]) for leader in {r.leader for r in relations}
+        }
         for follower in followers:
             own = [r for r in relations if r.follower == follower]
             contributions = [
-                self._contribution(r, series[r.leader], returns[:, names.index(r.leader)], now) for r in own
+                self._contribution(
+                    r, series[r.leader], returns[:, names.index(r.leader)], leader_volatility[r.leader], now
+                )
+                for r in own
             ]
             graph = 1.0
             notes: list[str] = []
@@ -402,15 +415,15 @@ class CrossAssetGraph:
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals), modifiers=tuple(modifiers))
 
     @staticmethod
-    def _contribution(relation: LeadLag, leader: BarArrays, hourly: FloatArray, now: datetime) -> float:
+    def _contribution(
+        relation: LeadLag, leader: BarArrays, hourly: FloatArray, volatility: float | None, now: datetime
+    ) -> float:
         """rho x the leader's move over the last lag hours, in units of its hourly volatility."""
-        history = hourly[np.isfinite(hourly)]
         move = _move(leader, now - relation.lag_hours * HOUR, now)
-        if move is None or move <= -1.0 or history.size < 2:
+        if move is None or move <= -1.0 or volatility is None:
             return 0.0
-        sigma = float(history.std(ddof=1))
         traded = max(1, int(np.isfinite(hourly[-relation.lag_hours :]).sum()))
-        return relation.correlation * math.log1p(move) / (sigma * math.sqrt(traded)) if sigma > 0 else 0.0
+        return relation.correlation * math.log1p(move) / (volatility * math.sqrt(traded)) if volatility > 0 else 0.0
 
     @staticmethod
     def _flight_to_quality(
