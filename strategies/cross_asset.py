@@ -42,6 +42,7 @@ then it signals and proposes BUY `risk_off_symbol` (TLT), the flight to quality.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -56,16 +57,27 @@ from numpy.typing import NDArray
 
 from core.config import CrossAssetParams
 from core.signals import MAX_MULTIPLIER, MIN_MULTIPLIER, Modifier
-from core.snapshot import EMPTY_BARS, MICROSECOND, BarArrays, MarketSnapshot, from_micros, micros, split_bars
+from core.snapshot import (
+    EMPTY_BARS,
+    MICROSECOND,
+    BarArrays,
+    IntArray,
+    MarketSnapshot,
+    from_micros,
+    micros,
+    micros_of,
+    split_bars,
+)
 from core.types import Regime, RegimeReading, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import bracket, resample, table_column, table_matches
+from strategies.common import bracket
 
 FloatArray = NDArray[np.float64]
 
 NAME = "cross_asset"
 DEFAULTS = CrossAssetParams()
 HOUR = timedelta(hours=1)
+HOUR_MICROS = HOUR // MICROSECOND
 STRESS_REGIMES = frozenset({Regime.CRASH, Regime.HIGH_VOL})
 RISK_OFF_INDICATORS = 3
 # Read for the risk-off indicators, traded or not.
@@ -126,13 +138,28 @@ def hourly_grid(series: Sequence[BarArrays], start: datetime, end: datetime) -> 
     returns = np.full((hours, len(series)), np.nan)
     if hours == 0:
         return returns
+    origin = micros(grid_start)
+    window = np.array([origin, micros(grid_end)])
     for column, bars in enumerate(series):
-        hourly = resample(bars.rows(bars.count_before(grid_start), bars.count_before(grid_end)), HOUR)
-        if hourly.size < 2:
+        first, stop = np.searchsorted(bars.ts, window).tolist()  # the bars opened in [grid_start, grid_end)
+        stamps, closes = hourly_closes(bars.rows(first, stop))
+        if closes.size < 2:
             continue
-        index = (hourly.ts - micros(grid_start)) // (HOUR // MICROSECOND)
-        returns[index[1:], column] = np.diff(np.log(hourly.close))
+        returns[(stamps[1:] - origin) // HOUR_MICROS, column] = np.diff(np.log(closes))
     return returns
+
+
+def hourly_closes(bars: BarArrays) -> tuple[IntArray, FloatArray]:
+    """The start and the last close of every UTC hour the bars trade in, as `resample(bars, HOUR)`
+    stamps and closes them: a binary search per hour finds its last bar, where resampling
+    would pass over every minute bar of the window (weeks of them) each cycle."""
+    if not bars.size:
+        return bars.ts, bars.close
+    # Every hour from the first bar's to the one after the last bar's, and how many bars open before each.
+    starts = np.arange(int(bars.ts[0]) // HOUR_MICROS, int(bars.ts[-1]) // HOUR_MICROS + 2) * HOUR_MICROS
+    before = np.searchsorted(bars.ts, starts)
+    traded = np.flatnonzero(before[1:] > before[:-1])
+    return starts[traded], bars.close[before[traded + 1] - 1]
 
 
 def estimate_lead_lag(
@@ -222,13 +249,21 @@ def _series_change(snapshot: MarketSnapshot, name: str, now: datetime) -> tuple[
     """(previous, latest) values of a market series known at now."""
     if snapshot.table("market_series").is_empty():
         return None
-    ts = table_column(snapshot, "market_series", "ts_event")
-    rows = np.flatnonzero(table_matches(snapshot, "market_series", "series", name) & (ts <= micros(now)))
-    if rows.size < 2:
-        return None
-    previous, latest = rows[np.argsort(ts[rows], kind="stable")[-2:]]
-    values = table_column(snapshot, "market_series", "value")
-    return float(values[previous]), float(values[latest])
+    ts, values = snapshot.from_table("market_series", ("history", name), lambda frame: _series_history(frame, name))
+    known = bisect.bisect_right(ts, micros(now))
+    return None if known < 2 else (values[known - 2], values[known - 1])
+
+
+def _series_history(frame: pl.DataFrame, name: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """A market series' times and values, oldest first (rows of one time in table order).
+
+    The table holds a few values a day per series: numpy compares its text faster than a polars
+    expression starts, and a live cycle reads a frame of its own, so that start is paid each time.
+    """
+    rows = np.flatnonzero(frame.get_column("series").to_numpy() == name)
+    ts = micros_of(frame.get_column("ts_event"))[rows]
+    order = np.argsort(ts, kind="stable")
+    return tuple(ts[order].tolist()), tuple(frame.get_column("value").to_numpy()[rows][order].tolist())
 
 
 def risk_off(
@@ -260,6 +295,12 @@ def risk_off(
     if spy is not None and spy <= -params.spy_drop:
         indicators.append("equities")
     return RiskOff(tuple(indicators), regime.regime in STRESS_REGIMES)
+
+
+def hourly_volatility(hourly: FloatArray) -> float | None:
+    """Std of an asset's hourly returns where it traded; None below two of them."""
+    observed = hourly[np.isfinite(hourly)]
+    return float(observed.std(ddof=1)) if observed.size >= 2 else None
 
 
 def daily_volatility(hourly: FloatArray) -> float | None:
@@ -315,10 +356,17 @@ class CrossAssetGraph:
 
         signals: list[Signal] = []
         modifiers: list[Modifier] = []
+        # A leader of several followers scales each of their contributions by the same volatility.
+        leader_volatility = {
+            leader: hourly_volatility(returns[:, names.index(leader)]) for leader in {r.leader for r in relations}
+        }
         for follower in followers:
             own = [r for r in relations if r.follower == follower]
             contributions = [
-                self._contribution(r, series[r.leader], returns[:, names.index(r.leader)], now) for r in own
+                self._contribution(
+                    r, series[r.leader], returns[:, names.index(r.leader)], leader_volatility[r.leader], now
+                )
+                for r in own
             ]
             graph = 1.0
             notes: list[str] = []
@@ -367,15 +415,15 @@ class CrossAssetGraph:
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals), modifiers=tuple(modifiers))
 
     @staticmethod
-    def _contribution(relation: LeadLag, leader: BarArrays, hourly: FloatArray, now: datetime) -> float:
+    def _contribution(
+        relation: LeadLag, leader: BarArrays, hourly: FloatArray, volatility: float | None, now: datetime
+    ) -> float:
         """rho x the leader's move over the last lag hours, in units of its hourly volatility."""
-        history = hourly[np.isfinite(hourly)]
         move = _move(leader, now - relation.lag_hours * HOUR, now)
-        if move is None or move <= -1.0 or history.size < 2:
+        if move is None or move <= -1.0 or volatility is None:
             return 0.0
-        sigma = float(history.std(ddof=1))
         traded = max(1, int(np.isfinite(hourly[-relation.lag_hours :]).sum()))
-        return relation.correlation * math.log1p(move) / (sigma * math.sqrt(traded)) if sigma > 0 else 0.0
+        return relation.correlation * math.log1p(move) / (volatility * math.sqrt(traded)) if volatility > 0 else 0.0
 
     @staticmethod
     def _flight_to_quality(
