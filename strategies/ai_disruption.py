@@ -67,10 +67,10 @@ import polars as pl
 from numpy.typing import NDArray
 
 from core.config import AiDisruptionParams
-from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros, micros_of
+from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import bracket, columns, resample
+from strategies.common import _read_only, bracket, columns, resample, table_column
 
 NAME = "ai_disruption"
 DEFAULTS = AiDisruptionParams()
@@ -116,28 +116,47 @@ def is_significant_tag(tag: str) -> bool:
     return match is not None and (match.group(3) is None or int(match.group(3)) == 0)
 
 
-def last_release(releases: pl.DataFrame, params: AiDisruptionParams, now: datetime) -> Release | None:
+def last_release(snapshot: MarketSnapshot, params: AiDisruptionParams, now: datetime) -> Release | None:
     """The most recent significant lab release within release_lookback_days before now."""
+    newest_first = snapshot.from_table(
+        "github_releases",
+        ("significant releases", params.labs, params.lab_owners),
+        lambda frame: _significant_releases(frame, params.labs, params.lab_owners),
+    )
+    until, since = micros(now), micros(now - timedelta(days=params.release_lookback_days))
+    # Newest first: the first one published by now is the last release, if it is recent enough.
+    for published, release in newest_first:
+        if published <= until:
+            return release if published > since else None
+    return None
+
+
+def _significant_releases(
+    releases: pl.DataFrame, labs: tuple[str, ...], owners: tuple[tuple[str, str], ...]
+) -> tuple[tuple[int, Release], ...]:
+    """Every significant lab release with its publication time, newest first (then by repo and id)."""
     if releases.is_empty():
-        return None
-    since = now - timedelta(days=params.release_lookback_days)
+        return ()
     table = columns(releases, ("repo", "release_id", "tag_name", "draft", "prerelease", "ts_event"))
     ts, repo, release_id, tag = table["ts_event"], table["repo"], table["release_id"], table["tag_name"]
-    recent = np.flatnonzero((ts <= micros(now)) & (ts > micros(since)) & ~table["draft"] & ~table["prerelease"])
-    for row in sorted(recent.tolist(), key=lambda i: (ts[i], repo[i], release_id[i]), reverse=True):
-        lab = lab_of(repo[row], params.lab_owners)
-        if lab in params.labs and is_significant_tag(tag[row]):
-            return Release(repo=repo[row], lab=lab, tag=tag[row], at=from_micros(int(ts[row])))
-    return None
+    published = np.flatnonzero(~table["draft"] & ~table["prerelease"])
+    found: list[tuple[int, Release]] = []
+    for row in sorted(published.tolist(), key=lambda i: (ts[i], repo[i], release_id[i]), reverse=True):
+        lab = lab_of(repo[row], owners)
+        if lab in labs and is_significant_tag(tag[row]):
+            found.append((int(ts[row]), Release(repo=repo[row], lab=lab, tag=tag[row], at=from_micros(int(ts[row])))))
+    return tuple(found)
 
 
 def sessions_since(gauge: pl.DataFrame, at: datetime) -> int:
     """How many sessions (UTC dates with gauge bars) have traded at or after `at`."""
-    return _sessions_since(BarArrays.of(gauge).ts, at)
+    return _sessions_since(BarArrays.of(gauge), at)
 
 
-def _sessions_since(ts: IntArray, at: datetime) -> int:
-    return int(np.unique(ts[ts >= micros(at)] // DAY_MICROS).size)
+def _sessions_since(bars: BarArrays, at: datetime) -> int:
+    dates = bars.ts[bars.count_before(at) :] // DAY_MICROS
+    # Bars are oldest first: the dates are counted where they change, without sorting them.
+    return int(np.count_nonzero(np.diff(dates))) + 1 if dates.size else 0
 
 
 def _poisson_z(recent: float, expected: float) -> float:
@@ -165,16 +184,28 @@ def _count_z(
     return _poisson_z(recent, base * ((end - start) / (start - base_start)))
 
 
+def _star_series(
+    repo_stats: pl.DataFrame, lab: str, owners: tuple[tuple[str, str], ...]
+) -> tuple[tuple[IntArray, IntArray], ...]:
+    """Each of the lab's repositories' snapshots as (ts, stars), oldest first; repositories by name."""
+    stats = columns(repo_stats, ("repo", "ts_event", "stars"))
+    series = []
+    for repo in sorted(set(stats["repo"][_of_lab(stats["repo"], lab, owners)].tolist())):
+        rows = np.flatnonzero(stats["repo"] == repo)
+        rows = rows[np.argsort(stats["ts_event"][rows], kind="stable")]
+        series.append((_read_only(stats["ts_event"][rows]), _read_only(stats["stars"][rows])))
+    return tuple(series)
+
+
 def _stars_z(
-    stats: Mapping[str, NDArray[Any]], repos: list[str], release_at: datetime, end: datetime, baseline: timedelta
+    series: Iterable[tuple[IntArray, IntArray]], release_at: datetime, end: datetime, baseline: timedelta
 ) -> float | None:
     gained = 0.0
     expected = 0.0
     measured = False
-    for repo in repos:
-        rows = np.flatnonzero((stats["repo"] == repo) & (stats["ts_event"] <= micros(end)))
-        rows = rows[np.argsort(stats["ts_event"][rows], kind="stable")]
-        ts, stars = stats["ts_event"][rows], stats["stars"][rows]
+    for repo_ts, repo_stars in series:
+        known = int(np.searchsorted(repo_ts, micros(end), side="right"))
+        ts, stars = repo_ts[:known], repo_stars[:known]
         # Rows [0, before) are at or before the release, [first, before) also inside the baseline.
         before = int(np.searchsorted(ts, micros(release_at), side="right"))
         first = int(np.searchsorted(ts, micros(release_at - baseline), side="left"))
@@ -190,40 +221,58 @@ def _stars_z(
     return _poisson_z(gained, expected) if measured else None
 
 
+def _about(headlines: pl.DataFrame, lab: str, tickers: tuple[str, ...]) -> NDArray[np.bool_]:
+    """Which headlines name the lab or one of the tickers."""
+    # The list columns stay in polars, in one pass however many headlines the feeds hold: an
+    # intersection with the tickers, where a per-element list.eval costs several times more.
+    wanted = pl.lit(pl.Series([list(tickers)], dtype=pl.List(pl.String)))
+    return (
+        headlines.select(
+            pl.col("matched_labs").list.contains(lab)
+            | (pl.col("matched_tickers").list.set_intersection(wanted).list.len() > 0)
+        )
+        .to_series()
+        .to_numpy()
+    )
+
+
 def narrative_velocity(
-    releases: pl.DataFrame,
-    headlines: pl.DataFrame,
-    repo_stats: pl.DataFrame,
+    snapshot: MarketSnapshot,
     release: Release,
     now: datetime,
     params: AiDisruptionParams,
     tickers: Iterable[str],
 ) -> NarrativeVelocity:
-    """The release's narrative against its baseline; see the module docstring for the formula."""
+    """The release's narrative against its baseline; see the module docstring for the formula.
+
+    Which rows are the lab's or name it, and the lab's star series, depend on one table's rows
+    alone: they are derived once per frame of the table (MarketSnapshot.from_table), and only
+    the counts in the windows, which move with now, are made every cycle."""
     end = min(now, release.at + timedelta(hours=params.velocity_window_hours))
     baseline = timedelta(days=params.velocity_baseline_days)
+    lab, owners = release.lab, params.lab_owners
 
-    published = columns(releases, ("repo", "ts_event"))
-    known = published["ts_event"] <= micros(now)
-    of_lab = _of_lab(published["repo"], release.lab, params.lab_owners)
-    releases_z = _count_z(
-        published["ts_event"][known & of_lab], _oldest(published["ts_event"][known]), release.at, end, baseline
+    published = table_column(snapshot, "github_releases", "ts_event")
+    of_lab = snapshot.from_table(
+        "github_releases",
+        ("of lab", lab, owners),
+        lambda frame: _read_only(_of_lab(frame.get_column("repo").to_numpy(), lab, owners)),
     )
+    known = published <= micros(now)
+    releases_z = _count_z(published[known & of_lab], _oldest(published[known]), release.at, end, baseline)
 
-    # The list columns stay in polars, in one pass however many headlines the feeds hold: an
-    # intersection with the tickers, where a per-element list.eval costs several times more.
-    wanted = pl.lit(pl.Series([list(tickers)], dtype=pl.List(pl.String)))
-    about = headlines.select(
-        pl.col("matched_labs").list.contains(release.lab)
-        | (pl.col("matched_tickers").list.set_intersection(wanted).list.len() > 0)
-    ).to_series()
-    news = micros_of(headlines.get_column("ts_event"))
+    watched = tuple(tickers)
+    about = snapshot.from_table(
+        "headlines", ("about", lab, watched), lambda frame: _read_only(_about(frame, lab, watched))
+    )
+    news = table_column(snapshot, "headlines", "ts_event")
     known = news <= micros(now)
-    headlines_z = _count_z(news[known & about.to_numpy()], _oldest(news[known]), release.at, end, baseline)
+    headlines_z = _count_z(news[known & about], _oldest(news[known]), release.at, end, baseline)
 
-    stats = columns(repo_stats, ("repo", "ts_event", "stars"))
-    lab_repos = sorted(set(stats["repo"][_of_lab(stats["repo"], release.lab, params.lab_owners)].tolist()))
-    stars_z = _stars_z(stats, lab_repos, release.at, end, baseline)
+    series = snapshot.from_table(
+        "repo_stats", ("lab stars", lab, owners), lambda frame: _star_series(frame, lab, owners)
+    )
+    stars_z = _stars_z(series, release.at, end, baseline)
     return NarrativeVelocity(releases_z, headlines_z, stars_z, params.velocity_z_scale)
 
 
@@ -296,11 +345,10 @@ class AiDisruptionShock:
         gauge = _bars_until(snapshot, params.sector_gauge, now)
         if not gauge.size:
             return StrategyOutput.abstain(f"input bars has no {params.sector_gauge} (the sector gauge)")
-        releases = snapshot.table("github_releases")
-        release = last_release(releases, params, now)
+        release = last_release(snapshot, params, now)
         if release is None:
             return StrategyOutput()
-        session = _sessions_since(gauge.ts, release.at)
+        session = _sessions_since(gauge, release.at)
         short_phase = params.short_days[0] <= session <= params.short_days[1]
         dip_phase = params.dip_days[0] <= session <= params.dip_days[1]
         if not (short_phase or dip_phase):
@@ -316,9 +364,7 @@ class AiDisruptionShock:
         confirmed = gauge_fall >= params.gauge_confirm_drawdown
 
         watched = [s for s in (*params.impaired, *params.quality, params.sector_gauge) if s in self.symbols]
-        velocity = narrative_velocity(
-            releases, snapshot.table("headlines"), snapshot.table("repo_stats"), release, now, params, watched
-        ).score
+        velocity = narrative_velocity(snapshot, release, now, params, watched).score
         macro = macro_weakness(snapshot, now, params)
         confidence = (
             params.base_confidence + (params.max_confidence - params.base_confidence) * velocity * (1.0 + macro) / 2.0

@@ -25,6 +25,7 @@ from builders_ai_cross import (
 )
 
 from core.config import AiDisruptionParams
+from core.snapshot import MarketSnapshot
 from core.types import Regime, Side
 from strategies.ai_disruption import (
     AiDisruptionShock,
@@ -109,10 +110,8 @@ def test_velocity_components_rise_with_the_burst() -> None:
     release = Release(LAB_REPO, "openai", "v2.9.0", RELEASE_AT)
 
     def velocity(burst: int, stars: int) -> tuple[float, float, float | None]:
-        tables = snapshot(IN_SHORT, ai_episode(headline_burst=burst, star_burst=stars)).tables
-        measured = narrative_velocity(
-            tables["github_releases"], tables["headlines"], tables["repo_stats"], release, IN_SHORT, params, ["LZ"]
-        )
+        known = snapshot(IN_SHORT, ai_episode(headline_burst=burst, star_burst=stars))
+        measured = narrative_velocity(known, release, IN_SHORT, params, ["LZ"])
         assert 0.0 <= measured.score < 1.0
         return measured.headlines_z, measured.releases_z, measured.stars_z
 
@@ -131,10 +130,13 @@ def test_velocity_expects_the_baseline_rate_of_the_history_the_snapshot_holds() 
         [(RELEASE_AT - timedelta(days=k), ["openai"], []) for k in range(1, 11)]
         + [(RELEASE_AT + timedelta(hours=h), ["openai"], []) for h in (1, 2)]
     )
+    tables = {
+        "github_releases": releases([(LAB_REPO, "v2.9.0", RELEASE_AT)]),
+        "headlines": news,
+        "repo_stats": repo_stats([]),
+    }
     measured = narrative_velocity(
-        releases([(LAB_REPO, "v2.9.0", RELEASE_AT)]),
-        news,
-        repo_stats([]),
+        MarketSnapshot(now, tables),
         Release(LAB_REPO, "openai", "v2.9.0", RELEASE_AT),
         now,
         AiDisruptionParams(),
@@ -204,9 +206,11 @@ def test_significant_releases_are_lab_minor_or_major_versions() -> None:
             ("openai/openai-python", "v2.9.1", RELEASE_AT),
         ]
     )
-    found = last_release(frame, params, RELEASE_AT + timedelta(hours=1))
+    later = RELEASE_AT + timedelta(days=30)
+    known = MarketSnapshot(later, {"github_releases": frame})
+    found = last_release(known, params, RELEASE_AT + timedelta(hours=1))
     assert found is not None and (found.lab, found.tag) == ("anthropic", "v0.76.0")
-    assert last_release(frame, params, RELEASE_AT + timedelta(days=30)) is None
+    assert last_release(known, params, later) is None
 
 
 def test_sessions_count_trading_dates_from_the_release() -> None:
