@@ -36,11 +36,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
-from numpy.typing import NDArray
 
 from core.config import PreciousMetalsParams
 from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
@@ -90,45 +89,33 @@ class View:
 
 
 @dataclass(frozen=True, slots=True)
-class Notices:
-    """The distinct times (core.snapshot.micros) of the metals notices stating a change, oldest
-    first, and the largest change stated at each."""
+class TimeSeries:
+    """Values of a table's rows in time order (ts as core.snapshot.micros; equal times in row order)."""
 
     ts: IntArray
-    change: FloatArray
+    values: FloatArray
 
     @classmethod
-    def of(cls, notices: pl.DataFrame) -> Notices:
-        table = columns(notices, ("product", "ts_event", "change_pct"))
-        stated = notices.get_column("change_pct").is_not_null().to_numpy()
-        metals = np.flatnonzero(np.isin(table["product"], METAL_PRODUCTS) & stated)
-        metals = metals[np.argsort(table["ts_event"][metals], kind="stable")]
-        ts = table["ts_event"][metals]
-        # Of the notices published at one time, the largest change is the one that counts.
-        firsts = np.flatnonzero(np.diff(ts, prepend=ts[:1] - 1))
-        return cls(*read_only(ts[firsts], np.maximum.reduceat(table["change_pct"][metals], firsts)))
+    def of(cls, ts: IntArray, values: FloatArray) -> TimeSeries:
+        order = np.argsort(ts, kind="stable")
+        series = cls(ts[order], values[order])
+        # Kept with the table's frame and shared between cycles: a caller writing into them would
+        # change what later cycles see.
+        series.ts.flags.writeable = series.values.flags.writeable = False
+        return series
 
 
-@dataclass(frozen=True, slots=True)
-class Fixings:
-    """The Shanghai premium fixings in time order (ts as core.snapshot.micros; equal times in row order)."""
-
-    ts: IntArray
-    premium_pct: FloatArray
-
-    @classmethod
-    def of(cls, premiums: pl.DataFrame) -> Fixings:
-        table = columns(premiums, ("ts_event", "premium_pct"))
-        order = np.argsort(table["ts_event"], kind="stable")
-        return cls(*read_only(table["ts_event"][order], table["premium_pct"][order]))
+def metals_notices(notices: pl.DataFrame) -> TimeSeries:
+    """The change_pct of the metals notices that state one."""
+    table = columns(notices, ("product", "ts_event", "change_pct"))
+    stated = notices.get_column("change_pct").is_not_null().to_numpy()
+    metals = np.flatnonzero(np.isin(table["product"], METAL_PRODUCTS) & stated)
+    return TimeSeries.of(table["ts_event"][metals], table["change_pct"][metals])
 
 
-def read_only(*arrays: NDArray[Any]) -> tuple[NDArray[Any], ...]:
-    """Kept with a table's frame and shared between cycles: a caller writing into them would change
-    what later cycles see."""
-    for array in arrays:
-        array.flags.writeable = False
-    return arrays
+def premium_fixings(premiums: pl.DataFrame) -> TimeSeries:
+    table = columns(premiums, ("ts_event", "premium_pct"))
+    return TimeSeries.of(table["ts_event"], table["premium_pct"])
 
 
 def margin_hike(snapshot: MarketSnapshot, now: datetime, params: PreciousMetalsParams) -> tuple[float, datetime] | None:
@@ -136,12 +123,13 @@ def margin_hike(snapshot: MarketSnapshot, now: datetime, params: PreciousMetalsP
     if snapshot.table("margin_notices").is_empty():
         return None
     # Notices come a few a month: sorted once per frame of the table, a cycle only looks up `now`.
-    notices = snapshot.from_table("margin_notices", "metals notices by time", Notices.of)
+    notices = snapshot.from_table("margin_notices", "metals notices in time order", metals_notices)
     known = int(np.searchsorted(notices.ts, micros(now), side="right"))
     if not known:
         return None
-    noticed = from_micros(int(notices.ts[known - 1]))
-    change = float(notices.change[known - 1])
+    newest = notices.ts[known - 1]
+    noticed = from_micros(int(newest))
+    change = float(notices.values[np.searchsorted(notices.ts, newest, side="left") : known].max())
     if change <= 0 or now - noticed > timedelta(hours=params.margin_hike_hours[1]):
         return None
     return change, noticed
@@ -153,13 +141,13 @@ def premium_recovery(
     """The recovery from the recent low in points and the fixing that first showed it, while it holds."""
     if snapshot.table("metal_premiums").is_empty():
         return None
-    fixings = snapshot.from_table("metal_premiums", "fixings by time", Fixings.of)
+    fixings = snapshot.from_table("metal_premiums", "fixings in time order", premium_fixings)
     since = micros(now - timedelta(hours=params.premium_lookback_hours))
     recent = slice(
         int(np.searchsorted(fixings.ts, since, side="left")),
         int(np.searchsorted(fixings.ts, micros(now), side="right")),
     )
-    ts, values = fixings.ts[recent], fixings.premium_pct[recent]
+    ts, values = fixings.ts[recent], fixings.values[recent]
     if values.size < 3:
         return None
     low_at = int(np.argmin(values[:-1]))
