@@ -104,30 +104,72 @@ class Readings:
     open_interest: FloatArray
 
 
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Rows of a table in time order (by ts_event, then row number) and their times (core.snapshot.micros)."""
+
+    rows: IntArray
+    ts: IntArray
+
+    def since(self, moment: datetime) -> Facts:
+        start = int(np.searchsorted(self.ts, micros(moment), side="left"))
+        return Facts(self.rows[start:], self.ts[start:])
+
+    def until(self, moment: datetime) -> Facts:
+        stop = int(np.searchsorted(self.ts, micros(moment), side="right"))
+        return Facts(self.rows[:stop], self.ts[:stop])
+
+
+def in_time_order(snapshot: MarketSnapshot, table: str, selection: tuple[tuple[str, tuple[str, ...]], ...]) -> Facts:
+    """The table's rows holding, in each named column, one of its values, in time order.
+
+    Sorted once per frame of the table (core.snapshot.TableMemo): facts arrive every few
+    minutes at most, so a cycle only cuts the time window out of the order.
+    """
+
+    def sort(_: pl.DataFrame) -> Facts:
+        # The snapshot's columns and matches of the table are those of this very frame, kept with it.
+        ts = table_column(snapshot, table, "ts_event")
+        selected = np.flatnonzero(
+            np.logical_and.reduce(
+                [
+                    np.logical_or.reduce([table_matches(snapshot, table, name, value) for value in values])
+                    for name, values in selection
+                ]
+            )
+        )
+        rows = selected[np.argsort(ts[selected], kind="stable")]
+        facts = Facts(rows, ts[rows])
+        # Shared between cycles: a caller writing into them would change what later cycles see.
+        facts.rows.flags.writeable = facts.ts.flags.writeable = False
+        return facts
+
+    return snapshot.from_table(table, ("in time order", selection), sort)
+
+
 def latest_funding(snapshot: MarketSnapshot, venue_name: str, now: datetime) -> Funding | None:
     if snapshot.table("funding_rates").is_empty():
         return None
-    ts = table_column(snapshot, "funding_rates", "ts_event")
-    of_symbol = table_matches(snapshot, "funding_rates", "symbol", venue_name)
-    rows = newest_venue(snapshot, "funding_rates", np.flatnonzero(of_symbol & (ts <= micros(now))))
+    printed = in_time_order(snapshot, "funding_rates", (("symbol", (venue_name,)),)).until(now)
+    rows = newest_venue(snapshot, "funding_rates", printed)
     if not rows.size:
         return None
     return Funding(
-        from_micros(int(ts[rows[-1]])), float(table_column(snapshot, "funding_rates", "funding_rate")[rows[-1]])
+        from_micros(int(table_column(snapshot, "funding_rates", "ts_event")[rows[-1]])),
+        float(table_column(snapshot, "funding_rates", "funding_rate")[rows[-1]]),
     )
 
 
-def newest_venue(snapshot: MarketSnapshot, table: str, rows: IntArray) -> IntArray:
-    """Of the table's `rows`, those of the venue with the newest fact, sorted by time: two venues'
+def newest_venue(snapshot: MarketSnapshot, table: str, facts: Facts) -> IntArray:
+    """Of the table's `facts`, the rows of the venue with the newest, in time order: two venues'
     series never interleave. Of two venues with facts at the newest time, the greater name's."""
-    if not rows.size:
-        return rows
-    ts = table_column(snapshot, table, "ts_event")
+    if not facts.rows.size:
+        return facts.rows
     venues = snapshot.table(table).get_column("venue")
-    venue = max(str(venues[int(row)]) for row in rows[ts[rows] == ts[rows].max()])
-    mine: IntArray = rows[table_matches(snapshot, table, "venue", venue)[rows]]
-    ordered: IntArray = mine[np.argsort(ts[mine], kind="stable")]
-    return ordered
+    newest = facts.rows[np.searchsorted(facts.ts, facts.ts[-1], side="left") :]
+    venue = max(str(venues[int(row)]) for row in newest)
+    mine: IntArray = facts.rows[table_matches(snapshot, table, "venue", venue)[facts.rows]]
+    return mine
 
 
 def open_interest_readings(snapshot: MarketSnapshot, venue_name: str, since: datetime, now: datetime) -> Readings:
@@ -135,18 +177,15 @@ def open_interest_readings(snapshot: MarketSnapshot, venue_name: str, since: dat
     table = snapshot.table("open_interest")
     if table.is_empty():
         return Readings(np.empty(0, dtype=np.int64), np.empty(0))
-    ts = table_column(snapshot, "open_interest", "ts_event")
-    periods = np.logical_or.reduce(
-        [table_matches(snapshot, "open_interest", "period", period) for period in OPEN_INTEREST_PERIODS]
-    )
-    of_symbol = table_matches(snapshot, "open_interest", "symbol", venue_name)
-    candidates = np.flatnonzero(of_symbol & periods & (ts >= micros(since)) & (ts <= micros(now)))
+    selection = (("symbol", (venue_name,)), ("period", OPEN_INTEREST_PERIODS))
+    candidates = in_time_order(snapshot, "open_interest", selection).since(since).until(now)
     rows = newest_venue(snapshot, "open_interest", candidates)
+    ts = table_column(snapshot, "open_interest", "ts_event")
     if np.any(ts[rows][1:] == ts[rows][:-1]):
         # Two readings of the venue at one time (a history and a spot reading): the one kept has
         # been the one polars' sort puts last, an order of equal keys that is its own, so polars
-        # is asked again, on the same rows.
-        tied = table[candidates].sort("ts_event", "venue")
+        # is asked again, on the same rows in the table's order.
+        tied = table[np.sort(candidates.rows)].sort("ts_event", "venue")
         kept = tied.filter(pl.col("venue") == tied.get_column("venue")[-1]).unique(
             subset="ts_event", keep="last", maintain_order=True
         )
@@ -173,11 +212,15 @@ def find_flush(
     peak = np.maximum.reduceat(np.append(open_interest, 0.0), bounds)[::2]
     with np.errstate(invalid="ignore"):
         drop = 1.0 - open_interest / peak
-    # The last close known at a time: that of the last bar closed (opened a minute before) by then.
-    closed_at = closed_bars.ts + BAR // MICROSECOND
+    # The last close known at a time: that of the last bar closed (opened a minute before) by then,
+    # found by its opening among the bars' own times rather than in a shifted copy of all of them.
+    latest_opening = ts - BAR // MICROSECOND
     close, close_before = (
         np.where(known >= 0, closed_bars.close[known], np.nan)
-        for known in (np.searchsorted(closed_at, moments, side="right") - 1 for moments in (ts, ts - window))
+        for known in (
+            np.searchsorted(closed_bars.ts, moments, side="right") - 1
+            for moments in (latest_opening, latest_opening - window)
+        )
     )
     # A window of zero open interest drops by NaN (0 / 0), which polars, where this was first
     # written, orders above every number.

@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from core.config import PreciousMetalsParams
-from core.snapshot import MarketSnapshot, from_micros, micros
+from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import (
@@ -88,36 +88,66 @@ class View:
     why: str
 
 
-def margin_hike(notices: pl.DataFrame, now: datetime, params: PreciousMetalsParams) -> tuple[float, datetime] | None:
-    """The largest change_pct and time of the newest metals notice, when it is a hike still in view."""
-    if notices.is_empty():
-        return None
+@dataclass(frozen=True, slots=True)
+class TimeSeries:
+    """Values of a table's rows in time order (ts as core.snapshot.micros; equal times in row order)."""
+
+    ts: IntArray
+    values: FloatArray
+
+    @classmethod
+    def of(cls, ts: IntArray, values: FloatArray) -> TimeSeries:
+        order = np.argsort(ts, kind="stable")
+        series = cls(ts[order], values[order])
+        # Kept with the table's frame and shared between cycles: a caller writing into them would
+        # change what later cycles see.
+        series.ts.flags.writeable = series.values.flags.writeable = False
+        return series
+
+
+def metals_notices(notices: pl.DataFrame) -> TimeSeries:
+    """The change_pct of the metals notices that state one."""
     table = columns(notices, ("product", "ts_event", "change_pct"))
-    ts = table["ts_event"]
     stated = notices.get_column("change_pct").is_not_null().to_numpy()
-    metals = np.flatnonzero(np.isin(table["product"], METAL_PRODUCTS) & stated & (ts <= micros(now)))
-    if not metals.size:
+    metals = np.flatnonzero(np.isin(table["product"], METAL_PRODUCTS) & stated)
+    return TimeSeries.of(table["ts_event"][metals], table["change_pct"][metals])
+
+
+def premium_fixings(premiums: pl.DataFrame) -> TimeSeries:
+    table = columns(premiums, ("ts_event", "premium_pct"))
+    return TimeSeries.of(table["ts_event"], table["premium_pct"])
+
+
+def margin_hike(snapshot: MarketSnapshot, now: datetime, params: PreciousMetalsParams) -> tuple[float, datetime] | None:
+    """The largest change_pct and time of the newest metals notice, when it is a hike still in view."""
+    if snapshot.table("margin_notices").is_empty():
         return None
-    newest = ts[metals].max()
+    # Notices come a few a month: sorted once per frame of the table, a cycle only looks up `now`.
+    notices = snapshot.from_table("margin_notices", "metals notices in time order", metals_notices)
+    known = int(np.searchsorted(notices.ts, micros(now), side="right"))
+    if not known:
+        return None
+    newest = notices.ts[known - 1]
     noticed = from_micros(int(newest))
-    change = float(table["change_pct"][metals[ts[metals] == newest]].max())
+    change = float(notices.values[np.searchsorted(notices.ts, newest, side="left") : known].max())
     if change <= 0 or now - noticed > timedelta(hours=params.margin_hike_hours[1]):
         return None
     return change, noticed
 
 
 def premium_recovery(
-    premiums: pl.DataFrame, now: datetime, params: PreciousMetalsParams
+    snapshot: MarketSnapshot, now: datetime, params: PreciousMetalsParams
 ) -> tuple[float, datetime] | None:
     """The recovery from the recent low in points and the fixing that first showed it, while it holds."""
-    if premiums.is_empty():
+    if snapshot.table("metal_premiums").is_empty():
         return None
-    table = columns(premiums, ("ts_event", "premium_pct"))
-    ts = table["ts_event"]
+    fixings = snapshot.from_table("metal_premiums", "fixings in time order", premium_fixings)
     since = micros(now - timedelta(hours=params.premium_lookback_hours))
-    recent = np.flatnonzero((ts >= since) & (ts <= micros(now)))
-    recent = recent[np.argsort(ts[recent], kind="stable")]
-    values = table["premium_pct"][recent]
+    recent = slice(
+        int(np.searchsorted(fixings.ts, since, side="left")),
+        int(np.searchsorted(fixings.ts, micros(now), side="right")),
+    )
+    ts, values = fixings.ts[recent], fixings.values[recent]
     if values.size < 3:
         return None
     low_at = int(np.argmin(values[:-1]))
@@ -126,7 +156,7 @@ def premium_recovery(
     recovered = np.flatnonzero(values[low_at + 1 :] - low > params.premium_recovery_pct)
     if fall < params.premium_recovery_pct or recovered.size == 0 or values[-1] - low <= params.premium_recovery_pct:
         return None
-    shown = from_micros(int(ts[recent[low_at + 1 + int(recovered[0])]]))
+    shown = from_micros(int(ts[low_at + 1 + int(recovered[0])]))
     if now - shown > PREMIUM_HORIZON:
         return None
     return float(values[-1]) - low, shown
@@ -138,14 +168,26 @@ def metal_ratio(
     """GLD/SLV closes over the lookback, the newest sample's time and the sampling step."""
     since = now - timedelta(days=lookback_days)
     for timeframe, step in RATIO_SAMPLINGS:
-        gold, silver = (
-            resample(bars.rows(bars.count_before(since), bars.count_until(now - BAR)), step)
+        windows = [
+            bars.rows(bars.count_before(since), bars.count_until(now - BAR))
             for bars in (snapshot.bar_arrays(symbol, timeframe) for symbol in (GOLD, SILVER))
-        )
+        ]
+        # Resampling is most of the cost: a history too short for a sampling is told by its ends.
+        if min(most_samples(window, step) for window in windows) < MIN_RATIO_POINTS:
+            continue
+        gold, silver = (resample(window, step) for window in windows)
         paired, in_gold, in_silver = np.intersect1d(gold.ts, silver.ts, assume_unique=True, return_indices=True)
         if paired.size >= MIN_RATIO_POINTS:
             return gold.close[in_gold] / silver.close[in_silver], from_micros(int(paired[-1])), step
     return None
+
+
+def most_samples(bars: BarArrays, step: timedelta) -> int:
+    """How many samples resample(bars, step) can hold at most: one a bar and one a step spanned."""
+    if not bars.size:
+        return 0
+    period = step // MICROSECOND
+    return min(bars.size, int(bars.ts[-1]) // period - int(bars.ts[0]) // period + 1)
 
 
 class PreciousMetalsFlow:
@@ -197,7 +239,7 @@ class PreciousMetalsFlow:
     def _views(self, context: StrategyContext, traded: list[str], params: PreciousMetalsParams) -> list[View]:
         """Every view that holds, in order of precedence."""
         snapshot, now = context.snapshot, context.now
-        hike = margin_hike(snapshot.table("margin_notices"), now, params)
+        hike = margin_hike(snapshot, now, params)
         if hike is not None:
             change, noticed = hike
             entry_hours, view_hours = params.margin_hike_hours
@@ -216,7 +258,7 @@ class PreciousMetalsFlow:
                 for symbol in traded
             ]
         views: list[View] = []
-        recovery = premium_recovery(snapshot.table("metal_premiums"), now, params)
+        recovery = premium_recovery(snapshot, now, params)
         if recovery is not None:
             rise, shown = recovery
             views += [
