@@ -70,7 +70,7 @@ from core.config import AiDisruptionParams
 from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import _read_only, bracket, columns, resample, table_column
+from strategies.common import bracket, columns, read_only, resample, table_column
 
 NAME = "ai_disruption"
 DEFAULTS = AiDisruptionParams()
@@ -193,7 +193,7 @@ def _star_series(
     for repo in sorted(set(stats["repo"][_of_lab(stats["repo"], lab, owners)].tolist())):
         rows = np.flatnonzero(stats["repo"] == repo)
         rows = rows[np.argsort(stats["ts_event"][rows], kind="stable")]
-        series.append((_read_only(stats["ts_event"][rows]), _read_only(stats["stars"][rows])))
+        series.append((read_only(stats["ts_event"][rows]), read_only(stats["stars"][rows])))
     return tuple(series)
 
 
@@ -256,14 +256,14 @@ def narrative_velocity(
     of_lab = snapshot.from_table(
         "github_releases",
         ("of lab", lab, owners),
-        lambda frame: _read_only(_of_lab(frame.get_column("repo").to_numpy(), lab, owners)),
+        lambda frame: read_only(_of_lab(frame.get_column("repo").to_numpy(), lab, owners)),
     )
     known = published <= micros(now)
     releases_z = _count_z(published[known & of_lab], _oldest(published[known]), release.at, end, baseline)
 
     watched = tuple(tickers)
     about = snapshot.from_table(
-        "headlines", ("about", lab, watched), lambda frame: _read_only(_about(frame, lab, watched))
+        "headlines", ("about", lab, watched), lambda frame: read_only(_about(frame, lab, watched))
     )
     news = table_column(snapshot, "headlines", "ts_event")
     known = news <= micros(now)

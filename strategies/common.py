@@ -49,14 +49,14 @@ def columns(frame: pl.DataFrame, names: Sequence[str]) -> dict[str, NDArray[Any]
 def table_column(snapshot: MarketSnapshot, table: str, name: str) -> NDArray[Any]:
     """One column of a snapshot's table as a read-only numpy array, as `columns` reads it, once
     per frame of the table (core.snapshot.TableMemo)."""
-    return snapshot.from_table(table, ("column", name), lambda frame: _read_only(_as_numpy(frame.get_column(name))))
+    return snapshot.from_table(table, ("column", name), lambda frame: read_only(_as_numpy(frame.get_column(name))))
 
 
 def table_matches(snapshot: MarketSnapshot, table: str, name: str, value: str) -> NDArray[np.bool_]:
     """Which rows of a snapshot's table hold `value` in a text column, once per frame and value:
     polars compares text in place, where numpy would first make a Python string of every cell."""
     return snapshot.from_table(
-        table, ("matches", name, value), lambda frame: _read_only(frame.get_column(name).eq_missing(value).to_numpy())
+        table, ("matches", name, value), lambda frame: read_only(frame.get_column(name).eq_missing(value).to_numpy())
     )
 
 
@@ -64,7 +64,7 @@ def _as_numpy(column: pl.Series) -> NDArray[Any]:
     return micros_of(column) if column.name == "ts_event" else column.to_numpy()
 
 
-def _read_only(values: NDArray[T]) -> NDArray[T]:
+def read_only(values: NDArray[T]) -> NDArray[T]:
     """Shared between cycles: a strategy writing into it would change what later cycles see."""
     values.flags.writeable = False
     return values

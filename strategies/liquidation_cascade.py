@@ -40,7 +40,14 @@ from core.config import LiquidationCascadeParams
 from core.snapshot import MICROSECOND, BarArrays, FloatArray, IntArray, MarketSnapshot, from_micros, micros, micros_of
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import average_true_range, bracket, confidence_from_excess, table_column, table_matches
+from strategies.common import (
+    average_true_range,
+    bracket,
+    confidence_from_excess,
+    read_only,
+    table_column,
+    table_matches,
+)
 
 BAR = timedelta(minutes=1)
 OPEN_INTEREST_PERIODS = ("5m", "spot")
@@ -139,10 +146,7 @@ def in_time_order(snapshot: MarketSnapshot, table: str, selection: tuple[tuple[s
             )
         )
         rows = selected[np.argsort(ts[selected], kind="stable")]
-        facts = Facts(rows, ts[rows])
-        # Shared between cycles: a caller writing into them would change what later cycles see.
-        facts.rows.flags.writeable = facts.ts.flags.writeable = False
-        return facts
+        return Facts(read_only(rows), read_only(ts[rows]))
 
     return snapshot.from_table(table, ("in time order", selection), sort)
 

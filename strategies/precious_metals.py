@@ -51,6 +51,7 @@ from strategies.common import (
     bracket,
     columns,
     confidence_from_excess,
+    read_only,
     resample,
     zscore_of_last,
 )
@@ -98,11 +99,7 @@ class TimeSeries:
     @classmethod
     def of(cls, ts: IntArray, values: FloatArray) -> TimeSeries:
         order = np.argsort(ts, kind="stable")
-        series = cls(ts[order], values[order])
-        # Kept with the table's frame and shared between cycles: a caller writing into them would
-        # change what later cycles see.
-        series.ts.flags.writeable = series.values.flags.writeable = False
-        return series
+        return cls(read_only(ts[order]), read_only(values[order]))
 
 
 def metals_notices(notices: pl.DataFrame) -> TimeSeries:
