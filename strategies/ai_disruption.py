@@ -70,7 +70,7 @@ from core.config import AiDisruptionParams
 from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
-from strategies.common import bracket, columns, read_only, resample, table_column
+from strategies.common import TimeSeries, bracket, columns, read_only, resample, table_column
 
 NAME = "ai_disruption"
 DEFAULTS = AiDisruptionParams()
@@ -184,28 +184,23 @@ def _count_z(
     return _poisson_z(recent, base * ((end - start) / (start - base_start)))
 
 
-def _star_series(
-    repo_stats: pl.DataFrame, lab: str, owners: tuple[tuple[str, str], ...]
-) -> tuple[tuple[IntArray, IntArray], ...]:
-    """Each of the lab's repositories' snapshots as (ts, stars), oldest first; repositories by name."""
+def _star_series(repo_stats: pl.DataFrame, lab: str, owners: tuple[tuple[str, str], ...]) -> tuple[TimeSeries, ...]:
+    """Each of the lab's repositories' stars, oldest first; repositories by name."""
     stats = columns(repo_stats, ("repo", "ts_event", "stars"))
     series = []
     for repo in sorted(set(stats["repo"][_of_lab(stats["repo"], lab, owners)].tolist())):
         rows = np.flatnonzero(stats["repo"] == repo)
-        rows = rows[np.argsort(stats["ts_event"][rows], kind="stable")]
-        series.append((read_only(stats["ts_event"][rows]), read_only(stats["stars"][rows])))
+        series.append(TimeSeries.of(stats["ts_event"][rows], stats["stars"][rows]))
     return tuple(series)
 
 
-def _stars_z(
-    series: Iterable[tuple[IntArray, IntArray]], release_at: datetime, end: datetime, baseline: timedelta
-) -> float | None:
+def _stars_z(series: Iterable[TimeSeries], release_at: datetime, end: datetime, baseline: timedelta) -> float | None:
     gained = 0.0
     expected = 0.0
     measured = False
-    for repo_ts, repo_stars in series:
-        known = int(np.searchsorted(repo_ts, micros(end), side="right"))
-        ts, stars = repo_ts[:known], repo_stars[:known]
+    for repo in series:
+        known = int(np.searchsorted(repo.ts, micros(end), side="right"))
+        ts, stars = repo.ts[:known], repo.values[:known]
         # Rows [0, before) are at or before the release, [first, before) also inside the baseline.
         before = int(np.searchsorted(ts, micros(release_at), side="right"))
         first = int(np.searchsorted(ts, micros(release_at - baseline), side="left"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from core.snapshot import MICROSECOND, BarArrays, MarketSnapshot, micros_of
+from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, micros_of
 from core.types import Side, TradeProposal
 
 FloatArray = NDArray[np.float64]
@@ -62,6 +63,20 @@ def table_matches(snapshot: MarketSnapshot, table: str, name: str, value: str) -
 
 def _as_numpy(column: pl.Series) -> NDArray[Any]:
     return micros_of(column) if column.name == "ts_event" else column.to_numpy()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSeries:
+    """Values of a table's rows in time order (ts as core.snapshot.micros; equal times in row
+    order), read-only: kept with the table's frame and shared between cycles (TableMemo)."""
+
+    ts: IntArray
+    values: NDArray[Any]
+
+    @classmethod
+    def of(cls, ts: IntArray, values: NDArray[Any]) -> TimeSeries:
+        order = np.argsort(ts, kind="stable")
+        return cls(read_only(ts[order]), read_only(values[order]))
 
 
 def read_only(values: NDArray[T]) -> NDArray[T]:

@@ -42,16 +42,16 @@ import numpy as np
 import polars as pl
 
 from core.config import PreciousMetalsParams
-from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
+from core.snapshot import MICROSECOND, BarArrays, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import (
     FloatArray,
+    TimeSeries,
     average_true_range,
     bracket,
     columns,
     confidence_from_excess,
-    read_only,
     resample,
     zscore_of_last,
 )
@@ -87,19 +87,6 @@ class View:
     horizon: timedelta
     proposes: bool
     why: str
-
-
-@dataclass(frozen=True, slots=True)
-class TimeSeries:
-    """Values of a table's rows in time order (ts as core.snapshot.micros; equal times in row order)."""
-
-    ts: IntArray
-    values: FloatArray
-
-    @classmethod
-    def of(cls, ts: IntArray, values: FloatArray) -> TimeSeries:
-        order = np.argsort(ts, kind="stable")
-        return cls(read_only(ts[order]), read_only(values[order]))
 
 
 def metals_notices(notices: pl.DataFrame) -> TimeSeries:
