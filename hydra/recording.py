@@ -81,7 +81,7 @@ class RecordBuffer:
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._closures: list[dict[str, Any]] = []
         # Only the newest state of a run is kept: it is encoded once, at the flush.
-        self._states: dict[tuple[str, str], tuple[Any, datetime]] = {}
+        self._states: dict[tuple[str, str], KeptState] = {}
 
     def add(self, rows: Mapping[str, Sequence[dict[str, Any]]], closures: Sequence[dict[str, Any]]) -> None:
         for table, table_rows in rows.items():
@@ -89,16 +89,14 @@ class RecordBuffer:
         self._closures.extend(closures)
 
     def keep_state(self, state: KeptState) -> None:
-        self._states[(state.run_id, state.key)] = (state.value, state.ts)
+        self._states[(state.run_id, state.key)] = state
 
     def flush(self, warehouse: Warehouse) -> None:
         if not self._rows and not self._closures and not self._states:
             return
         rows = dict(self._rows)
         if self._states:
-            rows["engine_state"] = [
-                _state_row(run_id, key, encode(value), ts) for (run_id, key), (value, ts) in self._states.items()
-            ]
+            rows["engine_state"] = [state.row() for state in self._states.values()]
         _write(warehouse, rows, self._closures)
         self._rows, self._closures, self._states = {}, [], {}
 
@@ -111,6 +109,9 @@ class KeptState:
     key: str
     value: Any
     ts: datetime
+
+    def row(self) -> dict[str, Any]:
+        return _state_row(self.run_id, self.key, encode(self.value), self.ts)
 
 
 def record_cycle(
@@ -162,8 +163,7 @@ def _record(
     buffer: RecordBuffer | None,
 ) -> None:
     if buffer is None:
-        state_row = _state_row(state.run_id, state.key, encode(state.value), state.ts)
-        _write(warehouse, {**rows, "engine_state": [state_row]}, closures)
+        _write(warehouse, {**rows, "engine_state": [state.row()]}, closures)
     else:
         buffer.add(rows, closures)
         buffer.keep_state(state)
@@ -393,7 +393,7 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
         ],
         "reconciliations": [_discrepancy_row(stamp, now, d) for d in record.reconciliations],
     }
-    return {name: rows for name, rows in tables.items() if rows}
+    return tables
 
 
 def _weight_of(result: CycleResult, signal_id: str) -> float:
