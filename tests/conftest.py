@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from pytest_httpserver import HTTPServer
 
 from warehouse import Warehouse
 from warehouse.migrate import migrate
@@ -45,3 +46,10 @@ def warehouse(tmp_path: Path) -> Warehouse:
     created = Warehouse(tmp_path / "warehouse" / "hydra.duckdb", lock_deadline_s=5.0)
     migrate(created)
     return created
+
+
+@pytest.fixture
+def alpaca_server(httpserver_ipv4: HTTPServer) -> Iterator[HTTPServer]:
+    """Alpaca's clients resolve the host to IPv4 here; a handler that raised fails its test."""
+    yield httpserver_ipv4
+    httpserver_ipv4.check_handler_errors()

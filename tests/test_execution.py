@@ -4,7 +4,6 @@ alpaca-py client): restart safety, crash recovery and reconciliation, checked in
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,20 +20,14 @@ from warehouse import Warehouse, WarehouseLockedError
 
 
 @pytest.fixture
-def httpserver(httpserver_ipv4: HTTPServer) -> Iterator[HTTPServer]:
-    yield httpserver_ipv4
-    httpserver_ipv4.check_handler_errors()
-
-
-@pytest.fixture
-def fake(httpserver: HTTPServer) -> FakeAlpaca:
-    alpaca = FakeAlpaca(httpserver)
+def fake(alpaca_server: HTTPServer) -> FakeAlpaca:
+    alpaca = FakeAlpaca(alpaca_server)
     alpaca.positions = []
     return alpaca
 
 
-def resume(warehouse: Warehouse, httpserver: HTTPServer) -> TradingSession:
-    return resume_session(warehouse, httpserver.url_for("").rstrip("/"))
+def resume(warehouse: Warehouse, alpaca_server: HTTPServer) -> TradingSession:
+    return resume_session(warehouse, alpaca_server.url_for("").rstrip("/"))
 
 
 def rows(warehouse: Warehouse, sql: str, **params: object) -> list[tuple[Any, ...]]:
@@ -59,7 +52,7 @@ def fill_at_alpaca(fake: FakeAlpaca, client_id: str, price: float) -> None:
 
 
 def test_an_order_whose_answer_was_lost_in_a_crash_is_found_and_recorded_once(
-    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
     # Another process takes the warehouse the moment Alpaca accepts the order, past the
@@ -72,7 +65,7 @@ def test_an_order_whose_answer_was_lost_in_a_crash_is_found_and_recorded_once(
         return answer
 
     fake.script[("POST", ORDERS)].append(accept_then_lock)
-    crashed = resume(Warehouse(warehouse.path, lock_deadline_s=0.3), httpserver)
+    crashed = resume(Warehouse(warehouse.path, lock_deadline_s=0.3), alpaca_server)
     try:
         with pytest.raises(WarehouseLockedError):
             step(crashed, now)
@@ -86,11 +79,11 @@ def test_an_order_whose_answer_was_lost_in_a_crash_is_found_and_recorded_once(
     ]
 
     fill_at_alpaca(fake, client_id, 503.0)
-    restarted = resume(warehouse, httpserver)
+    restarted = resume(warehouse, alpaca_server)
     assert set(restarted.tracked) == {client_id}
     step(restarted, now + MINUTE)
     step(restarted, now + 2 * MINUTE)
-    again = resume(warehouse, httpserver)  # and a third process, to be sure nothing doubles
+    again = resume(warehouse, alpaca_server)  # and a third process, to be sure nothing doubles
     step(again, now + 3 * MINUTE)
 
     entry = rows(
@@ -105,24 +98,24 @@ def test_an_order_whose_answer_was_lost_in_a_crash_is_found_and_recorded_once(
     [trade] = rows(warehouse, "SELECT trade_id, entry_price, status FROM trades WHERE run_id = $run_id")
     assert trade == (client_id, 503.0, "open")
     # The buy was sent once, whatever the retries and restarts.
-    assert sum(1 for request, _ in httpserver.log if (request.method, request.path) == ("POST", ORDERS)) == len(
+    assert sum(1 for request, _ in alpaca_server.log if (request.method, request.path) == ("POST", ORDERS)) == len(
         fake.orders
     )
 
 
 def test_an_order_recorded_but_never_sent_is_closed_with_the_reason(
-    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
     # Alpaca is down for the submit (every retry gets a 500): the outcome is unknown.
     fake.script[("POST", ORDERS)] += [lambda request: Response("upstream", status=500)] * 2
-    session = resume(warehouse, httpserver)
+    session = resume(warehouse, alpaca_server)
     record = step(session, now)
     [order] = record.result.orders
     assert fake.orders == {}
     assert rows(warehouse, "SELECT status FROM orders WHERE run_id = $run_id") == [("pending",)]
 
-    later = resume(warehouse, httpserver)
+    later = resume(warehouse, alpaca_server)
     step(later, now + MINUTE)
     never_sent = "SELECT status, status_reason FROM orders WHERE run_id = $run_id AND client_order_id = $id"
     assert rows(warehouse, never_sent, id=order.client_order_id) == [
@@ -135,7 +128,7 @@ def test_an_order_recorded_but_never_sent_is_closed_with_the_reason(
 
 
 def test_a_hydra_order_no_run_recorded_is_adopted_once(
-    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
     lost = fake.put(
@@ -146,20 +139,20 @@ def test_a_hydra_order_no_run_recorded_is_adopted_once(
         submitted_at="2026-03-02T15:00:00Z",
     )
     fake.put("order_filled.json", "manual-order-1", submitted_at="2026-03-02T15:01:00Z")  # not HYDRA's
-    session = resume(warehouse, httpserver)
+    session = resume(warehouse, alpaca_server)
     [found] = session.adopt_unrecorded_orders(now, now)
     assert (found.kind, found.subject) == ("unrecorded_order", lost["client_order_id"])
-    assert resume(warehouse, httpserver).adopt_unrecorded_orders(now, now) == []
+    assert resume(warehouse, alpaca_server).adopt_unrecorded_orders(now, now) == []
     assert rows(warehouse, "SELECT client_order_id, strategy, status FROM orders WHERE run_id = $run_id") == [
         (lost["client_order_id"], "cross_asset", "filled")
     ]
 
 
 def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile(
-    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
-    session = resume(warehouse, httpserver)
+    session = resume(warehouse, alpaca_server)
     [order] = step(session, now).result.orders
     fill_at_alpaca(fake, order.client_order_id, 503.0)
     step(session, now + MINUTE)
@@ -169,7 +162,7 @@ def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile
     for working in fake.orders.values():
         if working["status"] == "accepted":
             working["status"] = "canceled"
-    step(resume(warehouse, httpserver), now + 2 * MINUTE)
+    step(resume(warehouse, alpaca_server), now + 2 * MINUTE)
     assert rows(warehouse, "SELECT status, exit_reason FROM trades WHERE run_id = $run_id ORDER BY entry_ts")[0] == (
         "closed",
         "reconcile",
@@ -183,12 +176,12 @@ def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile
 
 
 def test_a_minute_already_decided_is_not_decided_again(
-    warehouse: Warehouse, httpserver: HTTPServer, fake: FakeAlpaca
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
-    step(resume(warehouse, httpserver), now)
+    step(resume(warehouse, alpaca_server), now)
     with pytest.raises(AlreadyDecided):
-        step(resume(warehouse, httpserver), now)
+        step(resume(warehouse, alpaca_server), now)
     assert len(fake.orders) == 1
 
 

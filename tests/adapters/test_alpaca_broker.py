@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,23 +35,17 @@ from core.types import Order, Side
 
 
 @pytest.fixture
-def httpserver(httpserver_ipv4: HTTPServer) -> Iterator[HTTPServer]:
-    yield httpserver_ipv4
-    httpserver_ipv4.check_handler_errors()
+def fake(alpaca_server: HTTPServer) -> FakeAlpaca:
+    return FakeAlpaca(alpaca_server)
 
 
 @pytest.fixture
-def fake(httpserver: HTTPServer) -> FakeAlpaca:
-    return FakeAlpaca(httpserver)
+def broker(alpaca_server: HTTPServer) -> AlpacaBroker:
+    return make_broker(alpaca_server)
 
 
-@pytest.fixture
-def broker(httpserver: HTTPServer) -> AlpacaBroker:
-    return make_broker(httpserver)
-
-
-def make_broker(httpserver: HTTPServer, *, timeout_s: float = 2.0, **options: Any) -> AlpacaBroker:
-    url = httpserver.url_for("").rstrip("/")
+def make_broker(alpaca_server: HTTPServer, *, timeout_s: float = 2.0, **options: Any) -> AlpacaBroker:
+    url = alpaca_server.url_for("").rstrip("/")
     return AlpacaBroker(
         API_KEY, SECRET_KEY, url, timeout_s=timeout_s, max_retries=RETRIES, retry_wait_s=0.01, **options
     )
@@ -79,24 +73,24 @@ def an_order(
     )
 
 
-def seen(httpserver: HTTPServer) -> list[tuple[str, str]]:
-    return [(request.method, request.path) for request, _ in httpserver.log]
+def seen(alpaca_server: HTTPServer) -> list[tuple[str, str]]:
+    return [(request.method, request.path) for request, _ in alpaca_server.log]
 
 
-def posts(httpserver: HTTPServer) -> int:
-    return sum(1 for method, path in seen(httpserver) if (method, path) == ("POST", ORDERS))
+def posts(alpaca_server: HTTPServer) -> int:
+    return sum(1 for method, path in seen(alpaca_server) if (method, path) == ("POST", ORDERS))
 
 
 # --- submit: what reaches Alpaca -------------------------------------------------------------
 
 
 def test_an_equity_market_order_is_sent_as_alpaca_expects(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     placed = broker.submit(an_order())
 
-    assert seen(httpserver) == [("GET", "/v2/clock"), ("POST", ORDERS)]
-    post = next(request for request, _ in httpserver.log if request.method == "POST")
+    assert seen(alpaca_server) == [("GET", "/v2/clock"), ("POST", ORDERS)]
+    post = next(request for request, _ in alpaca_server.log if request.method == "POST")
     assert post.headers["APCA-API-KEY-ID"] == API_KEY
     # alpaca-py serialises qty as a JSON number (OrderRequest.qty is a float); Alpaca takes either.
     assert json.loads(post.get_data()) == {
@@ -118,13 +112,13 @@ def test_an_equity_market_order_is_sent_as_alpaca_expects(
 
 
 def test_a_crypto_order_keeps_the_slash_goes_gtc_and_needs_no_open_market(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.clock = payload("clock_closed.json")
 
     placed = broker.submit(an_order("hydra-cascade-BTC-1", "BTC/USD", qty=0.1 + 0.2))
 
-    assert seen(httpserver) == [("POST", ORDERS)]
+    assert seen(alpaca_server) == [("POST", ORDERS)]
     assert fake.posted == [
         {
             "symbol": "BTC/USD",
@@ -136,7 +130,7 @@ def test_a_crypto_order_keeps_the_slash_goes_gtc_and_needs_no_open_market(
         }
     ]
     # Rounded to Alpaca's 9 decimals: the float 0.30000000000000004 is never sent.
-    post = next(request for request, _ in httpserver.log if request.method == "POST")
+    post = next(request for request, _ in alpaca_server.log if request.method == "POST")
     assert b'"qty": 0.3,' in post.get_data()
     assert (placed.symbol, placed.time_in_force, placed.qty) == ("BTC/USD", "gtc", 0.3)
 
@@ -186,23 +180,23 @@ def test_equity_limit_prices_go_on_alpacas_tick_never_against_the_order(
 
 
 def test_a_duplicate_client_order_id_returns_the_existing_order(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     first = broker.submit(an_order())
-    httpserver.clear_log()
+    alpaca_server.clear_log()
 
     again = broker.submit(an_order())
 
-    assert seen(httpserver) == [("GET", "/v2/clock"), ("POST", ORDERS), ("GET", BY_CLIENT_ID)]
-    lookup = httpserver.log[-1][0]
+    assert seen(alpaca_server) == [("GET", "/v2/clock"), ("POST", ORDERS), ("GET", BY_CLIENT_ID)]
+    lookup = alpaca_server.log[-1][0]
     assert lookup.args["client_order_id"] == "hydra-momentum-SPY-1"
-    assert httpserver.log[1][1].status_code == 422
+    assert alpaca_server.log[1][1].status_code == 422
     assert again == first
     assert len(fake.orders) == 1
 
 
 def test_422_40010001_without_such_an_order_is_alpacas_refusal(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     # Alpaca answers other invalid requests with the same code; the look-up tells them apart.
     fake.script["POST", ORDERS].append(lambda _: reply(payload("error_422_invalid_qty.json"), 422))
@@ -211,12 +205,12 @@ def test_422_40010001_without_such_an_order_is_alpacas_refusal(
         broker.submit(an_order())
 
     assert caught.value.client_order_id == "hydra-momentum-SPY-1"
-    assert ("GET", BY_CLIENT_ID) in seen(httpserver)
+    assert ("GET", BY_CLIENT_ID) in seen(alpaca_server)
     assert fake.orders == {}
 
 
 def test_a_client_order_id_already_used_by_another_order_is_refused(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.put("order_accepted.json", "hydra-1")
 
@@ -224,12 +218,12 @@ def test_a_client_order_id_already_used_by_another_order_is_refused(
         broker.submit(an_order("hydra-1", qty=5.0))
 
     assert caught.value.reason == "client order id already used at Alpaca by buy 10 SPY"
-    assert seen(httpserver)[-1] == ("GET", BY_CLIENT_ID)
+    assert seen(alpaca_server)[-1] == ("GET", BY_CLIENT_ID)
     assert len(fake.orders) == 1
 
 
 def test_insufficient_qty_is_refused_with_alpacas_message(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.script["POST", ORDERS].append(lambda _: reply(payload("error_403_insufficient_qty.json"), 403))
 
@@ -237,22 +231,22 @@ def test_insufficient_qty_is_refused_with_alpacas_message(
         broker.submit(an_order(side=Side.SELL, qty=25.0))
 
     assert caught.value.reason == "Alpaca: insufficient qty available for order (requested: 25, available: 10)"
-    assert posts(httpserver) == 1
+    assert posts(alpaca_server) == 1
 
 
 def test_rate_limits_are_retried_until_the_order_goes_through(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.script["POST", ORDERS].extend([lambda _: reply(payload("error_429.json"), 429)] * RETRIES)
 
     placed = broker.submit(an_order())
 
-    assert posts(httpserver) == RETRIES + 1
+    assert posts(alpaca_server) == RETRIES + 1
     assert placed.broker_order_id == fake.orders["hydra-momentum-SPY-1"]["id"]
 
 
 def test_a_persistent_rate_limit_is_a_broker_error_not_a_refusal(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.script["POST", ORDERS].extend([lambda _: reply(payload("error_429.json"), 429)] * (RETRIES + 1))
 
@@ -260,12 +254,12 @@ def test_a_persistent_rate_limit_is_a_broker_error_not_a_refusal(
         broker.submit(an_order())
 
     assert not isinstance(caught.value, OrderRefused)
-    assert posts(httpserver) == RETRIES + 1
+    assert posts(alpaca_server) == RETRIES + 1
     assert fake.orders == {}
 
 
 def test_a_server_error_is_a_broker_error_not_a_refusal(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.script["POST", ORDERS].append(lambda _: reply(payload("error_500.json"), 500))
 
@@ -274,11 +268,11 @@ def test_a_server_error_is_a_broker_error_not_a_refusal(
 
     assert not isinstance(caught.value, OrderRefused)
     assert (caught.value.status_code, caught.value.code) == (500, 50010000)
-    assert posts(httpserver) == 1
+    assert posts(alpaca_server) == 1
 
 
 def test_a_timeout_after_alpaca_accepted_the_order_is_a_broker_error_and_the_order_is_found(
-    httpserver: HTTPServer, fake: FakeAlpaca
+    alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     answered = threading.Event()
 
@@ -289,7 +283,7 @@ def test_a_timeout_after_alpaca_accepted_the_order_is_a_broker_error_and_the_ord
         return response
 
     fake.script["POST", ORDERS].append(accept_then_stall)
-    broker = make_broker(httpserver, timeout_s=0.2)
+    broker = make_broker(alpaca_server, timeout_s=0.2)
 
     with pytest.raises(BrokerError, match="ReadTimeout") as caught:
         broker.submit(an_order())
@@ -323,7 +317,7 @@ def test_an_unreachable_broker_is_a_broker_error() -> None:
 
 
 def test_an_equity_order_while_the_market_is_closed_is_refused_before_any_post(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     fake.clock = payload("clock_closed.json")
 
@@ -331,18 +325,18 @@ def test_an_equity_order_while_the_market_is_closed_is_refused_before_any_post(
         broker.submit(an_order())
 
     assert caught.value.reason == "market closed until 2026-03-03T14:30:00+00:00"
-    assert posts(httpserver) == 0
-    assert seen(httpserver) == [("GET", "/v2/clock"), ("GET", BY_CLIENT_ID)]
+    assert posts(alpaca_server) == 0
+    assert seen(alpaca_server) == [("GET", "/v2/clock"), ("GET", BY_CLIENT_ID)]
 
 
 def test_an_order_placed_before_the_close_is_returned_when_retried_after_it(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     placed = broker.submit(an_order())
     fake.clock = payload("clock_closed.json")
 
     assert broker.submit(an_order()) == placed
-    assert posts(httpserver) == 1
+    assert posts(alpaca_server) == 1
 
 
 @pytest.mark.parametrize(
@@ -359,7 +353,13 @@ def test_an_order_placed_before_the_close_is_returned_when_retried_after_it(
     ],
 )
 def test_a_crypto_short_is_refused_before_sending(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, symbol: str, qty: float, available: str, reason: str
+    alpaca_server: HTTPServer,
+    fake: FakeAlpaca,
+    broker: AlpacaBroker,
+    symbol: str,
+    qty: float,
+    available: str,
+    reason: str,
 ) -> None:
     fake.positions[0]["qty_available"] = available
 
@@ -367,16 +367,16 @@ def test_a_crypto_short_is_refused_before_sending(
         broker.submit(an_order("hydra-exit-1", symbol, Side.SELL, qty))
 
     assert caught.value.reason == reason
-    assert posts(httpserver) == 0
-    assert ("GET", "/v2/positions") in seen(httpserver)
+    assert posts(alpaca_server) == 0
+    assert ("GET", "/v2/positions") in seen(alpaca_server)
 
 
 def test_a_crypto_sell_within_the_position_is_sent(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     placed = broker.submit(an_order("hydra-exit-1", "BTC/USD", Side.SELL, 0.5))
 
-    assert seen(httpserver) == [("GET", "/v2/positions"), ("POST", ORDERS)]
+    assert seen(alpaca_server) == [("GET", "/v2/positions"), ("POST", ORDERS)]
     assert fake.posted[0]["side"] == "sell"
     assert placed.side is Side.SELL
 
@@ -402,13 +402,13 @@ def test_a_crypto_sell_within_the_position_is_sent(
     ],
 )
 def test_orders_breaking_alpacas_rules_are_refused_without_a_request(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, order: Order, reason: str
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, order: Order, reason: str
 ) -> None:
     with pytest.raises(OrderRefused) as caught:
         broker.submit(order)
 
     assert reason in caught.value.reason
-    assert httpserver.log == []
+    assert alpaca_server.log == []
 
 
 def test_a_fractional_equity_market_order_is_sent(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
@@ -498,19 +498,21 @@ def test_alpaca_statuses_map_conservatively(
         assert replaced_by in str(found.status_reason)
 
 
-def test_an_unknown_client_order_id_is_none(httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+def test_an_unknown_client_order_id_is_none(alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker) -> None:
     assert broker.order("hydra-never-sent") is None
-    assert httpserver.log[0][0].args["client_order_id"] == "hydra-never-sent"
+    assert alpaca_server.log[0][0].args["client_order_id"] == "hydra-never-sent"
 
 
-def test_open_orders_asks_for_every_open_order(httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+def test_open_orders_asks_for_every_open_order(
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
     fake.put("order_accepted.json")
     fake.put("order_filled.json")
     fake.put("order_partially_filled.json", "hydra-cascade-ETH-1", symbol="ETH/USD")
 
     found = broker.open_orders()
 
-    request = httpserver.log[0][0]
+    request = alpaca_server.log[0][0]
     assert request.args.to_dict() == {"status": "open", "limit": "500"}
     assert {(o.client_order_id, o.symbol, o.status) for o in found} == {
         ("hydra-momentum-SPY-20260302T1515", "SPY", OrderStatus.ACCEPTED),
@@ -522,31 +524,31 @@ def test_open_orders_asks_for_every_open_order(httpserver: HTTPServer, fake: Fak
 
 
 def test_cancel_of_a_working_order_deletes_it_at_alpaca(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     order = fake.put("order_accepted.json", "hydra-1")
 
     broker.cancel("hydra-1")
 
-    assert ("DELETE", f"{ORDERS}/{order['id']}") in seen(httpserver)
+    assert ("DELETE", f"{ORDERS}/{order['id']}") in seen(alpaca_server)
     found = broker.order("hydra-1")
     assert found is not None and found.status is OrderStatus.CANCELED
 
 
 @pytest.mark.parametrize("alpaca_status", ["filled", "canceled", "pending_cancel"])
 def test_cancel_of_a_finished_or_cancelling_order_is_a_no_op(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, alpaca_status: str
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker, alpaca_status: str
 ) -> None:
     fake.put("order_filled.json", "hydra-1", status=alpaca_status)
 
     broker.cancel("hydra-1")
     broker.cancel("hydra-never-sent")
 
-    assert [method for method, _ in seen(httpserver)] == ["GET", "GET"]
+    assert [method for method, _ in seen(alpaca_server)] == ["GET", "GET"]
 
 
 def test_cancel_losing_the_race_to_a_fill_is_a_no_op(
-    httpserver: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
     order = fake.put("order_partially_filled.json", "hydra-1")
 
@@ -558,8 +560,8 @@ def test_cancel_losing_the_race_to_a_fill_is_a_no_op(
 
     broker.cancel("hydra-1")
 
-    assert seen(httpserver) == [("GET", BY_CLIENT_ID), ("DELETE", f"{ORDERS}/{order['id']}"), ("GET", BY_CLIENT_ID)]
-    assert httpserver.log[1][1].status_code == 422
+    assert seen(alpaca_server) == [("GET", BY_CLIENT_ID), ("DELETE", f"{ORDERS}/{order['id']}"), ("GET", BY_CLIENT_ID)]
+    assert alpaca_server.log[1][1].status_code == 422
 
 
 def test_a_cancel_that_fails_is_a_broker_error(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
@@ -623,10 +625,10 @@ def test_a_malformed_answer_is_a_broker_error(fake: FakeAlpaca, broker: AlpacaBr
         broker.clock()
 
 
-def test_fees_are_zero_on_equities_and_taker_bps_on_crypto(httpserver: HTTPServer) -> None:
-    assert make_broker(httpserver).fee("SPY", 10_000.0) == 0.0
-    assert make_broker(httpserver).fee("BTC/USD", 10_000.0) == pytest.approx(25.0)
-    assert make_broker(httpserver, crypto_fee_bps=15.0).fee("ETH/USD", -2_000.0) == pytest.approx(3.0)
+def test_fees_are_zero_on_equities_and_taker_bps_on_crypto(alpaca_server: HTTPServer) -> None:
+    assert make_broker(alpaca_server).fee("SPY", 10_000.0) == 0.0
+    assert make_broker(alpaca_server).fee("BTC/USD", 10_000.0) == pytest.approx(25.0)
+    assert make_broker(alpaca_server, crypto_fee_bps=15.0).fee("ETH/USD", -2_000.0) == pytest.approx(3.0)
 
 
 # --- construction and secrets ----------------------------------------------------------------
@@ -640,13 +642,13 @@ def test_missing_keys_and_the_live_endpoint_are_refused() -> None:
 
 
 def test_keys_never_appear_in_errors_logs_or_repr(
-    httpserver: HTTPServer, fake: FakeAlpaca, caplog: pytest.LogCaptureFixture
+    alpaca_server: HTTPServer, fake: FakeAlpaca, caplog: pytest.LogCaptureFixture
 ) -> None:
     def echo(status: int, code: int) -> Handler:
         """An error body that quotes the request's headers, keys included."""
         return lambda request: reply({"code": code, "message": f"echo {dict(request.headers)}"}, status)
 
-    broker = make_broker(httpserver)
+    broker = make_broker(alpaca_server)
     fake.script["GET", "/v2/account"].append(echo(500, 50010000))
     fake.script["GET", "/v2/positions"].append(echo(403, 40110000))
     fake.script["POST", ORDERS].extend([echo(422, 40010001), echo(403, 40310000), echo(401, 40110000)])

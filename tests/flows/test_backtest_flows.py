@@ -19,9 +19,9 @@ WAREHOUSE = Path("data/hydra.duckdb")
 WINDOW = "[sweep]\nstart = 2026-03-09T00:00:00Z\nend = 2026-03-10T00:00:00Z\n"
 
 
-def query(sql: str) -> list[tuple[object, ...]]:
+def query(sql: str, parent: str) -> list[tuple[object, ...]]:
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, {"parent": parent}).fetchall()
 
 
 def test_walk_forward_windows_tile_the_period_after_the_first_training_window() -> None:
@@ -72,11 +72,11 @@ def test_a_sweep_runs_every_point_on_dask_and_compares_them_in_one_table(monkeyp
         for slippage in (1.0, 50.0)
     )
     parent = rows[0]["sweep"]
-    assert query(f"SELECT status FROM runs WHERE run_id = '{parent}'") == [("completed",)]
+    assert query("SELECT status FROM runs WHERE run_id = $parent", parent) == [("completed",)]
     assert query(
-        f"SELECT count(*) FROM cycles WHERE run_id IN (SELECT run_id FROM runs WHERE parent_run_id = '{parent}')"
+        "SELECT count(*) FROM cycles WHERE run_id IN (SELECT run_id FROM runs WHERE parent_run_id = $parent)", parent
     ) == [(4 * 8,)]
-    profiles = query(f"SELECT DISTINCT profile FROM runs WHERE parent_run_id = '{parent}' ORDER BY profile")
+    profiles = query("SELECT DISTINCT profile FROM runs WHERE parent_run_id = $parent ORDER BY profile", parent)
     assert profiles == [("aggressive",), ("conservative",)]
     assert not (Path("data") / "backtests" / parent).exists()  # the points' copies are gone
 
@@ -102,8 +102,8 @@ def test_walk_forward_chooses_on_each_training_window_and_trades_the_next_out_of
     assert all(w["settings"].startswith(f"window {i}: sim.slippage_bps=") for i, w in enumerate(windows))
     # Each test run refitted its regime model on its training window only.
     fitted = query(
-        f"SELECT json_extract(config, '$.engine.regime.fit_history_days') FROM runs "
-        f"WHERE parent_run_id = '{outcome['walk_forward']}'"
+        "SELECT json_extract(config, '$.engine.regime.fit_history_days') FROM runs WHERE parent_run_id = $parent",
+        outcome["walk_forward"],
     )
     assert fitted == [("1.0",), ("1.0",)]
     stitched = outcome["stitched"]
