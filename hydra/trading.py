@@ -29,6 +29,7 @@ from core.book import Book, Holding
 from core.codec import decode, encode
 from core.config import EngineConfig
 from core.pipeline import (
+    REGIME_SYMBOLS,
     EngineState,
     apply_fills,
     forget_entries,
@@ -40,7 +41,7 @@ from core.regime import InsufficientHistory, RegimeModel
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
 from core.types import Fill, Order, Side
-from hydra.decide import load_snapshot
+from hydra.decide import load_minute_bars
 from hydra.recording import (
     ENGINE_STATE_KEY,
     CycleRecord,
@@ -174,8 +175,8 @@ class TradingSession:
         if self.fit_attempted_at is not None and now - self.fit_attempted_at < interval:
             return
         self.fit_attempted_at = now
-        window = self.config.snapshot.model_copy(update={"minute_bars_days": regime.fit_history_days})
-        history = load_snapshot(self.warehouse, self.config.model_copy(update={"snapshot": window}), now)
+        since = now - timedelta(days=regime.fit_history_days)
+        history = load_minute_bars(self.warehouse, REGIME_SYMBOLS, now, since)
         features = regime_history(history, now, bars=int(regime.fit_history_days * MINUTES_PER_DAY))
         # Too little history keeps the model (or the rules) in force until enough is stored.
         with suppress(InsufficientHistory):
