@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 
@@ -383,17 +384,26 @@ class _Market:
             bars = _closed_bars(snapshot, symbol, now)
             if not bars.size:
                 continue
-            close = float(bars.close[-1])
-            last_prices[symbol] = close
-            closes = bars.tail(VOLATILITY_BARS + 1).close
-            if closes.size > 2:
-                sigma = float(np.diff(np.log(closes)).std(ddof=1))
-                if math.isfinite(sigma) and sigma > 0:
-                    daily[symbol] = sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
+            last_prices[symbol] = float(bars.close[-1])
+            sigma = snapshot.from_bars(
+                ("daily volatility", symbol), bars.tail(VOLATILITY_BARS + 1), partial(_daily_volatility, symbol)
+            )
+            if sigma is not None:
+                daily[symbol] = sigma
         return cls(now, last_prices, daily, _regime_reference(snapshot, now, REGIME_HISTORY_BARS))
 
     def regime_features(self) -> FloatArray:
         return _features_of(self.reference, REGIME_HISTORY_BARS)
+
+
+def _daily_volatility(symbol: str, bars: BarArrays) -> float | None:
+    """The std of the bars' minute log returns, scaled to the minutes of the symbol's day."""
+    if bars.size <= 2:
+        return None
+    sigma = float(np.diff(np.log(bars.close)).std(ddof=1))
+    if not math.isfinite(sigma) or sigma <= 0:
+        return None
+    return sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
 
 
 def regime_history(snapshot: MarketSnapshot, now: datetime, bars: int) -> FloatArray:

@@ -69,6 +69,12 @@ class BarArrays:
     def size(self) -> int:
         return int(self.ts.size)
 
+    @property
+    def window(self) -> tuple[int, int, int]:
+        """How many bars, and the first's and the last's times: within one history, this names
+        a window of a symbol's bars exactly (`TableMemo.get_for_bars` says why)."""
+        return (self.size, int(self.ts[0]), int(self.ts[-1])) if self.size else (0, 0, 0)
+
     def count_until(self, moment: datetime) -> int:
         """How many bars opened at or before `moment`: the first ones, since bars are in time order."""
         return int(np.searchsorted(self.ts, micros(moment), side="right"))
@@ -184,21 +190,41 @@ class FeedHealth:
 
 
 class TableMemo:
-    """Values computed from one table's frame, kept while the frame is the very same object.
+    """Values computed from one table's frame, kept while the frame is the very same object,
+    and values computed from one window of a symbol's bars, kept while the window holds the
+    same bars.
 
     A replay hands consecutive snapshots the same frame of a table until a row of it comes or
     goes (facts arrive far less often than cycles run): sharing one memo between them, what a
     strategy derives from that frame is computed once for all those cycles. The frame itself is
     kept with its values, so an identity check can never match a different frame.
+
+    Bars are sliced anew every cycle, so a window of them is named by `BarArrays.window`
+    instead. Within one history (the memo's lifetime) a symbol has one bar a time, and a cycle
+    sees a bar from when it is learned until it falls out of the window's oldest end: the bars
+    a cycle sees between two times only ever gain members, so two windows with the same ends
+    and the same size hold the same bars. An equity's windows stay the same all night, and an
+    hourly window all hour.
     """
 
     def __init__(self) -> None:
         self._values: dict[tuple[str, Hashable], tuple[pl.DataFrame, Any]] = {}
+        self._bar_values: dict[Hashable, tuple[tuple[int, int, int], Any]] = {}
 
     def get(self, table: str, key: Hashable, frame: pl.DataFrame, compute: Callable[[pl.DataFrame], T]) -> T:
         found = self._values.get((table, key))
         if found is None or found[0] is not frame:
             found = self._values[(table, key)] = (frame, compute(frame))
+        value: T = found[1]
+        return value
+
+    def get_for_bars(self, key: Hashable, bars: BarArrays, compute: Callable[[BarArrays], T]) -> T:
+        """compute(bars) for one window of one symbol's bars: `key` names the symbol, the
+        timeframe and whatever else compute depends on besides the bars."""
+        window = bars.window
+        found = self._bar_values.get(key)
+        if found is None or found[0] != window:
+            found = self._bar_values[key] = (window, compute(bars))
         value: T = found[1]
         return value
 
@@ -234,6 +260,11 @@ class MarketSnapshot:
         """compute(the table's frame), run once per frame and key: values that depend on one
         table alone are shared by every snapshot holding the same frame of it (TableMemo)."""
         return self.table_memo.get(table, key, self.table(table), compute)
+
+    def from_bars(self, key: Hashable, bars: BarArrays, compute: Callable[[BarArrays], T]) -> T:
+        """compute(bars), for a window of one symbol's bars from this snapshot: run once per
+        window, shared by every snapshot seeing the same window (TableMemo.get_for_bars)."""
+        return self.table_memo.get_for_bars(key, bars, compute)
 
     def table(self, name: str) -> pl.DataFrame:
         """The rows of one warehouse table (an empty frame when the snapshot has none)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.snapshot import (
     BarArrays,
     BarSplit,
     MarketSnapshot,
+    TableMemo,
     from_micros,
     micros,
     micros_of,
@@ -169,6 +171,42 @@ def test_derived_values_are_computed_once_per_key() -> None:
     assert calls == ["a", "b"]
     # Another snapshot of the same tables derives its own.
     assert snapshot_of(snapshot.table("bars")).derived(("test", "a"), lambda: compute("c")) == "C"
+
+
+@given(
+    delays=st.lists(st.integers(min_value=0, max_value=6), min_size=3, max_size=40),
+    window_minutes=st.integers(min_value=2, max_value=25),
+    tail=st.integers(min_value=1, max_value=12),
+)
+def test_a_value_kept_for_a_window_of_bars_is_what_its_bars_give_at_every_moment(
+    delays: list[int], window_minutes: int, tail: int
+) -> None:
+    """Bars learned late (after later bars) and bars leaving the window at its oldest end: a value
+    shared through the memo is, at every moment of a replay, the value of the bars seen then."""
+    rows = [
+        ("BTC/USD", "1Min", START + i * MINUTE, 100.0 + i, 101.0 + i, 99.0 + i, 100.0 + i, START + (i + 1 + d) * MINUTE)
+        for i, d in enumerate(delays)
+    ]
+    frame = bars_frame(rows)
+    split = split_bars(frame)
+    event, learned = micros_of(frame.get_column("ts_event")), micros_of(frame.get_column("ts_ingested"))
+    memo = TableMemo()
+    computed = []
+
+    def closes(bars: BarArrays) -> list[float]:
+        computed.append(bars.window)
+        return bars.close.tolist()
+
+    for minute in range(len(delays) + 8):
+        as_of = START + minute * MINUTE
+        now = micros(as_of)
+        seen = (learned <= now) & (event >= now - micros(START + window_minutes * MINUTE) + micros(START))
+        snapshot = MarketSnapshot(
+            as_of=as_of, tables={"bars": frame}, bar_split=visible_split(split, seen), table_memo=memo
+        )
+        bars = snapshot.bar_arrays("BTC/USD").tail(tail)
+        assert snapshot.from_bars(("closes", "BTC/USD"), bars, closes) == bars.close.tolist()
+    assert all(a != b for a, b in itertools.pairwise(computed))  # once while it lasted
 
 
 def test_derived_values_stay_out_of_the_repr() -> None:
