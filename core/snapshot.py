@@ -200,11 +200,11 @@ class TableMemo:
     kept with its values, so an identity check can never match a different frame.
 
     Bars are sliced anew every cycle, so a window of them is named by `BarArrays.window`
-    instead. Within one history (the memo's lifetime) a symbol has one bar a time, and a cycle
-    sees a bar from when it is learned until it falls out of the window's oldest end: the bars
-    a cycle sees between two times only ever gain members, so two windows with the same ends
-    and the same size hold the same bars. An equity's windows stay the same all night, and an
-    hourly window all hour.
+    instead. Within one history (the memo's lifetime) a symbol has one bar a time, and a bar is
+    seen from when it is learned until it leaves by the window's oldest end. So if two moments
+    both see a bar at time a, then of the bars from a to b the later moment sees all that the
+    earlier one saw, and two windows with the same ends and the same size hold the same bars.
+    An equity's windows stay the same all night, and an hourly window all hour.
     """
 
     def __init__(self) -> None:
