@@ -13,8 +13,9 @@ History is ingested in a child process, a week at a time, so this process's peak
 replays' alone; then `hydra.backtesting.run_backtest` replays the window once per cycle length.
 Reported per cycle length: cycles per second, asset-bars per second (the stored minute bars of
 the window, every one of which the simulated broker and the position manager go through, over
-the wall time), CPU seconds, and the process's peak resident memory after that replay. No
-figure here is asserted anywhere.
+the wall time), CPU seconds, the process's peak resident memory after that replay, and what
+the cycles had to act on (sql/report/cycle_activity.sql: the share of cycles with a proposal,
+with an order, holding a position). No figure here is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
     from hydra.backtesting import run_backtest
     from hydra.context import load_context
     from hydra.settings import with_overrides
+    from warehouse.read import query_frame
     from warehouse.sqlfiles import read_sql
 
     context = load_context()
@@ -89,11 +91,17 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
         wall, cpu = time.perf_counter(), time.process_time()
         result = run_backtest(replaying, start, end)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        with context.warehouse.connect(read_only=True) as con:
+            activity = query_frame(con, "report/cycle_activity", {"run_id": result.run_id}).row(0, named=True)
         runs.append(
             {
                 "cycle_minutes": minutes,
                 "cycles": result.cycles,
                 "orders": result.overview["orders"],
+                "signals_per_cycle": round(activity["signals_per_cycle"] or 0.0, 1),
+                "cycles_with_proposal_pct": percent(activity["with_proposal"], result.cycles),
+                "cycles_with_order_pct": percent(activity["with_order"], result.cycles),
+                "cycles_holding_pct": percent(activity["holding"], result.cycles),
                 "wall_s": round(wall, 2),
                 "cpu_s": round(cpu, 2),
                 "cycles_per_s": round(result.cycles / wall, 1),
@@ -118,6 +126,10 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
     return report
 
 
+def percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
 def markdown(report: dict[str, Any]) -> str:
     machine, window = report["machine"], report["window"]
     span = f"{window['weeks']} weeks" if window["weeks"] is not None else f"{window['hours']} h of one session"
@@ -136,6 +148,18 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {run['cycle_minutes']} min | {run['cycles']} | {run['orders']} | {run['wall_s']} | {run['cpu_s']} | "
             f"{run['cycles_per_s']} | {run['asset_bars_per_s']:,} | {run['target_over_reached']}x | "
             f"{run['peak_rss_mb_after']} |"
+        )
+    lines += [
+        "",
+        "What the cycles had to act on (what a replay that woke only for it would still run):",
+        "",
+        "| cycle every | signals a cycle | cycles with a proposal | with an order | holding a position |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in report["runs"]:
+        lines.append(
+            f"| {run['cycle_minutes']} min | {run['signals_per_cycle']} | {run['cycles_with_proposal_pct']}% | "
+            f"{run['cycles_with_order_pct']}% | {run['cycles_holding_pct']}% |"
         )
     lines.append("")
     return "\n".join(lines)
