@@ -17,6 +17,7 @@ warehouse, a hand-placed order) are recorded once, with a reconciliation row say
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -57,6 +58,10 @@ from warehouse import Warehouse
 from warehouse.read import query_frame
 
 MINUTES_PER_DAY = 1_440
+# hmmlearn warns whenever an EM step's log-likelihood dips, by any amount: ours dip by rounding
+# (1e-3 on 2e3) on the last step of a fit, and each fit is checked for degenerate parameters
+# (core.regime). Left on, the warning only broke the backtest's progress bar.
+logging.getLogger("hmmlearn.base").setLevel(logging.ERROR)
 REGIME_MODEL_KEY = "regime_model"
 CLIENT_ID_PREFIX = "hy-"
 # How far back the broker's order history is searched for orders no run recorded.

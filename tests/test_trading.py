@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from adapters.sim_broker import SimBroker, us_equity_hours
 from adapters.simulator import MarketSimulator
 from core.config import EngineConfig
@@ -40,6 +42,18 @@ def test_the_hmm_is_fitted_once_enough_history_is_stored_and_then_decides(wareho
     later = now + timedelta(hours=1)
     trader.step_and_record(load_snapshot(warehouse, trader.config, later), later, recorded_at=later)
     assert trader.regime_model is fitted  # not refitted before refit_every_days
+
+
+def test_a_refit_says_nothing_of_rounding_in_its_last_em_step(
+    warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    """This fit's last EM step lowers the log-likelihood by rounding; hmmlearn would warn of it on
+    stderr, across the backtest's progress bar. The fit is kept, as the others are."""
+    upsert(warehouse, MarketSimulator(seed=42, epoch=EPOCH).generate(EPOCH, EPOCH + timedelta(days=52)))
+    trader = session(warehouse)
+    trader.refit_regime_if_due(EPOCH + timedelta(days=51, hours=16))
+    assert trader.regime_model is not None
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("hmmlearn")] == []
 
 
 def test_too_little_history_keeps_the_rules_and_a_restart_resumes_the_recorded_state(warehouse: Warehouse) -> None:
