@@ -9,7 +9,7 @@ from warehouse import Warehouse
 
 
 def open_warehouse(settings: HydraSettings) -> Warehouse:
-    return Warehouse(settings.warehouse.path, settings.warehouse.lock_deadline_s)
+    return Warehouse(settings.warehouse.path, settings.warehouse.lock_deadline_s, settings.warehouse.memory_limit)
 
 
 def load_context(settings: HydraSettings | None = None) -> SourceContext:

@@ -39,6 +39,11 @@ class ConfigError(Exception):
 class WarehouseConfig(Frozen):
     path: Path = Path("data/hydra.duckdb")
     lock_deadline_s: float = Field(default=30.0, gt=0)
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's cache of the file, e.g. '1GB'; its default is 80% of the machine's memory",
+    )
 
 
 class SimConfig(Frozen):

@@ -117,7 +117,7 @@ def replay_point(
 def collect(context: SourceContext, points: Sequence[PointResult]) -> None:
     """Each point's run into the warehouse; the copies are then removed."""
     for point in points:
-        copy = Warehouse(point.warehouse_path, context.warehouse.lock_deadline_s)
+        copy = Warehouse(point.warehouse_path, context.warehouse.lock_deadline_s, context.warehouse.memory_limit)
         copy_run(copy, context.warehouse, point.run_id, TRADING_TABLES)
         point.warehouse_path.unlink()
 

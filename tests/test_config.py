@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.config import PROFILE_CAPS, EngineConfig, RiskConfig, RiskLimits, RiskProfile
+from hydra.context import open_warehouse
 from hydra.settings import ConfigError, load_secrets, load_settings
 
 
@@ -117,3 +118,11 @@ def test_secrets_are_not_settings() -> None:
 def test_hydra_home_for_deployed_runs_is_not_mistaken_for_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HYDRA_HOME", "/srv/hydra")
     assert load_settings().mode.value == "sim"
+
+
+def test_the_warehouse_memory_limit_reaches_the_warehouse_and_needs_a_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYDRA_WAREHOUSE__MEMORY_LIMIT", "1.5GB")
+    assert open_warehouse(load_settings()).memory_limit == "1.5GB"
+    monkeypatch.setenv("HYDRA_WAREHOUSE__MEMORY_LIMIT", "512")
+    with pytest.raises(ConfigError, match=r"warehouse\.memory_limit"):
+        load_settings()

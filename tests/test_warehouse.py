@@ -314,6 +314,14 @@ def test_a_second_process_holding_the_file_is_waited_for(warehouse: Warehouse) -
     assert table_row_counts(warehouse)["bars"] == 1
 
 
+def test_a_memory_limit_caps_duckdbs_cache_on_every_connection(warehouse: Warehouse) -> None:
+    with Warehouse(warehouse.path, memory_limit="64MB").connect() as con:
+        (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    with warehouse.connect() as con:  # unset: DuckDB's own default, a share of the machine's memory
+        (default,) = con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    assert limit == "61.0 MiB" and default != limit  # DuckDB says 64 MB in binary units
+
+
 def test_a_lock_held_past_the_deadline_is_a_clear_error(warehouse: Warehouse) -> None:
     impatient = Warehouse(warehouse.path, lock_deadline_s=0.5)
     holder = hold_lock(warehouse.path, 5.0)

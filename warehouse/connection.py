@@ -29,6 +29,9 @@ MAX_BACKOFF_S = 0.5
 class Warehouse:
     path: Path
     lock_deadline_s: float = 30.0
+    # DuckDB caches the file's blocks up to its memory_limit, 80% of the machine's memory by
+    # default: a long replay writing every cycle grows that cache week by week.
+    memory_limit: str | None = None
     _held: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     @contextmanager
@@ -84,7 +87,10 @@ class Warehouse:
         backoff = FIRST_BACKOFF_S
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                config: dict[str, str | bool | int | float | list[str]] = (
+                    {} if self.memory_limit is None else {"memory_limit": self.memory_limit}
+                )
+                return duckdb.connect(str(self.path), read_only=read_only, config=config)
             except duckdb.IOException as error:
                 if LOCK_MESSAGE not in str(error):
                     raise
