@@ -15,7 +15,8 @@ Reported per cycle length: cycles per second, asset-bars per second (the stored 
 the window, every one of which the simulated broker and the position manager go through, over
 the wall time), CPU seconds, the process's peak resident memory after that replay, and what
 the cycles had to act on (sql/report/cycle_activity.sql: the share of cycles with a proposal,
-with an order, holding a position). No figure here is asserted anywhere.
+with an order, holding a position), and the resident memory after each week of the window. No
+figure here is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._report import peak_rss_mb, run_machine, write_files
+from bench._report import current_rss_mb, peak_rss_mb, run_machine, write_files
 
 TARGET_ASSET_BARS_PER_S = 500_000
 WARM_UP = timedelta(days=7)
 SESSION_OPEN = timedelta(hours=14, minutes=30)  # 09:30 New York in March, before daylight saving
-INGEST_STEP = timedelta(days=7)
+WEEK = timedelta(days=7)  # of history per ingestion, and between two samples of memory
 
 
 def window(hours: float | None, weeks: int | None) -> tuple[timedelta, timedelta]:
@@ -57,7 +59,7 @@ def ingest_history(home: str, end_offset: timedelta) -> None:
     first = context.settings.sim.start
     end = first + end_offset
     while first < end:
-        step_end = min(first + INGEST_STEP, end)
+        step_end = min(first + WEEK, end)
         ingest_simulated(context, first, step_end)
         first = step_end
 
@@ -89,7 +91,10 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
     for minutes in cycle_minutes:
         replaying = load_context(with_overrides(context.settings, {"sim.cycle_minutes": minutes}))
         wall, cpu = time.perf_counter(), time.process_time()
-        result = run_backtest(replaying, start, end)
+        rss_by_week: list[float | None] = []
+        result = run_backtest(
+            replaying, start, end, progress=memory_sampler(WEEK // timedelta(minutes=minutes), rss_by_week)
+        )
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         with context.warehouse.connect(read_only=True) as con:
             activity = query_frame(con, "report/cycle_activity", {"run_id": result.run_id}).row(0, named=True)
@@ -108,6 +113,7 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
                 "asset_bars_per_s": round(asset_bars / wall),
                 "target_over_reached": round(TARGET_ASSET_BARS_PER_S / (asset_bars / wall), 1),
                 "peak_rss_mb_after": peak_rss_mb(),
+                "rss_mb_after_each_week": rss_by_week,
             }
         )
     report = {
@@ -124,6 +130,16 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
     stem = "backtest" if weeks is None else "backtest-weeks"
     write_files(out, {f"{stem}.json": json.dumps(report, indent=2) + "\n", f"{stem}.md": markdown(report)})
     return report
+
+
+def memory_sampler(every: int, samples: list[float | None]) -> Callable[[int, int], None]:
+    """A replay's progress hook that notes the resident memory after every `every` cycles."""
+
+    def sample(done: int, _total: int) -> None:
+        if done % every == 0:
+            samples.append(current_rss_mb())
+
+    return sample
 
 
 def percent(part: int, whole: int) -> float:
@@ -161,6 +177,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {run['cycle_minutes']} min | {run['signals_per_cycle']} | {run['cycles_with_proposal_pct']}% | "
             f"{run['cycles_with_order_pct']}% | {run['cycles_holding_pct']}% |"
         )
+    lines += ["", "Resident memory after each week of the window, MB:", ""]
+    for run in report["runs"]:
+        weekly = ", ".join(f"{mb:g}" for mb in run["rss_mb_after_each_week"] if mb is not None) or "-"
+        lines.append(f"- every {run['cycle_minutes']} min: {weekly}")
     lines.append("")
     return "\n".join(lines)
 
