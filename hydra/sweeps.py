@@ -24,7 +24,7 @@ import shutil
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ from hydra.context import open_warehouse
 from hydra.live import record_run
 from hydra.settings import ConfigError, HydraSettings, load_secrets, with_overrides
 from hydra.sources import SourceContext
-from warehouse import Warehouse
 from warehouse.load import copy_run
 from warehouse.read import query_frame
 from warehouse.tables import TRADING_TABLES
@@ -117,7 +116,7 @@ def replay_point(
 def collect(context: SourceContext, points: Sequence[PointResult]) -> None:
     """Each point's run into the warehouse; the copies are then removed."""
     for point in points:
-        copy = Warehouse(point.warehouse_path, context.warehouse.lock_deadline_s, context.warehouse.memory_limit)
+        copy = replace(context.warehouse, path=point.warehouse_path)
         copy_run(copy, context.warehouse, point.run_id, TRADING_TABLES)
         point.warehouse_path.unlink()
 

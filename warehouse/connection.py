@@ -32,7 +32,8 @@ class Warehouse:
     # DuckDB caches the file's blocks up to its memory_limit, 80% of the machine's memory by
     # default: a long replay writing every cycle grows that cache week by week.
     memory_limit: str | None = None
-    _held: threading.local = field(default_factory=threading.local, compare=False, repr=False)
+    # Not an argument: a copy made by dataclasses.replace (another file) holds connections of its own.
+    _held: threading.local = field(default_factory=threading.local, init=False, compare=False, repr=False)
 
     @contextmanager
     def connect(self, *, create: bool = False, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -85,11 +86,11 @@ class Warehouse:
     def _open_with_retry(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         started = time.monotonic()
         backoff = FIRST_BACKOFF_S
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {} if self.memory_limit is None else {"memory_limit": self.memory_limit}
+        )
         while True:
             try:
-                config: dict[str, str | bool | int | float | list[str]] = (
-                    {} if self.memory_limit is None else {"memory_limit": self.memory_limit}
-                )
                 return duckdb.connect(str(self.path), read_only=read_only, config=config)
             except duckdb.IOException as error:
                 if LOCK_MESSAGE not in str(error):

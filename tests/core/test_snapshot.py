@@ -200,7 +200,7 @@ def test_a_value_kept_for_a_window_of_bars_is_what_its_bars_give_at_every_moment
     for minute in range(len(delays) + 8):
         as_of = START + minute * MINUTE
         now = micros(as_of)
-        seen = (learned <= now) & (event >= now - micros(START + window_minutes * MINUTE) + micros(START))
+        seen = (learned <= now) & (event >= micros(as_of - window_minutes * MINUTE))
         snapshot = MarketSnapshot(
             as_of=as_of, tables={"bars": frame}, bar_split=visible_split(split, seen), table_memo=memo
         )
