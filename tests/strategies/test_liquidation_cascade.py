@@ -147,6 +147,13 @@ def test_bounce_after_the_flush_buys_with_the_stop_below_the_flush_low() -> None
     assert "$200-$2,000" in proposal.reason
 
 
+@pytest.mark.parametrize(("held", "buys"), [(0.05, False), (0.0, True), (-0.05, True)])
+def test_a_coin_already_held_long_is_not_bought_again_on_the_same_bounce(held: float, buys: bool) -> None:
+    output = evaluate(T_BOUNCE, market(), holdings={"BTC/USD": held})
+    assert only_signal(output)[0] == "bounce"  # the view itself is still recorded
+    assert [p.side for p in output.proposals] == ([Side.BUY] if buys else [])
+
+
 def test_the_flush_is_over_only_once_open_interest_has_held_for_the_stable_period() -> None:
     # Open interest stopped at 85k at 12:30; at 12:40 it is still 2.9% below its 12:25 reading.
     assert only_signal(evaluate(DAY + timedelta(hours=12, minutes=40), market()))[0] == "cascade"

@@ -138,6 +138,15 @@ def test_trades_in_the_direction_of_the_first_candle() -> None:
         assert signal.ts_event == CANDLE_CLOSED
 
 
+def test_a_symbol_held_in_the_candle_direction_is_not_entered_again() -> None:
+    # Long SPY (the candle's direction) and long TLT (against it): SPY keeps its view but gets no
+    # second trade, TLT's short is still proposed, as is SLV's long.
+    held = {"SPY": 3.0, "TLT": 2.0}
+    output = STRATEGY.evaluate(context(snapshot(CANDLE_CLOSED, *market()), PARAMS, Regime.TRENDING_UP, held))
+    assert {s.symbol for s in output.signals} == {"SPY", "TLT", "SLV"}
+    assert {p.symbol: p.side for p in output.proposals} == {"TLT": Side.SELL, "SLV": Side.BUY}
+
+
 def test_a_bigger_candle_gives_more_confidence() -> None:
     def spy_confidence(move: float) -> float:
         (signal,) = [s for s in evaluate(CANDLE_CLOSED, market(spy_move=move)).signals if s.symbol == "SPY"]
