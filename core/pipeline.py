@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -60,7 +60,7 @@ from core.risk import RiskEvent, RiskManager, RiskState
 from core.signals import AggregatedSignal, Modifier, aggregate_signals
 from core.snapshot import BarArrays, IntArray, MarketSnapshot, from_micros
 from core.strategy import ExposureAdvice, Strategy, StrategyContext, StrategyOutput, missing_inputs
-from core.types import Fill, Order, RegimeReading, RiskDecision, Signal, TradeProposal, TradingState
+from core.types import Fill, Order, RegimeReading, RiskDecision, Side, Signal, TradeProposal, TradingState
 
 REFERENCE_SYMBOL = "SPY"
 FEAR_SYMBOL = "VIXY"
@@ -165,7 +165,7 @@ def run_cycle(
     regime_known = reading.model_version != UNKNOWN_VERSION
 
     holdings = {symbol: holding.qty for symbol, holding in book.holdings().items()}
-    outputs, abstentions = _evaluate(strategies, snapshot, reading, now, config, holdings)
+    outputs, abstentions = _evaluate(strategies, snapshot, reading, now, config, holdings, _entered_views(state))
     signals = tuple(signal for output in outputs.values() for signal in output.signals)
     modifiers: tuple[Modifier, ...] = tuple(m for output in outputs.values() for m in output.modifiers)
     reliability = reliabilities(state.performance_of(s.name) for s in strategies)
@@ -454,6 +454,7 @@ def _evaluate(
     now: datetime,
     config: EngineConfig,
     holdings: Mapping[str, float],
+    entered: Mapping[str, frozenset[tuple[str, Side]]],
 ) -> tuple[dict[str, StrategyOutput], dict[str, str]]:
     outputs: dict[str, StrategyOutput] = {}
     abstentions: dict[str, str] = {}
@@ -466,7 +467,14 @@ def _evaluate(
         if missing is not None:
             abstentions[strategy.name] = missing
             continue
-        context = StrategyContext(snapshot=snapshot, regime=reading, now=now, params=params, holdings=holdings)
+        context = StrategyContext(
+            snapshot=snapshot,
+            regime=reading,
+            now=now,
+            params=params,
+            holdings=holdings,
+            entered=entered.get(strategy.name, frozenset()),
+        )
         try:
             output = strategy.evaluate(context)
         except Exception as error:  # one broken strategy must not stop the others or the exits
@@ -476,6 +484,15 @@ def _evaluate(
             abstentions[strategy.name] = output.abstention
         outputs[strategy.name] = output
     return outputs, abstentions
+
+
+def _entered_views(state: EngineState) -> dict[str, frozenset[tuple[str, Side]]]:
+    """Per strategy, the (symbol, side) of its managed positions and of its entries still working."""
+    entered: dict[str, set[tuple[str, Side]]] = {}
+    held: Iterable[ManagedPosition | TradeProposal] = (*state.positions, *state.pending_entries.values())
+    for view in held:
+        entered.setdefault(view.strategy, set()).add((view.symbol, view.side))
+    return {strategy: frozenset(views) for strategy, views in entered.items()}
 
 
 def _eligible_proposals(

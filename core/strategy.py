@@ -4,7 +4,7 @@ It lives in core so the pipeline can call strategies without importing them; str
 modules reach it through strategies.base.
 
 A strategy is a pure function of a StrategyContext: the point-in-time snapshot, the current
-regime, the time, its own parameters and what the book holds. It returns signals (its view,
+regime, the time, its own parameters, what the book holds and which views it has entered. It returns signals (its view,
 recorded and aggregated), proposals (trades it would like, which the risk manager may size
 or refuse), modifiers (strategy 5's amplifiers/dampeners of the others), exposure advice
 (macro's "reduce before the event") and, when it cannot decide, the reason it abstains.
@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from core.signals import Modifier
 from core.snapshot import MarketSnapshot
-from core.types import Regime, RegimeReading, Signal, TradeProposal
+from core.types import Regime, RegimeReading, Side, Signal, TradeProposal
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,11 @@ class StrategyContext:
     regime: RegimeReading
     now: datetime
     params: Any  # the strategy's frozen parameter model from core.config.StrategiesConfig
-    holdings: Mapping[str, float] = field(default_factory=dict)  # signed qty per symbol
+    holdings: Mapping[str, float] = field(default_factory=dict)  # the book's signed qty per symbol
+    # (symbol, side) of the strategy's own open positions and working entries. A view lasts many
+    # cycles: it is entered once, whatever the book's net holding (another strategy's opposite
+    # position would otherwise hide the entry and start a ping-pong of entries between the two).
+    entered: frozenset[tuple[str, Side]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -391,7 +391,7 @@ class AiDisruptionShock:
                 if price is None:
                     continue
                 signal = emit(symbol, -conviction)
-                if may_propose and self._tradable(series, now, params) and context.holdings.get(symbol, 0.0) >= 0:
+                if may_propose and self._tradable(series, now, params) and (symbol, Side.SELL) not in context.entered:
                     proposals.append(
                         bracket(
                             strategy=NAME,
@@ -420,7 +420,7 @@ class AiDisruptionShock:
                 score = min(1.0, dip / (2.0 * params.dip_threshold))
                 scores.append(score)
                 signal = emit(symbol, score)
-                if may_propose and self._tradable(series, now, params) and context.holdings.get(symbol, 0.0) <= 0:
+                if may_propose and self._tradable(series, now, params) and (symbol, Side.BUY) not in context.entered:
                     reward = before - price
                     risk = min(price * self._stop_fraction(series, now, params), reward / params.reward_risk)
                     proposals.append(

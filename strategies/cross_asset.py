@@ -431,7 +431,7 @@ class CrossAssetGraph:
     ) -> TradeProposal | None:
         params: CrossAssetParams = context.params
         now, symbol = context.now, signal.symbol
-        if not series.size or context.holdings.get(symbol, 0.0) > 0:
+        if not series.size or (symbol, Side.BUY) in context.entered:
             return None
         if now - from_micros(int(series.ts[-1])) > timedelta(minutes=params.max_quote_age_minutes):
             return None

@@ -18,9 +18,9 @@ One view per symbol, the first that holds:
 
 Alpaca crypto cannot be shorted: a bearish view becomes a SELL proposal only when the book
 holds the coin, and that proposal is an exit of what is held (reduce-only, said in its
-reason); without holdings the view stays a signal. The bounce is a BUY, unless the coin is already
-held long (the view lasts the bounce window; it is bought once, not every cycle). Sizing is the risk
-manager's: the notional bounds in the parameters are quoted in the BUY's reason, not applied.
+reason); without holdings the view stays a signal. The bounce is a BUY, entered once although
+the view lasts the bounce window. Sizing is the risk manager's: the notional bounds in the
+parameters are quoted in the BUY's reason, not applied.
 
 Venue symbols map to order symbols by quote: BTCUSDT -> BTC/USD. Open interest comes from the
 '5m' history and 'spot' readings of the venue that published the newest row.
@@ -369,10 +369,8 @@ class LiquidationCascade:
         if last_bar < context.now - self.inputs["bars"] or atr is None or atr <= 0:
             return None
         entry = float(closed_bars.close[-1])
-        held = context.holdings.get(symbol, 0.0)
         if view.flush is not None:
-            # A bounce view lasts the whole bounce window: once long, it is not bought again every cycle.
-            if held > 0:
+            if (symbol, Side.BUY) in context.entered:
                 return None
             side, risk = Side.BUY, entry - (view.flush.low - FLUSH_STOP_ATR * atr)
             room = view.flush.low + BOUNCE_RETRACE * (view.flush.start_price - view.flush.low)
@@ -380,6 +378,7 @@ class LiquidationCascade:
                 return None
             reason = f"{view.why}; notional ${params.min_notional:,.0f}-${params.max_notional:,.0f}"
         else:
+            held = context.holdings.get(symbol, 0.0)
             if held <= 0:
                 return None
             side, risk = Side.SELL, EXIT_STOP_ATR * atr

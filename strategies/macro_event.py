@@ -15,8 +15,8 @@ stamped t closes at t + 1 min). Once it has closed, and until `trade_window_minu
 the release, each symbol whose candle moved more than `min_candle_atr` one-minute ATRs,
 scaled by the square root of the candle's minutes (how far a random walk of one-minute
 ranges travels in that span), gets a view in the candle's direction and, given a fresh
-price, a trade with its stop one ATR beyond the candle's opposite extreme; a symbol already
-held in that direction keeps the view but gets no second trade.
+price, a trade with its stop one ATR beyond the candle's opposite extreme; a view already entered
+keeps its signal but gets no second trade.
 
 Scheduled releases override the regime: the strategy proposes in every regime. Releases of
 the same minute share one candle, so they count once.
@@ -149,10 +149,8 @@ class MacroEventScalper:
         entry = float(closed.close[-1])
         far_end = float(candle.low.min() if side is Side.BUY else candle.high.max())
         # A stale price cannot be an entry; a price back through the candle's far end has refuted it.
-        # The candle's view lasts the whole trade window: once held in its direction, it is not
-        # entered again every cycle.
         stale, refuted = last_bar < now - PRICE_MAX_AGE, side.sign * (entry - far_end) <= 0
-        if stale or refuted or context.holdings.get(symbol, 0.0) * side.sign > 0:
+        if stale or refuted or (symbol, side) in context.entered:
             return signal, None
         proposal = bracket(
             strategy=self.name,

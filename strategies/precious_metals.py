@@ -88,6 +88,10 @@ class View:
     proposes: bool
     why: str
 
+    @property
+    def side(self) -> Side:
+        return Side.BUY if self.score > 0 else Side.SELL
+
 
 def metals_notices(notices: pl.DataFrame) -> TimeSeries:
     """The change_pct of the metals notices that state one."""
@@ -207,8 +211,7 @@ class PreciousMetalsFlow:
         if context.regime.regime in self.regimes:
             for symbol in traded:
                 chosen = next((view for view in views if view.symbol == symbol and view.proposes), None)
-                # A view lasts many cycles: once held in its direction, it is not bought again every cycle.
-                if chosen is None or context.holdings.get(symbol, 0.0) * chosen.score > 0:
+                if chosen is None or (symbol, chosen.side) in context.entered:
                     continue
                 agreeing = tuple(
                     signal.signal_id
@@ -294,7 +297,7 @@ class PreciousMetalsFlow:
         return bracket(
             strategy=self.name,
             symbol=view.symbol,
-            side=Side.BUY if view.score > 0 else Side.SELL,
+            side=view.side,
             entry=float(closed.close[-1]),
             risk=STOP_ATR * atr,
             reward_risk=params.reward_risk,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import ClassVar
@@ -24,7 +25,7 @@ from core.pipeline import (
 )
 from core.positions import ExitReason
 from core.snapshot import MarketSnapshot
-from core.strategy import StrategyContext, StrategyOutput
+from core.strategy import Strategy, StrategyContext, StrategyOutput
 from core.types import Fill, Regime, Side, TradingState
 
 # The regime features need five sessions of SPY; these tests care about the rest of the cycle.
@@ -65,14 +66,14 @@ STRATEGIES = (BuySpy(), Broken(), NeedsFunding())
 PRICES = {"SPY": [500.0 + 0.1 * i for i in range(60)], "TLT": [90.0] * 60}
 
 
-def cycles(n: int) -> list[CycleResult]:
+def cycles(n: int, strategies: Sequence[Strategy] = STRATEGIES) -> list[CycleResult]:
     state = EngineState()
     book = Book(100_000.0)
     results = []
     for i in range(n):
         now = START + (i + 10) * MINUTE
         result = run_cycle(
-            snapshot_at(now, PRICES), book, state, CONFIG, now, strategies=STRATEGIES, is_tradable=always
+            snapshot_at(now, PRICES), book, state, CONFIG, now, strategies=strategies, is_tradable=always
         )
         state = result.state
         results.append(result)
@@ -136,6 +137,35 @@ def test_fills_open_a_position_which_its_stop_later_closes_with_a_recorded_loss(
     assert closed.state.positions == ()
     assert [u.strategy for u in closed.weight_updates] == ["cross_asset"]
     assert closed.state.performance["cross_asset"].n_total == 1
+
+
+class EntersOnce(BuySpy):
+    """BuySpy's view, proposed only while the strategy has not entered it."""
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        output = super().evaluate(context)
+        return replace(output, proposals=()) if ("SPY", Side.BUY) in context.entered else output
+
+
+def test_a_strategy_sees_the_views_it_entered_while_the_entry_works_and_the_position_is_open() -> None:
+    strategies = (EntersOnce(),)
+    first = cycles(4, strategies)
+    assert [len(r.entries) for r in first] == [0, 0, 1, 0]  # the entry still works at the fourth
+    state, entry_order = first[-1].state, first[2].entries[0]
+    fill = Fill("f1", entry_order.client_order_id, "SPY", Side.BUY, entry_order.qty, 501.0, 0.0, START + 13 * MINUTE)
+    filled = apply_fills(state, [fill], {entry_order.client_order_id: entry_order}, CONFIG, fill.ts_event).state
+    held = forget_entries(filled, [entry_order.client_order_id])  # the order is final: the position remains
+
+    def entries(state: EngineState) -> int:
+        now = START + 14 * MINUTE
+        snapshot = snapshot_at(now, PRICES)
+        result = run_cycle(snapshot, Book(100_000.0), state, CONFIG, now, strategies=strategies, is_tradable=always)
+        return len(result.entries)
+
+    assert entries(held) == 0
+    # Another strategy's position in the same direction is not this strategy's view.
+    assert entries(replace(held, positions=tuple(replace(p, strategy="macro_event") for p in held.positions))) == 1
+    assert entries(replace(held, positions=())) == 1  # closed: the view may be entered again
 
 
 def test_the_kill_switch_halts_entries_but_not_exits() -> None:

@@ -13,7 +13,7 @@ import polars as pl
 from adapters.simulator import TABLE_SCHEMAS
 from core.config import StrategiesConfig
 from core.snapshot import MarketSnapshot
-from core.types import Regime, RegimeReading
+from core.types import Regime, RegimeReading, Side
 from strategies.base import StrategyContext
 
 MINUTE = timedelta(minutes=1)
@@ -125,7 +125,7 @@ def context(
     snap: MarketSnapshot,
     name: str,
     regime: Regime = Regime.HIGH_VOL,
-    holdings: Mapping[str, float] | None = None,
+    entered: frozenset[tuple[str, Side]] = frozenset(),
     params: Any = None,
 ) -> StrategyContext:
     return StrategyContext(
@@ -133,7 +133,7 @@ def context(
         regime=RegimeReading(regime, 0.9),
         now=snap.as_of,
         params=getattr(StrategiesConfig(), name) if params is None else params,
-        holdings=dict(holdings or {}),
+        entered=entered,
     )
 
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from adapters.simulator import TABLE_SCHEMAS, MarketSimulator
 from core.snapshot import MarketSnapshot
-from core.types import Regime, RegimeReading
+from core.types import Regime, RegimeReading, Side
 from strategies.base import StrategyContext
 
 MINUTE = timedelta(minutes=1)
@@ -184,6 +184,7 @@ def context(
     params: Any,
     regime: Regime = Regime.HIGH_VOL,
     holdings: dict[str, float] | None = None,
+    entered: frozenset[tuple[str, Side]] = frozenset(),
 ) -> StrategyContext:
     return StrategyContext(
         snapshot=market,
@@ -191,6 +192,7 @@ def context(
         now=market.as_of,
         params=params,
         holdings=holdings or {},
+        entered=entered,
     )
 
 

@@ -52,10 +52,10 @@ def run(
     tables: dict[str, pl.DataFrame],
     now: datetime,
     regime: Regime = Regime.HIGH_VOL,
-    holdings: dict[str, float] | None = None,
+    entered: frozenset[tuple[str, Side]] = frozenset(),
     params: AiDisruptionParams | None = None,
 ) -> StrategyOutput:
-    return STRATEGY.evaluate(context(snapshot(now, tables), "ai_disruption", regime, holdings, params))
+    return STRATEGY.evaluate(context(snapshot(now, tables), "ai_disruption", regime, entered, params))
 
 
 def confidence_of(output: StrategyOutput, symbol: str) -> float:
@@ -169,9 +169,11 @@ def test_no_proposal_while_the_market_is_closed(episode: dict[str, pl.DataFrame]
     assert output.signals and not output.proposals
 
 
-def test_does_not_add_to_a_position_it_already_holds(episode: dict[str, pl.DataFrame]) -> None:
-    assert not run(episode, IN_SHORT, holdings={"LZ": -100.0}).proposals
-    assert {p.symbol for p in run(episode, IN_DIP, holdings={"CRM": 5.0}).proposals} == {"SHOP", "ADBE"}
+def test_does_not_enter_a_view_it_has_already_entered(episode: dict[str, pl.DataFrame]) -> None:
+    assert not run(episode, IN_SHORT, entered=frozenset({("LZ", Side.SELL)})).proposals
+    assert {p.symbol for p in run(episode, IN_SHORT, entered=frozenset({("LZ", Side.BUY)})).proposals} == {"LZ"}
+    dip = run(episode, IN_DIP, entered=frozenset({("CRM", Side.BUY)}))
+    assert {p.symbol for p in dip.proposals} == {"SHOP", "ADBE"}
 
 
 def test_abstains_on_missing_or_stale_inputs(episode: dict[str, pl.DataFrame]) -> None:

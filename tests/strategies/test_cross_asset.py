@@ -48,12 +48,12 @@ def estimate(returns: dict[str, np.ndarray], hours: int | None = None) -> tuple[
 def run(
     returns: dict[str, np.ndarray],
     regime: Regime = Regime.TRENDING_UP,
-    holdings: dict[str, float] | None = None,
+    entered: frozenset[tuple[str, Side]] = frozenset(),
     vix: tuple[float, float] = (16.0, 16.2),
     spread: tuple[float, float] = (3.1, 3.1),
 ) -> StrategyOutput:
     snap = snapshot(graph_now(), graph_tables(returns, vix=vix, spread=spread))
-    return STRATEGY.evaluate(context(snap, "cross_asset", regime, holdings))
+    return STRATEGY.evaluate(context(snap, "cross_asset", regime, entered))
 
 
 def multipliers(output: StrategyOutput) -> dict[str, float]:
@@ -171,8 +171,9 @@ def test_a_stress_regime_alone_is_risk_off() -> None:
     assert run(calm, regime=Regime.RECOVERY).proposals == ()
 
 
-def test_does_not_buy_tlt_it_already_holds() -> None:
-    output = run(risk_off_returns(), regime=Regime.CRASH, holdings={"TLT": 10.0}, vix=RISK_VIX, spread=RISK_SPREAD)
+def test_does_not_buy_tlt_it_has_already_bought() -> None:
+    entered = frozenset({("TLT", Side.BUY)})
+    output = run(risk_off_returns(), regime=Regime.CRASH, entered=entered, vix=RISK_VIX, spread=RISK_SPREAD)
     assert output.proposals == () and any(s.symbol == "TLT" for s in output.signals)
 
 

@@ -147,9 +147,10 @@ def test_bounce_after_the_flush_buys_with_the_stop_below_the_flush_low() -> None
     assert "$200-$2,000" in proposal.reason
 
 
-@pytest.mark.parametrize(("held", "buys"), [(0.05, False), (0.0, True), (-0.05, True)])
-def test_a_coin_already_held_long_is_not_bought_again_on_the_same_bounce(held: float, buys: bool) -> None:
-    output = evaluate(T_BOUNCE, market(), holdings={"BTC/USD": held})
+@pytest.mark.parametrize(("entered", "buys"), [({("BTC/USD", Side.BUY)}, False), ({("ETH/USD", Side.BUY)}, True)])
+def test_a_bounce_is_bought_once(entered: set[tuple[str, Side]], buys: bool) -> None:
+    market_then = snapshot(T_BOUNCE, *market())
+    output = STRATEGY.evaluate(context(market_then, PARAMS, Regime.HIGH_VOL, {"BTC/USD": 0.0}, frozenset(entered)))
     assert only_signal(output)[0] == "bounce"  # the view itself is still recorded
     assert [p.side for p in output.proposals] == ([Side.BUY] if buys else [])
 

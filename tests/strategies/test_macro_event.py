@@ -138,11 +138,13 @@ def test_trades_in_the_direction_of_the_first_candle() -> None:
         assert signal.ts_event == CANDLE_CLOSED
 
 
-def test_a_symbol_held_in_the_candle_direction_is_not_entered_again() -> None:
-    # Long SPY (the candle's direction) and long TLT (against it): SPY keeps its view but gets no
-    # second trade, TLT's short is still proposed, as is SLV's long.
-    held = {"SPY": 3.0, "TLT": 2.0}
-    output = STRATEGY.evaluate(context(snapshot(CANDLE_CLOSED, *market()), PARAMS, Regime.TRENDING_UP, held))
+def test_a_candle_already_entered_is_not_entered_again() -> None:
+    # SPY bought (the candle's direction) and TLT bought (against it): SPY keeps its view but gets
+    # no second trade, TLT's short is still proposed, as is SLV's long, whose book holding (another
+    # strategy's short) changes nothing.
+    entered = frozenset({("SPY", Side.BUY), ("TLT", Side.BUY)})
+    market_then = snapshot(CANDLE_CLOSED, *market())
+    output = STRATEGY.evaluate(context(market_then, PARAMS, Regime.TRENDING_UP, {"SLV": -50.0}, entered))
     assert {s.symbol for s in output.signals} == {"SPY", "TLT", "SLV"}
     assert {p.symbol: p.side for p in output.proposals} == {"TLT": Side.SELL, "SLV": Side.BUY}
 

@@ -95,11 +95,15 @@ def test_margin_hike_sells_every_metal() -> None:
         assert "18.0%" in proposal.reason
 
 
-def test_a_view_already_held_in_its_direction_is_not_entered_again() -> None:
+def test_a_view_already_entered_is_not_entered_again() -> None:
     noticed = NOW - 10 * HOUR
     frames = [*metals(), margin_notices([("GC", noticed, 15.0), ("SI", noticed, 18.0)])]
-    # Already short GLD and long SLV: the bearish view adds nothing to GLD, but still sells SLV.
-    output = STRATEGY.evaluate(context(snapshot(NOW, *frames), PARAMS, Regime.HIGH_VOL, holdings={"GLD": -5, "SLV": 3}))
+    # GLD already sold, SLV bought: the bearish view sells GLD no more, but still sells SLV,
+    # whatever the book's net holdings (another strategy's positions are not this view's).
+    entered = frozenset({("GLD", Side.SELL), ("SLV", Side.BUY)})
+    holdings = {"GLD": 5.0, "SLV": 0.0}
+    market = context(snapshot(NOW, *frames), PARAMS, Regime.HIGH_VOL, holdings, entered)
+    output = STRATEGY.evaluate(market)
     assert [p.symbol for p in output.proposals] == [s for s in METALS if s != "GLD"]
     assert {s.symbol for s in output.signals} == set(METALS)  # the view itself is still recorded
 
