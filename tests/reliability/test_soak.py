@@ -1,6 +1,7 @@
 """A soak of the full decision path (five strategies, regime, risk, positions, simulated broker,
 recording), checking the invariants after every cycle: the account adds up, no approved entry
-exceeds its limits, a tripped kill switch holds for the rest of its day, memory stays flat.
+exceeds its limits, a tripped kill switch holds for the rest of its day, memory stays flat; and
+at the end, that no strategy held one view twice (sql/checks/views_entered_twice.sql).
 
 The default suite runs HYDRA_SOAK_CYCLES (300) cycles; `make soak` runs 20,000.
 """
@@ -20,6 +21,7 @@ from hydra.context import load_context
 from hydra.live import advance_sim_broker, decide, open_job, preload
 from warehouse.load import upsert
 from warehouse.migrate import migrate
+from warehouse.sqlfiles import read_sql
 
 CYCLES = int(os.environ.get("HYDRA_SOAK_CYCLES", "300"))
 CYCLE = timedelta(minutes=5)
@@ -82,6 +84,8 @@ def test_every_cycle_of_a_long_run_keeps_the_invariants(monkeypatch: pytest.Monk
             resident.append(resident_mb())
 
     assert entries > 0, "a soak that never trades proves nothing"
+    with context.warehouse.connect(read_only=True) as con:
+        assert con.execute(read_sql("checks/views_entered_twice"), {"run_id": job.run_id}).fetchall() == []
     # After the first tenth (caches, the regime fit), resident memory must not keep climbing.
     settled = resident[len(resident) // 10 :]
     assert max(settled) - settled[0] < 150, resident
