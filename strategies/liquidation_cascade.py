@@ -18,8 +18,8 @@ One view per symbol, the first that holds:
 
 Alpaca crypto cannot be shorted: a bearish view becomes a SELL proposal only when the book
 holds the coin, and that proposal is an exit of what is held (reduce-only, said in its
-reason); without holdings the view stays a signal. The bounce is a BUY, entered once although
-the view lasts the bounce window. Sizing is the risk manager's: the notional bounds in the
+reason); without holdings the view stays a signal. The bounce is a BUY. Either is entered once,
+though its view lasts many cycles. Sizing is the risk manager's: the notional bounds in the
 parameters are quoted in the BUY's reason, not applied.
 
 Venue symbols map to order symbols by quote: BTCUSDT -> BTC/USD. Open interest comes from the
@@ -369,10 +369,11 @@ class LiquidationCascade:
         if last_bar < context.now - self.inputs["bars"] or atr is None or atr <= 0:
             return None
         entry = float(closed_bars.close[-1])
+        side = Side.BUY if view.flush is not None else Side.SELL
+        if (symbol, side) in context.entered:
+            return None
         if view.flush is not None:
-            if (symbol, Side.BUY) in context.entered:
-                return None
-            side, risk = Side.BUY, entry - (view.flush.low - FLUSH_STOP_ATR * atr)
+            risk = entry - (view.flush.low - FLUSH_STOP_ATR * atr)
             room = view.flush.low + BOUNCE_RETRACE * (view.flush.start_price - view.flush.low)
             if entry + params.reward_risk * risk > room:
                 return None
@@ -381,7 +382,7 @@ class LiquidationCascade:
             held = context.holdings.get(symbol, 0.0)
             if held <= 0:
                 return None
-            side, risk = Side.SELL, EXIT_STOP_ATR * atr
+            risk = EXIT_STOP_ATR * atr
             reason = f"reduce-only exit: sell at most the {held:g} held, crypto cannot be shorted; {view.why}"
         return bracket(
             strategy=self.name,

@@ -147,12 +147,17 @@ def test_bounce_after_the_flush_buys_with_the_stop_below_the_flush_low() -> None
     assert "$200-$2,000" in proposal.reason
 
 
-@pytest.mark.parametrize(("entered", "buys"), [({("BTC/USD", Side.BUY)}, False), ({("ETH/USD", Side.BUY)}, True)])
-def test_a_bounce_is_bought_once(entered: set[tuple[str, Side]], buys: bool) -> None:
-    market_then = snapshot(T_BOUNCE, *market())
-    output = STRATEGY.evaluate(context(market_then, PARAMS, Regime.HIGH_VOL, {"BTC/USD": 0.0}, frozenset(entered)))
-    assert only_signal(output)[0] == "bounce"  # the view itself is still recorded
-    assert [p.side for p in output.proposals] == ([Side.BUY] if buys else [])
+@pytest.mark.parametrize(
+    ("at", "view", "side"),
+    [(T_BOUNCE, "bounce", Side.BUY), (T_CASCADE, "cascade", Side.SELL), (T_FUNDING, "funding", Side.SELL)],
+)
+@pytest.mark.parametrize("already", [True, False])
+def test_a_view_is_entered_once(at: datetime, view: str, side: Side, already: bool) -> None:
+    entered = frozenset({("BTC/USD", side)} if already else {("BTC/USD", side.opposite), ("ETH/USD", side)})
+    # Still holding coin after a first reduce-only sale: the bearish view does not sell again.
+    output = STRATEGY.evaluate(context(snapshot(at, *market()), PARAMS, Regime.HIGH_VOL, {"BTC/USD": 0.05}, entered))
+    assert only_signal(output)[0] == view  # the view itself is still recorded
+    assert [p.side for p in output.proposals] == ([] if already else [side])
 
 
 def test_the_flush_is_over_only_once_open_interest_has_held_for_the_stable_period() -> None:
