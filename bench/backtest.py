@@ -1,6 +1,6 @@
 """Replay throughput of the full HYDRA cycle (five strategies, regime, risk, positions), 19 assets.
 
-    .venv/bin/python -m bench.backtest [--hours H | --weeks W] [--cycle-minutes M ...] [--out bench/results]
+    .venv/bin/python -m bench.backtest [--hours H | --weeks W] [--cycle-minutes M ...] [--floor] [--out bench/results]
 
 Two windows of simulated history, each after a week of warm-up history:
 - `--hours H` (default 6.5): one US session from its open, where every one of the 19 assets
@@ -15,8 +15,13 @@ Reported per cycle length: cycles per second, asset-bars per second (the stored 
 the window, every one of which the simulated broker and the position manager go through, over
 the wall time), CPU seconds, the process's peak resident memory after that replay, and what
 the cycles had to act on (sql/report/cycle_activity.sql: the share of cycles with a proposal,
-with an order, holding a position), and the resident memory after each week of the window. No
-figure here is asserted anywhere.
+with an order, holding a position), and the resident memory after each week of the window.
+
+`--floor` replays each cycle length a second time with every strategy disabled: what a cycle
+costs with nothing to decide (the point-in-time read, the market's views, the regime, the risk
+state, the simulated broker, the records). No strategy, however fast, takes a replay past that
+figure, so it is the ceiling of a design that runs the cycle once per decision time. No figure
+here is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def ingest_history(home: str, end_offset: timedelta) -> None:
         first = step_end
 
 
-def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: Path) -> dict[str, Any]:
+def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], floor: bool, out: Path) -> dict[str, Any]:
     load_at_start = os.getloadavg()
     # Settings are read from the working directory: the benchmark gets a fresh one of its own.
     home = tempfile.mkdtemp(prefix="hydra-bench-backtest-")
@@ -80,6 +85,7 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
     from hydra.backtesting import run_backtest
     from hydra.context import load_context
     from hydra.settings import with_overrides
+    from strategies import REGISTRY
     from warehouse.read import query_frame
     from warehouse.sqlfiles import read_sql
 
@@ -87,9 +93,11 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
     start, end = context.settings.sim.start + start_offset, context.settings.sim.start + end_offset
     with context.warehouse.connect(read_only=True) as con:
         (asset_bars,) = con.execute(read_sql("read/minute_bars_count"), {"after": start, "until": end}).fetchall()[0]
+    no_strategy = {f"engine.strategies.{strategy.name}.enabled": False for strategy in REGISTRY}
     runs = []
-    for minutes in cycle_minutes:
-        replaying = load_context(with_overrides(context.settings, {"sim.cycle_minutes": minutes}))
+    for minutes, strategies in ((m, s) for m in cycle_minutes for s in ((True, False) if floor else (True,))):
+        overrides = {"sim.cycle_minutes": minutes, **({} if strategies else no_strategy)}
+        replaying = load_context(with_overrides(context.settings, overrides))
         wall, cpu = time.perf_counter(), time.process_time()
         rss_by_week: list[float | None] = []
         result = run_backtest(
@@ -101,6 +109,7 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], out: P
         runs.append(
             {
                 "cycle_minutes": minutes,
+                "strategies": strategies,
                 "cycles": result.cycles,
                 "orders": result.overview["orders"],
                 "signals_per_cycle": round(activity["signals_per_cycle"] or 0.0, 1),
@@ -146,6 +155,10 @@ def percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
+def label(run: dict[str, Any]) -> str:
+    return f"{run['cycle_minutes']} min" + ("" if run["strategies"] else ", no strategy")
+
+
 def markdown(report: dict[str, Any]) -> str:
     machine, window = report["machine"], report["window"]
     span = f"{window['weeks']} weeks" if window["weeks"] is not None else f"{window['hours']} h of one session"
@@ -161,7 +174,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for run in report["runs"]:
         lines.append(
-            f"| {run['cycle_minutes']} min | {run['cycles']} | {run['orders']} | {run['wall_s']} | {run['cpu_s']} | "
+            f"| {label(run)} | {run['cycles']} | {run['orders']} | {run['wall_s']} | {run['cpu_s']} | "
             f"{run['cycles_per_s']} | {run['asset_bars_per_s']:,} | {run['target_over_reached']}x | "
             f"{run['peak_rss_mb_after']} |"
         )
@@ -174,13 +187,13 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for run in report["runs"]:
         lines.append(
-            f"| {run['cycle_minutes']} min | {run['signals_per_cycle']} | {run['cycles_with_proposal_pct']}% | "
+            f"| {label(run)} | {run['signals_per_cycle']} | {run['cycles_with_proposal_pct']}% | "
             f"{run['cycles_with_order_pct']}% | {run['cycles_holding_pct']}% |"
         )
     lines += ["", "Resident memory after each week of the window, MB:", ""]
     for run in report["runs"]:
         weekly = ", ".join(f"{mb:g}" for mb in run["rss_mb_after_each_week"] if mb is not None) or "-"
-        lines.append(f"- every {run['cycle_minutes']} min: {weekly}")
+        lines.append(f"- every {label(run)}: {weekly}")
     lines.append("")
     return "\n".join(lines)
 
@@ -191,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     span.add_argument("--hours", type=float, default=None, help="one session from its open (default 6.5)")
     span.add_argument("--weeks", type=int, default=None, help="whole weeks (38 = the issue's 19 x 100k bars)")
     parser.add_argument("--cycle-minutes", type=int, nargs="+", default=[15, 5, 1])
+    parser.add_argument(
+        "--floor", action="store_true", help="replay each cycle length again with every strategy disabled"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
-    report = run(args.hours, args.weeks, args.cycle_minutes, args.out.resolve())
+    report = run(args.hours, args.weeks, args.cycle_minutes, args.floor, args.out.resolve())
     print(markdown(report))
     return 0
 
