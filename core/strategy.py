@@ -4,11 +4,11 @@ It lives in core so the pipeline can call strategies without importing them; str
 modules reach it through strategies.base.
 
 A strategy is a pure function of a StrategyContext: the point-in-time snapshot, the current
-regime, the time, its own parameters, what the book holds and which views it has entered. It returns signals (its view,
-recorded and aggregated), proposals (trades it would like, which the risk manager may size
-or refuse), modifiers (strategy 5's amplifiers/dampeners of the others), exposure advice
-(macro's "reduce before the event") and, when it cannot decide, the reason it abstains.
-It never sees which world (sim, paper, backtest) it runs in.
+regime, the time, its own parameters, what the book holds and which views it has entered. It
+returns signals (its view, recorded and aggregated), proposals (trades it would like, which
+the risk manager may size or refuse), modifiers (strategy 5's amplifiers/dampeners of the
+others), exposure advice (macro's "reduce before the event") and, when it cannot decide, the
+reason it abstains. It never sees which world (sim, paper, backtest) it runs in.
 
 A SignalStrategy is the other kind: a rule from a symbol's closes to the position wanted
 after each close (long or flat), for backtest.vector's whole-history replay. It sees no

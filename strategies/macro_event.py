@@ -15,8 +15,8 @@ stamped t closes at t + 1 min). Once it has closed, and until `trade_window_minu
 the release, each symbol whose candle moved more than `min_candle_atr` one-minute ATRs,
 scaled by the square root of the candle's minutes (how far a random walk of one-minute
 ranges travels in that span), gets a view in the candle's direction and, given a fresh
-price, a trade with its stop one ATR beyond the candle's opposite extreme; a view already entered
-keeps its signal but gets no second trade.
+price, a trade with its stop one ATR beyond the candle's opposite extreme; a view already
+entered keeps its signal but gets no second trade.
 
 Scheduled releases override the regime: the strategy proposes in every regime. Releases of
 the same minute share one candle, so they count once.
