@@ -27,6 +27,7 @@ here is asserted anywhere.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -95,7 +96,7 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], floor:
         (asset_bars,) = con.execute(read_sql("read/minute_bars_count"), {"after": start, "until": end}).fetchall()[0]
     no_strategy = {f"engine.strategies.{strategy.name}.enabled": False for strategy in REGISTRY}
     runs = []
-    for minutes, strategies in ((m, s) for m in cycle_minutes for s in ((True, False) if floor else (True,))):
+    for minutes, strategies in itertools.product(cycle_minutes, (True, False) if floor else (True,)):
         overrides = {"sim.cycle_minutes": minutes, **({} if strategies else no_strategy)}
         replaying = load_context(with_overrides(context.settings, overrides))
         wall, cpu = time.perf_counter(), time.process_time()

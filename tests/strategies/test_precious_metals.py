@@ -102,8 +102,7 @@ def test_a_view_already_entered_is_not_entered_again() -> None:
     # whatever the book's net holdings (another strategy's positions are not this view's).
     entered = frozenset({("GLD", Side.SELL), ("SLV", Side.BUY)})
     holdings = {"GLD": 5.0, "SLV": 0.0}
-    market = context(snapshot(NOW, *frames), PARAMS, Regime.HIGH_VOL, holdings, entered)
-    output = STRATEGY.evaluate(market)
+    output = STRATEGY.evaluate(context(snapshot(NOW, *frames), PARAMS, Regime.HIGH_VOL, holdings, entered))
     assert [p.symbol for p in output.proposals] == [s for s in METALS if s != "GLD"]
     assert {s.symbol for s in output.signals} == set(METALS)  # the view itself is still recorded
 
