@@ -37,6 +37,7 @@ from core.config import EngineConfig
 from core.pipeline import EngineState, run_cycle
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext
+from hydra.context import market_calendar
 from hydra.decide import load_snapshot
 from strategies import REGISTRY
 from warehouse import Warehouse
@@ -107,7 +108,15 @@ def run(cycles: int, out: Path) -> dict[str, Any]:
     orders = 0
     for now, snapshot in zip(times, snapshots, strict=True):
         result, seconds = timed(
-            run_cycle, snapshot, book, state, config, now, strategies=REGISTRY, is_tradable=always_tradable
+            run_cycle,
+            snapshot,
+            book,
+            state,
+            config,
+            now,
+            strategies=REGISTRY,
+            is_tradable=always_tradable,
+            calendar=market_calendar(),
         )
         state = result.state
         decisions.append(seconds)

@@ -39,10 +39,12 @@ from adapters.simulator import MarketSimulator
 from bench.cycle import EPOCH, SEED, always_tradable
 from core.book import Book
 from core.config import EngineConfig
-from core.pipeline import EngineState, _Market, apply_fills, run_cycle
+from core.features import latest_features
+from core.pipeline import EngineState, _Market, apply_fills, regime_series, run_cycle
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext
 from core.types import Fill, Order, Regime, RegimeReading, Signal, TradeProposal
+from hydra.context import market_calendar
 from hydra.decide import load_snapshot
 from strategies import REGISTRY, Strategy
 from warehouse import Warehouse
@@ -102,12 +104,13 @@ def line(record: dict[str, Any]) -> str:
     return json.dumps(canonical(record), sort_keys=True, separators=(",", ":"))
 
 
-def market_view(snapshot: MarketSnapshot, now: datetime) -> dict[str, Any]:
+def market_view(snapshot: MarketSnapshot, config: EngineConfig, now: datetime) -> dict[str, Any]:
     market = _Market.of(snapshot, now)
+    series, _ = regime_series(snapshot, market_calendar().equities, now, config.regime)
     return {
         "last_prices": market.last_prices,
         "daily_volatility": market.daily_volatility,
-        "regime_features": market.regime_features(),
+        "regime_features": latest_features(series),
     }
 
 
@@ -125,9 +128,18 @@ def cycle_records(warehouse: Warehouse, config: EngineConfig, start: datetime, c
     for minute in range(cycles):
         now = start + timedelta(minutes=minute)
         snapshot = load_snapshot(warehouse, config, now)
-        result = run_cycle(snapshot, book, state, config, now, strategies=REGISTRY, is_tradable=always_tradable)
+        result = run_cycle(
+            snapshot,
+            book,
+            state,
+            config,
+            now,
+            strategies=REGISTRY,
+            is_tradable=always_tradable,
+            calendar=market_calendar(),
+        )
         yield line({"kind": "cycle", "window": start, "now": now, "result": result})
-        yield line({"kind": "market", "now": now, "view": market_view(snapshot, now)})
+        yield line({"kind": "market", "now": now, "view": market_view(snapshot, config, now)})
         fills = fills_for(result.orders, now)
         book = book.copy()
         for fill in fills:

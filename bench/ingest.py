@@ -91,8 +91,6 @@ WATCHED_MODULES = (
     "sqlalchemy",
     "fastapi",
     "scipy",
-    "sklearn",
-    "hmmlearn",
 )
 VERSIONED_PACKAGES = (
     "polars",

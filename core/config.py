@@ -300,14 +300,58 @@ class StrategiesConfig(Frozen):
     cross_asset: CrossAssetParams = CrossAssetParams()
 
 
+class RegimeThresholds(Frozen):
+    """The absolute criteria that name a regime (core/regime.py), for a broad US equity index.
+
+    Returns and drawdowns are log values over sessions; volatility is annualised. The S&P 500's
+    long-run volatility is about 16%: elevated is 1.5 times that, extreme 2.5 times; a shock is a
+    session moving three long-run daily standard deviations.
+    """
+
+    elevated_volatility: float = Field(default=0.24, gt=0)
+    extreme_volatility: float = Field(default=0.40, gt=0)
+    shock_move: float = Field(default=0.03, gt=0, description="one session's move that is stress by itself")
+    correction: float = Field(default=-0.10, lt=0, description="drawdown from the 252-session high")
+    bear: float = Field(default=-0.20, lt=0)
+    falling_week: float = Field(default=-0.05, lt=0)
+    falling_month: float = Field(default=-0.08, lt=0)
+    crash_week: float = Field(default=-0.07, lt=0, description="a week this bad is a crash from any height")
+    rising_month: float = Field(default=0.05, gt=0)
+    trend_t: float = Field(default=0.5, gt=0, description="t-statistic of the 63-session drift")
+    fear_elevated: float = Field(default=25.0, gt=0, description="VIX level")
+    fear_extreme: float = Field(default=35.0, gt=0)
+    fear_rise_elevated: float = Field(default=0.25, gt=0, description="VIXY's log change over 5 sessions")
+    fear_rise_extreme: float = Field(default=0.50, gt=0)
+    credit_widening: float = Field(default=1.0, gt=0, description="HY spread points over 21 sessions")
+    credit_drawdown: float = Field(default=-0.05, lt=0, description="HYG below its 63-session high")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not (
+            self.elevated_volatility < self.extreme_volatility
+            and self.bear < self.correction
+            and self.crash_week <= self.falling_week
+            and self.fear_elevated < self.fear_extreme
+            and self.fear_rise_elevated < self.fear_rise_extreme
+        ):
+            raise ValueError(
+                "engine.regime.thresholds: elevated < extreme (volatility, fear), bear < correction, "
+                "crash_week <= falling_week"
+            )
+        return self
+
+
 class RegimeConfig(Frozen):
-    seed: int = 7
-    evaluate_every_cycles: int = Field(default=10, ge=1)
-    observation_cycles: int = Field(default=20, ge=0)
-    refit_every_days: float = Field(default=7.0, gt=0)
-    fit_history_days: float = Field(default=45.0, gt=0, description="stored minute history a refit learns from")
-    fit_retry_hours: float = Field(default=24.0, gt=0, description="next try after a refit lacked history")
-    hysteresis: float = Field(default=0.15, ge=0, lt=1, description="posterior margin needed to switch")
+    """What the regime is read from, and how a run starts."""
+
+    reference: str = Field(default="SPY", description="the index whose sessions name the regime")
+    fear_symbol: str = Field(default="VIXY", description="bars of a fear ETF (its rise is fear)")
+    credit_symbol: str = Field(default="HYG", description="bars of a credit ETF (its drawdown is stress)")
+    fear_series: str = Field(default="VIX", description="market_series of a fear index level")
+    credit_series: str = Field(default="BAMLH0A0HYM2", description="market_series of a credit spread, in points")
+    observation_cycles: int = Field(default=20, ge=0, description="first cycles that only observe: no orders")
+    confirm_sessions: int = Field(default=2, ge=1, description="sessions a new regime must hold to replace one")
+    thresholds: RegimeThresholds = RegimeThresholds()
 
 
 class SnapshotConfig(Frozen):

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 import numpy as np
+import polars as pl
 
 from core.adaptation import (
     StrategyPerformance,
@@ -42,8 +43,18 @@ from core.adaptation import (
     weights,
 )
 from core.book import Book
-from core.config import EngineConfig, is_crypto
-from core.features import N_FEATURES, FloatArray, MarketSeries, compute_features
+from core.calendar import MarketCalendar, Sessions
+from core.config import EngineConfig, RegimeConfig, is_crypto
+from core.features import (
+    FloatArray,
+    SessionSeries,
+    SessionValues,
+    SessionWindows,
+    aligned,
+    compute_features,
+    merge_closes,
+    session_closes,
+)
 from core.positions import (
     Bar,
     ClosedTrade,
@@ -55,22 +66,18 @@ from core.positions import (
     update_position,
 )
 from core.ranking import RankedProposal, rank_proposals
-from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, RegimeModel, estimate_regime
+from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, estimate_regime
 from core.risk import RiskEvent, RiskManager, RiskState
 from core.signals import AggregatedSignal, Modifier, aggregate_signals
-from core.snapshot import BarArrays, IntArray, MarketSnapshot, from_micros
+from core.snapshot import BarArrays, MarketSnapshot, from_micros, micros_of
 from core.strategy import ExposureAdvice, Strategy, StrategyContext, StrategyOutput, missing_inputs
 from core.types import Fill, Order, RegimeReading, RiskDecision, Side, Signal, TradeProposal, TradingState
 
-REFERENCE_SYMBOL = "SPY"
-FEAR_SYMBOL = "VIXY"
-CREDIT_SYMBOL = "HYG"
-REGIME_SYMBOLS = (REFERENCE_SYMBOL, FEAR_SYMBOL, CREDIT_SYMBOL)
-REGIME_HISTORY_BARS = 2_500  # > the features' lookback (drawdown window 1950 + returns)
 VOLATILITY_BARS = 390  # a session of minute returns
 MINUTES_PER_DAY = {True: 1_440.0, False: 390.0}  # crypto trades around the clock
 BAR = timedelta(minutes=1)
-NO_FEATURES: FloatArray = np.empty((0, N_FEATURES))
+SESSION_WINDOWS = SessionWindows()
+_DAY_MICROS = timedelta(days=1) // timedelta(microseconds=1)
 # How much the aggregate view of a symbol can scale a proposal's confidence, up or down.
 AGREEMENT_WEIGHT = 0.5
 
@@ -145,7 +152,7 @@ def run_cycle(
     *,
     strategies: Sequence[Strategy],
     is_tradable: Callable[[str, datetime], bool],
-    regime_model: RegimeModel | None = None,
+    calendar: MarketCalendar,
 ) -> CycleResult:
     market = _Market.of(snapshot, now)
     book = book.copy()
@@ -158,8 +165,10 @@ def run_cycle(
     )
     advanced = manager.advance(state.risk or manager.initial_state(now, equity), now, equity)
 
+    series, gauges = regime_series(snapshot, calendar.equities, now, config.regime)
+    estimate = estimate_regime(compute_features(series, SESSION_WINDOWS), config.regime, gauges)
     detector_state, reading = RegimeDetector(config.regime).step(
-        state.detector, lambda: estimate_regime(market.regime_features(), regime_model)
+        state.detector, estimate, _too_few_sessions(config.regime.reference, len(series))
     )
     observation_only = detector_state.cycle <= config.regime.observation_cycles
     regime_known = reading.model_version != UNKNOWN_VERSION
@@ -374,7 +383,6 @@ class _Market:
     now: datetime
     last_prices: dict[str, float]
     daily_volatility: dict[str, float]
-    reference: dict[str, BarArrays]  # the regime's history: closed bars of the index and its gauges
 
     @classmethod
     def of(cls, snapshot: MarketSnapshot, now: datetime) -> _Market:
@@ -390,10 +398,7 @@ class _Market:
             )
             if sigma is not None:
                 daily[symbol] = sigma
-        return cls(now, last_prices, daily, _regime_reference(snapshot, now, REGIME_HISTORY_BARS))
-
-    def regime_features(self) -> FloatArray:
-        return _features_of(self.reference, REGIME_HISTORY_BARS)
+        return cls(now, last_prices, daily)
 
 
 def _daily_volatility(symbol: str, bars: BarArrays) -> float | None:
@@ -406,45 +411,86 @@ def _daily_volatility(symbol: str, bars: BarArrays) -> float | None:
     return sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
 
 
-def regime_history(snapshot: MarketSnapshot, now: datetime, bars: int) -> FloatArray:
-    """The regime features of the last `bars` bar times before `now`: what a scheduled refit fits on."""
-    return _features_of(_regime_reference(snapshot, now, bars), bars)
+def regime_series(
+    snapshot: MarketSnapshot, sessions: Sessions, now: datetime, config: RegimeConfig
+) -> tuple[SessionSeries, tuple[str, ...]]:
+    """The reference index's session closes known at `now`, with its gauges aligned on them, and
+    the names of the gauges that had values.
 
-
-def _regime_reference(snapshot: MarketSnapshot, now: datetime, bars: int) -> dict[str, BarArrays]:
-    return {symbol: _closed_bars(snapshot, symbol, now).tail(bars) for symbol in REGIME_SYMBOLS}
-
-
-def _features_of(reference: Mapping[str, BarArrays], bars: int) -> FloatArray:
-    """Regime features of the reference index, with the fear and credit gauges aligned to its bars.
-
-    The rows are the newest `bars` bar times of the three series together, kept where the
-    index traded; a gauge without a bar at such a time is NaN there.
+    Daily bars give the closed sessions; the bars of the cycle's timeframe add the sessions the
+    daily bars do not hold yet (today's, in progress, closes at its latest price).
     """
-    index, fear, credit = (reference[s] for s in REGIME_SYMBOLS)
-    if not index.size:
-        return NO_FEATURES
-    times = np.union1d(np.union1d(index.ts, fear.ts), credit.ts)[-bars:]
-    rows = index.ts >= times[0]
-    aligned = index.ts[rows]
-    series = MarketSeries(
-        close=index.close[rows],
-        fear=_aligned(fear, aligned) if fear.size else None,
-        credit=_aligned(credit, aligned) if credit.size else None,
+    reference = _session_closes_of(snapshot, config.reference, sessions, now)
+    index = reference[0]
+    gauges: dict[str, FloatArray] = {}
+    for name, values in (
+        (config.fear_series, _series_by_session(snapshot, config.fear_series, sessions)),
+        (config.fear_symbol, _session_closes_of(snapshot, config.fear_symbol, sessions, now)),
+        (config.credit_series, _series_by_session(snapshot, config.credit_series, sessions)),
+        (config.credit_symbol, _session_closes_of(snapshot, config.credit_symbol, sessions, now)),
+    ):
+        if values[0].size:
+            gauges[name] = aligned(index, values)
+    series = SessionSeries(
+        sessions=index,
+        close=reference[1],
+        fear_level=gauges.get(config.fear_series),
+        fear_price=gauges.get(config.fear_symbol),
+        credit_spread=gauges.get(config.credit_series),
+        credit_price=gauges.get(config.credit_symbol),
     )
-    return compute_features(series)
+    return series, tuple(gauges)
+
+
+def _session_closes_of(snapshot: MarketSnapshot, symbol: str, sessions: Sessions, now: datetime) -> SessionValues:
+    daily = snapshot.bar_arrays(symbol, "1Day")
+    # A session's daily bar does not change once it closed: the closes are kept while the daily
+    # window and the number of closed sessions stay the same (all day in a live session).
+    closed = sessions.closed_by(now)
+    from_daily = snapshot.from_bars(
+        ("daily session closes", symbol, closed), daily, lambda bars: session_closes(bars, sessions, now, daily=True)
+    )
+    intraday = _closed_bars(snapshot, symbol, now)
+    if from_daily[0].size:
+        # Only the sessions after the last daily bar's: today's, and any the daily feed has not delivered.
+        after = sessions.close_of(int(from_daily[0][-1]))
+        intraday = intraday.rows(intraday.count_before(after), intraday.size)
+    return merge_closes(from_daily, session_closes(intraday, sessions, now, daily=False))
+
+
+def _series_by_session(snapshot: MarketSnapshot, name: str, sessions: Sessions) -> SessionValues:
+    """A market series' values by the session of their date (the UTC date they are stamped with)."""
+    frame = snapshot.table("market_series")
+    if frame.is_empty():
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    return snapshot.from_table("market_series", ("by session", name), lambda rows: _by_session(rows, name, sessions))
+
+
+def _by_session(frame: pl.DataFrame, name: str, sessions: Sessions) -> SessionValues:
+    rows = frame.filter(pl.col("series") == name).sort("ts_event")
+    ts = micros_of(rows.get_column("ts_event"))
+    values = rows.get_column("value").cast(pl.Float64).to_numpy()
+    days = (ts // _DAY_MICROS).astype("datetime64[D]")
+    index = np.searchsorted(sessions.days, days)
+    found = index < sessions.days.size
+    found[found] = sessions.days[index[found]] == days[found]
+    index, values = index[found], values[found]
+    if not index.size:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    last_of_session = np.append(index[1:] != index[:-1], True)  # a revised value replaces the first
+    return index[last_of_session].astype(np.int64), values[last_of_session]
+
+
+def _too_few_sessions(reference: str, sessions: int) -> str:
+    needed = SESSION_WINDOWS.sessions_needed
+    if not sessions:
+        return f"no regime: no {reference} bars to read sessions from"
+    return f"no regime: {sessions} sessions of {reference} closes, {needed} needed"
 
 
 def _closed_bars(snapshot: MarketSnapshot, symbol: str, now: datetime) -> BarArrays:
     """Bars closed by `now` (a 1Min bar opened at t closes at t + 1 minute)."""
     return snapshot.bar_arrays(symbol).until(now - BAR)
-
-
-def _aligned(gauge: BarArrays, times: IntArray) -> FloatArray:
-    """The gauge's closes at `times` (sorted), NaN where it has no bar."""
-    position = np.minimum(np.searchsorted(gauge.ts, times), gauge.size - 1)
-    found = gauge.ts[position] == times
-    return np.where(found, gauge.close[position], np.nan)
 
 
 def _evaluate(

@@ -199,3 +199,4 @@ class RegimeReading:
     evaluated: bool = False
     changed: bool = False
     model_version: str = "none"
+    reason: str | None = None  # what the reading rests on, or why there is none

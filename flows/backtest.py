@@ -113,7 +113,8 @@ def walk_forward(
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Per window: choose the settings on the training window (the sweep's best by Sharpe, then
-    P&L), refit the regime model on it, and trade the test window that follows out of sample."""
+    P&L) and trade the test window that follows out of sample. The regime rules have nothing to fit:
+    only the sweep's choice is learned in sample."""
     context = load_context(with_overrides(load_settings(), overrides or {}))
     migrate(context.warehouse)
     train, test = timedelta(days=train_days), timedelta(days=test_days)
@@ -129,9 +130,7 @@ def walk_forward(
             trials = run_grid(context, spec, f"{parent}-train{index}", dask_address, workers)
             best = sweep_results(context, f"{parent}-train{index}").row(0, named=True)["run_id"]
             chosen = next(trial.overrides for trial in trials if trial.run_id == best)
-        # The regime model is fitted at the test run's first cycle on the stored history before
-        # it: exactly the training window, when that is what the fit may look back over.
-        settings = with_overrides(context.settings, {**chosen, "engine.regime.fit_history_days": train_days})
+        settings = with_overrides(context.settings, chosen)
         tested = run_backtest(
             load_context(settings),
             test_start,

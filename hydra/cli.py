@@ -155,8 +155,7 @@ def backtest(
     """Replay the warehouse's history through the live decision path; results under a backtest run id.
 
     --sweep runs every point of a grid in parallel on Dask; --walk-forward chooses settings (the
-    sweep's grid, if given) and refits the regime on each training window, then trades the next
-    test window out of sample."""
+    sweep's grid, if given) on each training window, then trades the next test window out of sample."""
     options = {
         "engine.risk.profile": profile,
         "sim.slippage_bps": slippage_bps,

@@ -7,7 +7,6 @@ each cycle's snapshot is that history as of its moment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,7 +25,7 @@ from core.snapshot import (
     visible_split,
 )
 from warehouse import Warehouse
-from warehouse.read import DecisionHistory, DecisionWindows, feed_health, query_frame
+from warehouse.read import DecisionHistory, DecisionWindows, feed_health
 
 
 def decision_windows(config: EngineConfig) -> DecisionWindows:
@@ -92,11 +91,3 @@ def load_snapshot(
         bar_split=visible_split(known.bars, tables.rows["bars"]),
         table_memo=known.memo,
     )
-
-
-def load_minute_bars(warehouse: Warehouse, symbols: Sequence[str], as_of: datetime, since: datetime) -> MarketSnapshot:
-    """A snapshot holding only `symbols`' minute bars since `since`, as known at `as_of`: what a
-    regime refit learns from (weeks of three series), without a decision's other tables."""
-    with warehouse.connect() as con:
-        bars = query_frame(con, "read/minute_bars_of", {"symbols": list(symbols), "as_of": as_of, "since": since})
-    return MarketSnapshot(as_of=as_of, tables={"bars": bars}, bar_split=split_bars(bars))

@@ -24,9 +24,10 @@ from typing import Any
 
 from adapters.alpaca_broker import AlpacaBroker
 from adapters.broker import Broker, BrokerError
-from adapters.sim_broker import Bar, SimBroker, SimBrokerState, us_equity_hours
+from adapters.sim_broker import Bar, SimBroker, SimBrokerState
 from core.codec import decode, encode
 from core.config import Mode
+from hydra.context import market_calendar
 from hydra.decide import KnownHistory, load_history, load_snapshot
 from hydra.recording import CycleRecord, Discrepancy, store_value, stored_value
 from hydra.settings import HydraSettings
@@ -92,9 +93,7 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
         if saved is not None:
             sim_broker.restore(decode(SimBrokerState, saved))
         broker = sim_broker
-    session = TradingSession.resume(
-        context.warehouse, run_id, settings.engine, broker, REGISTRY, is_tradable=us_equity_hours
-    )
+    session = TradingSession.resume(context.warehouse, run_id, settings.engine, broker, REGISTRY, market_calendar())
     if session.state.last_cycle_at is None:
         record_run(context, run_id, mode, label or f"{mode.value} session", status="running")
     return TradingJob(context, mode, session, sim_broker)

@@ -260,6 +260,7 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
                 "evaluated": regime.evaluated,
                 "changed": regime.changed,
                 "model_version": regime.model_version,
+                "reason": regime.reason,
             }
         ],
         "signals": [

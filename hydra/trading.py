@@ -2,8 +2,8 @@
 
 The same `TradingSession.step_and_record` runs every simulated minute of `hydra run` and
 every run of the minutely trading flow; only the broker and the source of the snapshot
-differ. Nothing lives only in memory: the engine's state, the fitted regime model and the
-orders still working are in the warehouse, so a fresh process (each served flow run is one)
+differ. Nothing lives only in memory: the engine's state and the orders still working are in
+the warehouse, so a fresh process (each served flow run is one)
 resumes a run exactly where the last one stopped (`TradingSession.resume`).
 
 Crash safety is a write-ahead rule: a cycle's decisions and orders are recorded (orders as
@@ -17,32 +17,21 @@ warehouse, a hand-placed order) are recorded once, with a reconciliation row say
 from __future__ import annotations
 
 import itertools
-import logging
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, OrderStatus, new_fill
 from core.book import Book, Holding
-from core.codec import decode, encode
+from core.calendar import MarketCalendar
+from core.codec import decode
 from core.config import EngineConfig
-from core.pipeline import (
-    REGIME_SYMBOLS,
-    EngineState,
-    apply_fills,
-    forget_entries,
-    reconcile_positions,
-    regime_history,
-    run_cycle,
-)
-from core.regime import InsufficientHistory, RegimeModel
+from core.pipeline import EngineState, apply_fills, forget_entries, reconcile_positions, run_cycle
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
 from core.types import Fill, Order, Side
-from hydra.decide import load_minute_bars
 from hydra.recording import (
     ENGINE_STATE_KEY,
     CycleRecord,
@@ -51,18 +40,11 @@ from hydra.recording import (
     record_cycle,
     record_orders,
     record_submissions,
-    store_value,
     stored_value,
 )
 from warehouse import Warehouse
 from warehouse.read import query_frame
 
-MINUTES_PER_DAY = 1_440
-# hmmlearn warns whenever an EM step's log-likelihood dips, by any amount: ours dip by rounding
-# (1e-3 on 2e3) on the last step of a fit, and each fit is checked for degenerate parameters
-# (core.regime). Left on, the warning only broke the backtest's progress bar.
-logging.getLogger("hmmlearn.base").setLevel(logging.ERROR)
-REGIME_MODEL_KEY = "regime_model"
 CLIENT_ID_PREFIX = "hy-"
 # How far back the broker's order history is searched for orders no run recorded.
 UNRECORDED_LOOKBACK = timedelta(days=2)
@@ -91,11 +73,9 @@ class TradingSession:
     config: EngineConfig
     broker: Broker
     strategies: Sequence[Strategy]
-    is_tradable: Callable[[str, datetime], bool]
+    calendar: MarketCalendar  # when each symbol trades, and the sessions the regime is read in
     state: EngineState = field(default_factory=EngineState)
-    regime_model: RegimeModel | None = None
     tracked: dict[str, TrackedOrder] = field(default_factory=dict)
-    fit_attempted_at: datetime | None = None
     buffer: RecordBuffer | None = None  # a replay's: rows held until it flushes; None writes each cycle
 
     @classmethod
@@ -106,23 +86,18 @@ class TradingSession:
         config: EngineConfig,
         broker: Broker,
         strategies: Sequence[Strategy],
-        is_tradable: Callable[[str, datetime], bool],
+        calendar: MarketCalendar,
     ) -> TradingSession:
         """The run as its last recorded cycle left it (a fresh one for a new run id)."""
-        stored_model = stored_value(warehouse, run_id, REGIME_MODEL_KEY)
         session = cls(
             warehouse=warehouse,
             run_id=run_id,
             config=config,
             broker=broker,
             strategies=strategies,
-            is_tradable=is_tradable,
+            calendar=calendar,
             state=resume_state(warehouse, run_id),
         )
-        if stored_model is not None:
-            session.fit_attempted_at = decode(datetime, stored_model["attempted_at"])
-            model = stored_model["model"]
-            session.regime_model = None if model is None else decode(RegimeModel, model)
         with warehouse.connect() as con:
             working = query_frame(con, "read/working_orders", {"run_id": run_id})
         for row in working.iter_rows(named=True):
@@ -169,36 +144,12 @@ class TradingSession:
             record_orders(self.warehouse, self.run_id, adopted, discrepancies, now, recorded_at)
         return discrepancies
 
-    def refit_regime_if_due(self, now: datetime) -> None:
-        """Fit the HMM on the stored history on schedule; the rules classifier decides until one fits."""
-        regime = self.config.regime
-        interval = (
-            timedelta(days=regime.refit_every_days)
-            if self.regime_model is not None
-            else timedelta(hours=regime.fit_retry_hours)
-        )
-        if self.fit_attempted_at is not None and now - self.fit_attempted_at < interval:
-            return
-        self.fit_attempted_at = now
-        since = now - timedelta(days=regime.fit_history_days)
-        history = load_minute_bars(self.warehouse, REGIME_SYMBOLS, now, since)
-        features = regime_history(history, now, bars=int(regime.fit_history_days * MINUTES_PER_DAY))
-        # Too little history keeps the model (or the rules) in force until enough is stored.
-        with suppress(InsufficientHistory):
-            self.regime_model = RegimeModel.fit(features, now, regime.seed)
-        # Stored either way: a fresh process must not pay for a fit (seconds) that is not due.
-        model = None if self.regime_model is None else encode(self.regime_model)
-        store_value(
-            self.warehouse, self.run_id, REGIME_MODEL_KEY, {"attempted_at": now.isoformat(), "model": model}, now
-        )
-
     def step_and_record(self, snapshot: MarketSnapshot, now: datetime, recorded_at: datetime) -> CycleRecord:
         if self.state.last_cycle_at is not None and now <= self.state.last_cycle_at:
             raise AlreadyDecided(
                 f"run {self.run_id} already decided at {self.state.last_cycle_at.isoformat()}; not again at "
                 f"{now.isoformat()}"
             )
-        self.refit_regime_if_due(now)
         marks = [time.perf_counter()]
         fills, updates, never_sent = self._collect_fills(now)
         outcome = apply_fills(self.state, fills, {cid: t.order for cid, t in self.tracked.items()}, self.config, now)
@@ -220,8 +171,8 @@ class TradingSession:
             self.config,
             now,
             strategies=self.strategies,
-            is_tradable=self.is_tradable,
-            regime_model=self.regime_model,
+            is_tradable=self.calendar.is_open,
+            calendar=self.calendar,
         )
         marks.append(time.perf_counter())
         discrepancies = [

@@ -16,6 +16,7 @@ from core.config import EngineConfig, RegimeConfig
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext, StrategyOutput
 from core.types import Regime, Side, Signal, TradeProposal
+from hydra.context import market_calendar
 from hydra.trading import TradingSession
 from warehouse import Warehouse
 
@@ -87,7 +88,7 @@ def snapshot_at(now: datetime) -> MarketSnapshot:
 def resume_session(warehouse: Warehouse, alpaca_url: str) -> TradingSession:
     """A new process's session: everything it knows comes from the warehouse and the broker."""
     broker = AlpacaBroker(API_KEY, SECRET_KEY, alpaca_url, timeout_s=2.0, max_retries=1, retry_wait_s=0.01)
-    return TradingSession.resume(warehouse, RUN, CONFIG, broker, (BuySpy(),), is_tradable=lambda symbol, ts: True)
+    return TradingSession.resume(warehouse, RUN, CONFIG, broker, (BuySpy(),), market_calendar())
 
 
 def step(session: TradingSession, now: datetime) -> Any:

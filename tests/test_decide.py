@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from core.book import Book
 from core.config import EngineConfig
-from core.pipeline import REGIME_SYMBOLS, EngineState, regime_history, run_cycle
-from hydra.context import load_context
-from hydra.decide import load_minute_bars, load_snapshot
+from core.pipeline import EngineState, run_cycle
+from hydra.context import load_context, market_calendar
+from hydra.decide import load_snapshot
 from hydra.jobs import ingest_simulated
 from strategies import REGISTRY
 from warehouse import Warehouse
@@ -40,29 +40,10 @@ def test_a_cycle_decides_on_what_the_warehouse_knew(warehouse: Warehouse, monkey
             now,
             strategies=REGISTRY,
             is_tradable=lambda symbol, moment: True,
+            calendar=market_calendar(),
         )
         state = result.state
     assert result is not None
     assert result.regime.model_version == "rules-v1"  # five sessions of SPY made the features complete
     assert result.observation_only and result.orders == ()
     assert len(result.signals) > 0
-
-
-def test_a_refit_reads_exactly_the_regime_history_a_full_snapshot_holds(warehouse: Warehouse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("HYDRA_WAREHOUSE__PATH", str(warehouse.path))
-    monkeypatch.setenv("HYDRA_SIM__START", "2026-02-23T00:00:00Z")
-    start = datetime(2026, 2, 23, tzinfo=UTC)
-    ingest_simulated(load_context(), start, start + timedelta(days=12), feeds=["bars"])
-    now = datetime(2026, 3, 5, 15, 7, tzinfo=UTC)  # bars after it are stored, and hidden from both reads
-    days = 6.0
-    window = EngineConfig().snapshot.model_copy(update={"minute_bars_days": days})
-    everything = load_snapshot(warehouse, EngineConfig().model_copy(update={"snapshot": window}), now)
-    regime_only = load_minute_bars(warehouse, REGIME_SYMBOLS, now, now - timedelta(days=days))
-
-    assert set(regime_only.bar_symbols()) == set(REGIME_SYMBOLS) < set(everything.bar_symbols())
-    for symbol in REGIME_SYMBOLS:
-        assert regime_only.bar_arrays(symbol).ts.tolist() == everything.bar_arrays(symbol).ts.tolist()
-    bars = int(days * 390)
-    learned = regime_history(regime_only, now, bars)
-    assert learned.shape[0] > 1_000
-    assert learned.tobytes() == regime_history(everything, now, bars).tobytes()

@@ -1,14 +1,13 @@
-"""The trading session on the simulated broker: the scheduled regime refit and restart safety."""
+"""The trading session on the simulated broker: restart safety."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from adapters.sim_broker import SimBroker, us_equity_hours
+from adapters.sim_broker import SimBroker
 from adapters.simulator import MarketSimulator
 from core.config import EngineConfig
+from hydra.context import market_calendar
 from hydra.decide import load_snapshot
 from hydra.trading import TradingSession, resume_state
 from strategies import REGISTRY
@@ -25,45 +24,17 @@ def session(warehouse: Warehouse, run_id: str = "test-run") -> TradingSession:
         config=EngineConfig(),
         broker=SimBroker(starting_cash=100_000.0, slippage_bps=2.0, fee_bps=1.0),
         strategies=REGISTRY,
-        is_tradable=us_equity_hours,
+        calendar=market_calendar(),
     )
 
 
-def test_the_hmm_is_fitted_once_enough_history_is_stored_and_then_decides(warehouse: Warehouse) -> None:
-    # Six weeks of simulated history: past the features' warm-up, more than the 500 samples a fit needs.
-    upsert(warehouse, MarketSimulator(seed=42, epoch=EPOCH).generate(EPOCH, EPOCH + timedelta(days=42)))
-    now = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
-    trader = session(warehouse)
-    trader.step_and_record(load_snapshot(warehouse, trader.config, now), now, recorded_at=now)
-    assert trader.regime_model is not None and trader.regime_model.version.startswith("hmm-")
-    assert trader.state.detector.reading is not None
-    assert trader.state.detector.reading.model_version == trader.regime_model.version
-    fitted = trader.regime_model
-    later = now + timedelta(hours=1)
-    trader.step_and_record(load_snapshot(warehouse, trader.config, later), later, recorded_at=later)
-    assert trader.regime_model is fitted  # not refitted before refit_every_days
-
-
-def test_a_refit_says_nothing_of_rounding_in_its_last_em_step(
-    warehouse: Warehouse, caplog: pytest.LogCaptureFixture
-) -> None:
-    """This fit's last EM step lowers the log-likelihood by rounding; hmmlearn would warn of it on
-    stderr, across the backtest's progress bar. The fit is kept, as the others are."""
-    upsert(warehouse, MarketSimulator(seed=42, epoch=EPOCH).generate(EPOCH, EPOCH + timedelta(days=52)))
-    trader = session(warehouse)
-    trader.refit_regime_if_due(EPOCH + timedelta(days=51, hours=16))
-    assert trader.regime_model is not None
-    assert [record.getMessage() for record in caplog.records if record.name.startswith("hmmlearn")] == []
-
-
-def test_too_little_history_keeps_the_rules_and_a_restart_resumes_the_recorded_state(warehouse: Warehouse) -> None:
+def test_a_restart_resumes_the_recorded_state(warehouse: Warehouse) -> None:
     upsert(warehouse, MarketSimulator(seed=42, epoch=EPOCH).generate(EPOCH, EPOCH + timedelta(days=8)))
     trader = session(warehouse)
     now = datetime(2026, 1, 26, 16, 0, tzinfo=UTC)
     for minute in range(0, 30, 10):
         moment = now + timedelta(minutes=minute)
         trader.step_and_record(load_snapshot(warehouse, trader.config, moment), moment, recorded_at=moment)
-    assert trader.regime_model is None
-    assert trader.state.detector.reading is not None and trader.state.detector.reading.model_version == "rules-v1"
+    assert trader.state.detector.reading is not None
     assert resume_state(warehouse, "test-run") == trader.state
     assert resume_state(warehouse, "another-run").cycle_no == 0

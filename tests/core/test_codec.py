@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_pipeline import CONFIG, MINUTE, PRICES, START, STRATEGIES, always, snapshot_at
+from test_pipeline import CALENDAR, CONFIG, MINUTE, PRICES, START, STRATEGIES, always, snapshot_at
 
 from core.codec import decode, encode
 from core.pipeline import EngineState
@@ -21,7 +21,14 @@ def test_a_realistic_state_round_trips_through_json_text() -> None:
     for i in range(4):
         now = START + (i + 10) * MINUTE
         state = run_cycle(
-            snapshot_at(now, PRICES), Book(100_000.0), state, CONFIG, now, strategies=STRATEGIES, is_tradable=always
+            snapshot_at(now, PRICES),
+            Book(100_000.0),
+            state,
+            CONFIG,
+            now,
+            strategies=STRATEGIES,
+            is_tradable=always,
+            calendar=CALENDAR,
         ).state
     assert state.pending_entries and state.risk is not None
     text = json.dumps(encode(state))

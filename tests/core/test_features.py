@@ -1,143 +1,167 @@
 import math
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
 
+from core.calendar import nyse_sessions
 from core.features import (
     FEATURE_NAMES,
     N_FEATURES,
     Feature,
-    FeatureWindows,
-    MarketSeries,
+    SessionSeries,
+    SessionWindows,
+    aligned,
     compute_features,
     latest_features,
-    log_returns,
+    merge_closes,
+    session_closes,
 )
+from core.snapshot import BarArrays, micros
 
-SMALL = FeatureWindows(return_window=2, vol_window=2, trend_window=2, drawdown_window=3, stress_window=2)
+SMALL = SessionWindows(week=2, month=3, volatility=3, trend=4, drawdown=5, credit_drawdown=3, minimum=3, gauge_carry=1)
+SESSIONS = nyse_sessions(date(2018, 1, 1), date(2018, 12, 31))
 
 
-def random_series(n: int, seed: int, gaps: tuple[int, ...] = ()) -> MarketSeries:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-    fear = 20 * np.exp(np.cumsum(rng.normal(0.0, 0.03, n)))
-    credit = 80 * np.exp(np.cumsum(rng.normal(0.0, 0.005, n)))
-    for index in gaps:
-        close[index] = np.nan
-    return MarketSeries(close=close, fear=fear, credit=credit)
+def series(close: list[float] | np.ndarray, **gauges: np.ndarray) -> SessionSeries:
+    values = np.asarray(close, dtype=float)
+    return SessionSeries(sessions=np.arange(values.shape[0]), close=values, **gauges)
+
+
+def random_closes(n: int, seed: int) -> np.ndarray:
+    return 100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0.0, 0.01, n)))
 
 
 def test_hand_computed_small_history() -> None:
-    series = MarketSeries(
-        close=np.exp([0.0, 0.1, -0.1, 0.0, 0.2]),
-        fear=np.exp([0.0, 0.0, 0.5, 0.5, 0.5]),
-        credit=np.exp([0.0, -0.05, -0.1, -0.08, -0.03]),
-    )
-    features = compute_features(series, SMALL)
-    # log returns 0.1, -0.2, 0.1, 0.2; a pair's sample std is |a - b| / sqrt(2)
+    log_close = np.array([0.0, 0.1, -0.1, 0.0, 0.2, 0.1])
+    features = compute_features(series(np.exp(log_close)), SMALL)
+    # returns: 0.1, -0.2, 0.1, 0.2, -0.1; rows 0-2 have fewer than `minimum` (3) returns
+    nan = math.nan
     expected = {
-        Feature.RET: [math.nan, math.nan, -0.1, -0.1, 0.3],
-        Feature.VOL: [math.nan, math.nan, 0.3 / math.sqrt(2), 0.3 / math.sqrt(2), 0.1 / math.sqrt(2)],
-        Feature.TREND: [math.nan, math.nan, -0.1 / 0.3, -0.1 / 0.3, 0.3 / 0.1],
-        Feature.DRAWDOWN: [math.nan, math.nan, -0.2, -0.1, 0.0],
-        Feature.FEAR: [math.nan, math.nan, 0.5, 0.5, 0.0],
-        Feature.CREDIT: [math.nan, math.nan, -0.1, -0.03, 0.0],
+        Feature.DAY: [nan, nan, nan, 0.1, 0.2, -0.1],
+        Feature.WEEK: [nan, nan, nan, -0.1, 0.3, 0.1],
+        Feature.MONTH: [nan, nan, nan, 0.0, 0.1, 0.2],
+        Feature.VOLATILITY: [
+            nan,
+            nan,
+            nan,
+            *(np.std(w, ddof=1) * math.sqrt(252) for w in ([0.1, -0.2, 0.1], [-0.2, 0.1, 0.2], [0.1, 0.2, -0.1])),
+        ],
+        Feature.DRAWDOWN: [nan, nan, nan, -0.1, 0.0, -0.1],
     }
     for column, values in expected.items():
         np.testing.assert_allclose(features[:, column], values, atol=1e-12, err_msg=column.name)
+    # the trend of row 3 uses the returns up to 4 back: 0.1, -0.2, 0.1
+    window = np.array([0.1, -0.2, 0.1])
+    assert features[3, Feature.TREND] == pytest.approx(window.sum() / (window.std(ddof=1) * math.sqrt(3)))
 
 
 def test_columns_and_names_agree() -> None:
     assert len(FEATURE_NAMES) == N_FEATURES
-    assert compute_features(random_series(50, seed=0), SMALL).shape == (50, N_FEATURES)
+    assert compute_features(series(random_closes(50, seed=0)), SMALL).shape == (50, N_FEATURES)
     assert FEATURE_NAMES[Feature.DRAWDOWN] == "drawdown"
 
 
-def test_warm_up_is_nan_until_each_window_fills() -> None:
-    windows = FeatureWindows(return_window=5, vol_window=7, trend_window=11, drawdown_window=13, stress_window=4)
-    features = compute_features(random_series(60, seed=1), windows)
-    first_complete = {
-        Feature.RET: 5,
-        Feature.VOL: 7,
-        Feature.TREND: 11,
-        Feature.DRAWDOWN: 12,
-        Feature.FEAR: 4,
-        Feature.CREDIT: 12,
-    }
-    for column, first in first_complete.items():
-        values = features[:, column]
-        assert np.isnan(values[:first]).all(), column.name
-        assert np.isfinite(values[first:]).all(), column.name
-    assert windows.lookback == 13
-
-
-def test_missing_bar_blanks_exactly_the_windows_that_need_it() -> None:
-    windows = FeatureWindows(return_window=3, vol_window=4, trend_window=5, drawdown_window=6, stress_window=3)
-    gap = 30
-    features = compute_features(random_series(60, seed=2, gaps=(gap,)), windows)
-    # the gap's bar and the next both lose their one-bar return
-    vol_blank = set(range(gap, gap + windows.vol_window + 1))
-    drawdown_blank = set(range(gap, gap + windows.drawdown_window))
-    change_blank = {gap, gap + windows.return_window}
-    for i in range(windows.lookback, 60):
-        assert np.isnan(features[i, Feature.VOL]) == (i in vol_blank), i
-        assert np.isnan(features[i, Feature.DRAWDOWN]) == (i in drawdown_blank), i
-        assert np.isnan(features[i, Feature.RET]) == (i in change_blank), i
-        assert np.isfinite(features[i, Feature.FEAR]), "a gap in the reference asset must not blank the gauges"
-
-
-def test_absent_gauges_give_neutral_zero_columns() -> None:
-    series = random_series(40, seed=3)
-    features = compute_features(MarketSeries(close=series.close), SMALL)
-    assert (features[:, Feature.FEAR] == 0).all()
-    assert (features[:, Feature.CREDIT] == 0).all()
+def test_long_windows_use_what_there_is_above_the_minimum() -> None:
+    windows = SessionWindows()
+    features = compute_features(series(random_closes(300, seed=1)), windows)
+    first = windows.minimum
+    assert np.isnan(features[:first, Feature.DRAWDOWN]).all()
+    assert np.isfinite(features[first:, [Feature.DAY, Feature.WEEK, Feature.MONTH, Feature.VOLATILITY]]).all()
+    assert np.isfinite(features[first:, [Feature.TREND, Feature.DRAWDOWN]]).all()
+    assert np.isnan(features[:, Feature.FEAR_LEVEL]).all(), "no gauge, no value: never a silent zero"
 
 
 def test_flat_or_constant_growth_has_no_trend() -> None:
-    windows = FeatureWindows(return_window=3, vol_window=4, trend_window=5, drawdown_window=6, stress_window=3)
-    growing = MarketSeries(close=100 * np.exp(0.001 * np.arange(1000)))
-    features = compute_features(growing, windows)
-    assert (features[windows.lookback :, Feature.TREND] == 0).all()
-    assert latest_features(growing, windows)[Feature.TREND] == 0
+    growing = series(100 * np.exp(0.001 * np.arange(200)))
+    features = compute_features(growing)
+    assert (features[SessionWindows().minimum :, Feature.TREND] == 0).all()
+    assert (features[SessionWindows().minimum :, Feature.VOLATILITY] < 1e-9).all()
 
 
-@pytest.mark.parametrize("gaps", [(), (150, 151, 400)])
-def test_latest_equals_the_last_vectorised_row(gaps: tuple[int, ...]) -> None:
-    windows = FeatureWindows(return_window=10, vol_window=20, trend_window=50, drawdown_window=120, stress_window=30)
-    series = random_series(600, seed=4, gaps=gaps)
-    features = compute_features(series, windows)
-    for end in [*range(1, 130), *range(130, 601, 7)]:
-        latest = latest_features(_prefix(series, end), windows)
-        np.testing.assert_allclose(latest, features[end - 1], rtol=1e-9, atol=1e-12, err_msg=f"bar {end - 1}")
+def test_latest_equals_the_last_row_and_reads_only_the_lookback() -> None:
+    windows = SessionWindows()
+    closes = random_closes(700, seed=4)
+    fear = 20 + np.random.default_rng(5).random(700) * 10
+    fear[[600, 601, 650]] = np.nan
+    full = series(closes, fear_level=fear)
+    features = compute_features(full, windows)
+    for end in (30, 100, 300, 700):
+        np.testing.assert_allclose(latest_features(full.tail(end), windows), compute_features(full.tail(end))[-1])
+    np.testing.assert_allclose(latest_features(full, windows), features[-1], rtol=1e-9)
+    altered = closes.copy()
+    altered[: 700 - windows.lookback - windows.gauge_carry] *= 3.0
+    np.testing.assert_array_equal(latest_features(series(altered, fear_level=fear)), latest_features(full))
 
 
-def _prefix(series: MarketSeries, bars: int) -> MarketSeries:
-    return MarketSeries(
-        close=series.close[:bars],
-        fear=None if series.fear is None else series.fear[:bars],
-        credit=None if series.credit is None else series.credit[:bars],
+def test_a_gauge_is_carried_a_few_sessions_never_longer() -> None:
+    fear = np.array([20.0, np.nan, np.nan, 30.0, np.nan, np.nan])
+    features = compute_features(series(random_closes(6, seed=6), fear_level=fear), SMALL)
+    np.testing.assert_array_equal(features[:, Feature.FEAR_LEVEL], [20.0, 20.0, np.nan, 30.0, 30.0, np.nan])
+
+
+def test_gauges_in_their_own_units() -> None:
+    n = 30
+    spread = np.linspace(3.0, 6.0, n)  # widening by 0.1 points a session
+    hyg = 80 * np.exp(np.concatenate([np.zeros(20), -0.01 * np.arange(1, 11)]))
+    vixy = 20 * np.exp(0.05 * np.arange(n))
+    features = compute_features(
+        series(random_closes(n, seed=7), credit_spread=spread, credit_price=hyg, fear_price=vixy), SessionWindows()
     )
+    assert features[-1, Feature.CREDIT_WIDENING] == pytest.approx(21 * 0.1 * 3.0 / 2.9, rel=1e-9)
+    assert features[-1, Feature.CREDIT_DRAWDOWN] == pytest.approx(-0.10)
+    assert features[-1, Feature.FEAR_RISE] == pytest.approx(0.25)
 
 
-def test_latest_reads_only_the_lookback() -> None:
-    series = random_series(500, seed=5)
-    altered = series.close.copy()
-    altered[: 500 - SMALL.lookback] *= 3.0
-    before = latest_features(series, SMALL)
-    after = latest_features(MarketSeries(close=altered, fear=series.fear, credit=series.credit), SMALL)
-    np.testing.assert_array_equal(before, after)
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
 
 
-def test_log_returns() -> None:
-    returns = log_returns(np.exp(np.array([0.0, 0.5, 0.25])))
-    assert math.isnan(returns[0])
-    np.testing.assert_allclose(returns[1:], [0.5, -0.25])
+def bars_at(times: list[datetime], closes: list[float]) -> BarArrays:
+    ts = np.array([micros(t) for t in times], dtype=np.int64)
+    values = np.asarray(closes, dtype=float)
+    return BarArrays(ts, values, values, values, values)
+
+
+def test_daily_bars_name_their_session_and_count_once_it_closed() -> None:
+    # Tuesday 3 July 2018 is a half day, 4 July a holiday; Alpaca stamps daily bars at midnight New York.
+    daily = bars_at([utc(2018, 7, 2, 4), utc(2018, 7, 3, 4), utc(2018, 7, 5, 4), utc(2018, 7, 6, 4)], [1, 2, 3, 4])
+    index, close = session_closes(daily, SESSIONS, utc(2018, 7, 6, 15), daily=True)
+    assert [SESSIONS.open_of(int(i)).date() for i in index] == [date(2018, 7, d) for d in (2, 3, 5)]
+    assert close.tolist() == [1, 2, 3], "Friday's bar is not known before Friday's close"
+    assert index[2] - index[1] == 1, "the holiday is no session: windows count sessions"
+
+
+def test_intraday_bars_give_each_session_its_last_close_and_the_current_one_its_latest() -> None:
+    times = [
+        utc(2018, 11, 23, 14, 30),  # Friday after Thanksgiving, 09:30 EST
+        utc(2018, 11, 23, 17, 59),  # its last minute: the session closes at 13:00 EST
+        utc(2018, 11, 23, 20, 0),  # after the close: in no session
+        utc(2018, 11, 26, 12, 0),  # pre-market Monday: in no session
+        utc(2018, 11, 26, 14, 30),
+        utc(2018, 11, 26, 15, 0),
+    ]
+    bars = bars_at(times, [10, 11, 12, 13, 14, 15])
+    index, close = session_closes(bars, SESSIONS, utc(2018, 11, 26, 15, 1), daily=False)
+    assert close.tolist() == [11, 15]
+    assert SESSIONS.close_of(int(index[0])) == utc(2018, 11, 23, 18)
+
+
+def test_merge_prefers_the_daily_close_and_align_leaves_gaps() -> None:
+    merged = merge_closes((np.array([3, 4]), np.array([30.0, 40.0])), (np.array([4, 5]), np.array([41.0, 50.0])))
+    assert merged[0].tolist() == [3, 4, 5] and merged[1].tolist() == [30.0, 40.0, 50.0]
+    values = aligned(np.array([2, 3, 5]), (np.array([3, 4]), np.array([1.5, 2.5])))
+    np.testing.assert_array_equal(values, [np.nan, 1.5, np.nan])
 
 
 def test_inputs_are_validated() -> None:
     with pytest.raises(ValueError, match="positive"):
-        MarketSeries(close=np.array([1.0, -1.0]))
-    with pytest.raises(ValueError, match="1-D array of 2 bars"):
-        MarketSeries(close=np.array([1.0, 2.0]), fear=np.array([1.0]))
+        series([1.0, -1.0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        SessionSeries(sessions=np.array([1, 1]), close=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="expected 2 values"):
+        series([1.0, 2.0], fear_level=np.array([1.0]))
     with pytest.raises(ValueError, match="at least 2"):
-        FeatureWindows(vol_window=1)
+        SessionWindows(week=1)
+    assert latest_features(series([]), SMALL).shape == (N_FEATURES,)
+    assert np.isnan(latest_features(series([]), SMALL)).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -13,6 +13,7 @@ import pytest
 from paper_session import MINUTE, START, BuySpy, bar_frame
 
 from core.book import Book
+from core.calendar import nyse_calendar
 from core.config import EngineConfig, RegimeConfig
 from core.pipeline import (
     CycleResult,
@@ -30,6 +31,9 @@ from core.types import Fill, Regime, Side, TradingState
 
 # The regime features need five sessions of SPY; these tests care about the rest of the cycle.
 CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=2))
+
+
+CALENDAR = nyse_calendar(date(2024, 1, 1), date(2028, 12, 31))
 
 
 def always(symbol: str, now: datetime) -> bool:
@@ -73,7 +77,14 @@ def cycles(n: int, strategies: Sequence[Strategy] = STRATEGIES) -> list[CycleRes
     for i in range(n):
         now = START + (i + 10) * MINUTE
         result = run_cycle(
-            snapshot_at(now, PRICES), book, state, CONFIG, now, strategies=strategies, is_tradable=always
+            snapshot_at(now, PRICES),
+            book,
+            state,
+            CONFIG,
+            now,
+            strategies=strategies,
+            is_tradable=always,
+            calendar=CALENDAR,
         )
         state = result.state
         results.append(result)
@@ -126,7 +137,14 @@ def test_fills_open_a_position_which_its_stop_later_closes_with_a_recorded_loss(
     crash = {"SPY": [*PRICES["SPY"][:14], proposal.stop * 0.99, proposal.stop * 0.98]}
     now = START + 16 * MINUTE
     result = run_cycle(
-        snapshot_at(now, crash), Book(100_000.0), opened.state, CONFIG, now, strategies=STRATEGIES, is_tradable=always
+        snapshot_at(now, crash),
+        Book(100_000.0),
+        opened.state,
+        CONFIG,
+        now,
+        strategies=STRATEGIES,
+        is_tradable=always,
+        calendar=CALENDAR,
     )
     [exit_order] = [o for o in result.orders if o.intent == "exit"]
     assert (exit_order.side, exit_order.reason, exit_order.qty) == (Side.SELL, "stop", entry_order.qty)
@@ -159,7 +177,9 @@ def test_a_strategy_sees_the_views_it_entered_while_the_entry_works_and_the_posi
     def entries(state: EngineState) -> int:
         now = START + 14 * MINUTE
         snapshot = snapshot_at(now, PRICES)
-        result = run_cycle(snapshot, Book(100_000.0), state, CONFIG, now, strategies=strategies, is_tradable=always)
+        result = run_cycle(
+            snapshot, Book(100_000.0), state, CONFIG, now, strategies=strategies, is_tradable=always, calendar=CALENDAR
+        )
         return len(result.entries)
 
     assert entries(held) == 0
@@ -178,7 +198,9 @@ def test_the_kill_switch_halts_entries_but_not_exits() -> None:
     book = Book(94_000.0)
     now = START + 16 * MINUTE
     crash = {"SPY": [*PRICES["SPY"][:14], proposal.stop * 0.99, proposal.stop * 0.98]}
-    result = run_cycle(snapshot_at(now, crash), book, state, CONFIG, now, strategies=STRATEGIES, is_tradable=always)
+    result = run_cycle(
+        snapshot_at(now, crash), book, state, CONFIG, now, strategies=STRATEGIES, is_tradable=always, calendar=CALENDAR
+    )
     assert result.trading_state is TradingState.HALTED
     assert [e.event for e in result.risk_events] == ["HALTED"]
     assert result.entries == ()
@@ -258,6 +280,7 @@ def test_a_stop_crossed_between_two_cycles_exits_even_if_the_latest_bar_recovere
         now,
         strategies=STRATEGIES,
         is_tradable=always,
+        calendar=CALENDAR,
     )
     [exit_order] = [o for o in result.orders if o.intent == "exit"]
     assert exit_order.reason == "stop" and exit_order.decision_price == proposal.stop

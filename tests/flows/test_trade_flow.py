@@ -48,7 +48,6 @@ def test_each_run_decides_once_at_the_newest_stored_minute_and_resumes_the_last(
     assert query("SELECT count(*) FROM cycles WHERE run_id = 'sim-main'") == [(2,)]
     assert query("SELECT key FROM engine_state WHERE run_id = 'sim-main' ORDER BY key") == [
         ("engine",),
-        ("regime_model",),
         ("sim_broker",),
     ]
     log = json.loads(Path("data/trade_logs/sim-main.json").read_text(encoding="utf-8"))
