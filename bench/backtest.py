@@ -93,7 +93,9 @@ def run(hours: float | None, weeks: int | None, cycle_minutes: list[int], floor:
     context = load_context()
     start, end = context.settings.sim.start + start_offset, context.settings.sim.start + end_offset
     with context.warehouse.connect(read_only=True) as con:
-        (asset_bars,) = con.execute(read_sql("read/minute_bars_count"), {"after": start, "until": end}).fetchall()[0]
+        (asset_bars,) = con.execute(
+            read_sql("read/bars_count"), {"timeframe": "1Min", "after": start, "until": end}
+        ).fetchall()[0]
     no_strategy = {f"engine.strategies.{strategy.name}.enabled": False for strategy in REGISTRY}
     runs = []
     for minutes, strategies in itertools.product(cycle_minutes, (True, False) if floor else (True,)):

@@ -18,50 +18,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.config import is_crypto
-from core.snapshot import IntArray, from_micros, micros
+from core.timestamps import DAY_MICROS, IntArray, from_micros, micros
+from core.types import Timeframe as Timeframe
 
 DAY = timedelta(days=1)
-_DAY_MICROS = DAY // timedelta(microseconds=1)
-
-
-class Timeframe(StrEnum):
-    """Bar timeframes of the warehouse and of backtests, named as Alpaca names them."""
-
-    MIN_1 = "1Min"
-    MIN_5 = "5Min"
-    MIN_15 = "15Min"
-    MIN_30 = "30Min"
-    HOUR_1 = "1Hour"
-    DAY_1 = "1Day"
-
-    @property
-    def length(self) -> timedelta:
-        return _LENGTHS[self]
-
-    @property
-    def intraday(self) -> bool:
-        return self is not Timeframe.DAY_1
-
-    @classmethod
-    def of_length(cls, length: timedelta) -> Timeframe | None:
-        return next((timeframe for timeframe in cls if timeframe.length == length), None)
-
-
-_LENGTHS = {
-    Timeframe.MIN_1: timedelta(minutes=1),
-    Timeframe.MIN_5: timedelta(minutes=5),
-    Timeframe.MIN_15: timedelta(minutes=15),
-    Timeframe.MIN_30: timedelta(minutes=30),
-    Timeframe.HOUR_1: timedelta(hours=1),
-    Timeframe.DAY_1: timedelta(days=1),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +115,7 @@ class Sessions:
     def _check_covers(self, moment: datetime) -> None:
         if moment.tzinfo is None:
             raise ValueError(f"{self.name}: a naive time has no place on a calendar: {moment!r}")
-        if not (self.opens[0] - _DAY_MICROS * 7 <= micros(moment) <= self.closes[-1] + _DAY_MICROS * 7):
+        if not (self.opens[0] - DAY_MICROS * 7 <= micros(moment) <= self.closes[-1] + DAY_MICROS * 7):
             raise ValueError(f"{self.name}: {moment.isoformat()} is outside the calendar's span {self._span}")
 
     @property
@@ -209,6 +175,14 @@ class MarketCalendar:
         if session is None:
             raise ValueError(f"{symbol}: no NYSE session on {day.isoformat()} for a daily bar")
         return self.equities.close_of(session)
+
+    def sessions_closed_before(self, now: datetime) -> datetime:
+        """Daily equity bars that started before this moment (midnight UTC after the last session
+        closed by `now`) had closed by `now`."""
+        closed = self.equities.closed_by(now)
+        if not closed:
+            return from_micros(int(self.equities.opens[0]))
+        return datetime.combine(_as_date(self.equities.days[closed - 1]) + DAY, datetime.min.time(), tzinfo=UTC)
 
 
 def nyse_calendar(first: date, last: date) -> MarketCalendar:

@@ -12,6 +12,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.types import Timeframe
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -355,10 +357,13 @@ class RegimeConfig(Frozen):
 
 
 class SnapshotConfig(Frozen):
-    """How far back a cycle's snapshot reaches: the regime features need five sessions of minutes."""
+    """How far back a cycle's snapshot reaches: bars over exchange sessions (a holiday never
+    shortens the window), facts, which arrive around the clock, over days."""
 
-    minute_bars_days: float = Field(default=8.0, gt=0)
-    daily_bars_days: float = Field(default=400.0, gt=0)
+    bar_sessions: int = Field(default=6, ge=1, description="bars of the cycle's timeframe: today and 5 sessions back")
+    daily_bar_sessions: int = Field(
+        default=300, ge=22, description="daily bars: the regime's 252-session drawdown and a margin"
+    )
     facts_days: float = Field(default=45.0, gt=0, description="funding, notices, releases, headlines, series")
 
 
@@ -366,6 +371,9 @@ class EngineConfig(Frozen):
     """Everything the pure decision core needs; run_cycle receives exactly this."""
 
     watchlist: tuple[str, ...] = DEFAULT_WATCHLIST
+    # The bars cycles decide on: minute bars live and in sim; a backtest of coarser history decides
+    # on those, at their cadence (daily bars: once a session, at its open).
+    timeframe: Timeframe = Timeframe.MIN_1
     snapshot: SnapshotConfig = SnapshotConfig()
     risk: RiskConfig = RiskConfig()
     regime: RegimeConfig = RegimeConfig()

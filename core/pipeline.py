@@ -43,7 +43,7 @@ from core.adaptation import (
     weights,
 )
 from core.book import Book
-from core.calendar import MarketCalendar, Sessions
+from core.calendar import MarketCalendar, Sessions, Timeframe
 from core.config import EngineConfig, RegimeConfig, is_crypto
 from core.features import (
     FloatArray,
@@ -73,9 +73,12 @@ from core.snapshot import BarArrays, MarketSnapshot, from_micros, micros_of
 from core.strategy import ExposureAdvice, Strategy, StrategyContext, StrategyOutput, missing_inputs
 from core.types import Fill, Order, RegimeReading, RiskDecision, Side, Signal, TradeProposal, TradingState
 
-VOLATILITY_BARS = 390  # a session of minute returns
+# Daily volatility is measured over an equity session's worth of bar returns (390 minutes), at
+# least 20 of them: a session of minute bars, 20 half-hours, 20 sessions of daily bars.
+VOLATILITY_MINUTES = 390
+MIN_VOLATILITY_RETURNS = 20
 MINUTES_PER_DAY = {True: 1_440.0, False: 390.0}  # crypto trades around the clock
-BAR = timedelta(minutes=1)
+MINUTE = timedelta(minutes=1)
 SESSION_WINDOWS = SessionWindows()
 _DAY_MICROS = timedelta(days=1) // timedelta(microseconds=1)
 # How much the aggregate view of a symbol can scale a proposal's confidence, up or down.
@@ -389,26 +392,37 @@ class _Market:
         last_prices: dict[str, float] = {}
         daily: dict[str, float] = {}
         for symbol in snapshot.bar_symbols():
-            bars = _closed_bars(snapshot, symbol, now)
+            bars = snapshot.closed_bars(symbol, now)
             if not bars.size:
                 continue
             last_prices[symbol] = float(bars.close[-1])
+            returns, bars_per_day = _volatility_window(symbol, snapshot.timeframe)
             sigma = snapshot.from_bars(
-                ("daily volatility", symbol), bars.tail(VOLATILITY_BARS + 1), partial(_daily_volatility, symbol)
+                ("daily volatility", symbol), bars.tail(returns + 1), partial(_daily_volatility, bars_per_day)
             )
             if sigma is not None:
                 daily[symbol] = sigma
         return cls(now, last_prices, daily)
 
 
-def _daily_volatility(symbol: str, bars: BarArrays) -> float | None:
-    """The std of the bars' minute log returns, scaled to the minutes of the symbol's day."""
+def _volatility_window(symbol: str, timeframe: Timeframe) -> tuple[int, float]:
+    """How many bar returns a symbol's daily volatility is measured over, and its bars a day."""
+    if not timeframe.intraday:
+        return MIN_VOLATILITY_RETURNS, 1.0
+    bar_minutes = timeframe.length / MINUTE
+    return max(math.ceil(VOLATILITY_MINUTES / bar_minutes), MIN_VOLATILITY_RETURNS), (
+        MINUTES_PER_DAY[is_crypto(symbol)] / bar_minutes
+    )
+
+
+def _daily_volatility(bars_per_day: float, bars: BarArrays) -> float | None:
+    """The std of the bars' log returns, scaled to the bars of the symbol's day."""
     if bars.size <= 2:
         return None
     sigma = float(np.diff(np.log(bars.close)).std(ddof=1))
     if not math.isfinite(sigma) or sigma <= 0:
         return None
-    return sigma * math.sqrt(MINUTES_PER_DAY[is_crypto(symbol)])
+    return sigma * math.sqrt(bars_per_day)
 
 
 def regime_series(
@@ -450,7 +464,9 @@ def _session_closes_of(snapshot: MarketSnapshot, symbol: str, sessions: Sessions
     from_daily = snapshot.from_bars(
         ("daily session closes", symbol, closed), daily, lambda bars: session_closes(bars, sessions, now, daily=True)
     )
-    intraday = _closed_bars(snapshot, symbol, now)
+    if not snapshot.timeframe.intraday:
+        return from_daily
+    intraday = snapshot.closed_bars(symbol, now)
     if from_daily[0].size:
         # Only the sessions after the last daily bar's: today's, and any the daily feed has not delivered.
         after = sessions.close_of(int(from_daily[0][-1]))
@@ -486,11 +502,6 @@ def _too_few_sessions(reference: str, sessions: int) -> str:
     if not sessions:
         return f"no regime: no {reference} bars to read sessions from"
     return f"no regime: {sessions} sessions of {reference} closes, {needed} needed"
-
-
-def _closed_bars(snapshot: MarketSnapshot, symbol: str, now: datetime) -> BarArrays:
-    """Bars closed by `now` (a 1Min bar opened at t closes at t + 1 minute)."""
-    return snapshot.bar_arrays(symbol).until(now - BAR)
 
 
 def _evaluate(
@@ -642,11 +653,10 @@ def _manage_positions(
 
 def _bars_closed_after(snapshot: MarketSnapshot, symbol: str, start: datetime, now: datetime) -> list[Bar]:
     """The bars of `symbol` that closed after `start` and by `now`, oldest first."""
-    bars = _closed_bars(snapshot, symbol, now)
-    first = bars.count_until(start - BAR)  # a bar opened at t closes at t + 1 minute
-    window = bars.rows(first, bars.size)
+    bars = snapshot.closed_bars(symbol, now)
+    window = bars.rows(snapshot.closed_bars(symbol, start).size, bars.size)
     return [
-        Bar(ts=from_micros(int(ts)) + BAR, high=float(high), low=float(low), close=float(close))
+        Bar(ts=snapshot.bar_end(symbol, from_micros(int(ts))), high=float(high), low=float(low), close=float(close))
         for ts, high, low, close in zip(window.ts, window.high, window.low, window.close, strict=True)
     ]
 

@@ -14,31 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from core.calendar import MarketCalendar, Timeframe
+from core.config import is_crypto
+from core.timestamps import MICROSECOND as MICROSECOND
+from core.timestamps import UNIX_EPOCH as UNIX_EPOCH
+from core.timestamps import IntArray as IntArray
+from core.timestamps import from_micros as from_micros
+from core.timestamps import micros as micros
 from core.types import ContractError
 
 FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 T = TypeVar("T")
 
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 PRICE_COLUMNS = ("open", "high", "low", "close")
-
-
-def micros(moment: datetime) -> int:
-    """A UTC moment in the unit of BarArrays.ts: whole microseconds since the Unix epoch."""
-    return (moment - UNIX_EPOCH) // MICROSECOND
-
-
-def from_micros(value: int) -> datetime:
-    return UNIX_EPOCH + value * MICROSECOND
 
 
 def micros_of(column: pl.Series) -> IntArray:
@@ -234,6 +229,10 @@ class MarketSnapshot:
     as_of: datetime
     tables: Mapping[str, pl.DataFrame]
     feed_health: Mapping[str, FeedHealth] = field(default_factory=dict)
+    # The bars the cycle decides on (`bar_arrays` without a timeframe), and the exchange sessions
+    # that say when a daily bar closes; intraday bars close their length after they start.
+    timeframe: Timeframe = Timeframe.MIN_1
+    calendar: MarketCalendar | None = None
     # The bars table already split, when its reader had the split at hand (core.snapshot.visible_split).
     bar_split: BarSplit | None = None
     # Shared with the other snapshots of a replay; a snapshot of its own otherwise.
@@ -277,30 +276,73 @@ class MarketSnapshot:
             return self.bar_split
         return self.derived("bars split by symbol and timeframe", lambda: split_bars(self.table("bars")))
 
-    def bar_arrays(self, symbol: str, timeframe: str = "1Min") -> BarArrays:
-        """One symbol's bars at one timeframe as numpy columns, oldest first."""
-        return self._split().arrays.get((symbol, timeframe), EMPTY_BARS)
+    def bar_arrays(self, symbol: str, timeframe: str | None = None) -> BarArrays:
+        """One symbol's bars at one timeframe (the cycle's by default) as numpy columns, oldest first."""
+        return self._split().arrays.get((symbol, timeframe or self.timeframe), EMPTY_BARS)
 
-    def bar_symbols(self, timeframe: str = "1Min") -> list[str]:
-        return sorted(symbol for symbol, bars_timeframe in self._split().arrays if bars_timeframe == timeframe)
+    def bar_symbols(self, timeframe: str | None = None) -> list[str]:
+        wanted = timeframe or self.timeframe
+        return sorted(symbol for symbol, bars_timeframe in self._split().arrays if bars_timeframe == wanted)
 
-    def closes(self, symbol: str, timeframe: str = "1Min") -> FloatArray:
+    def closes(self, symbol: str, timeframe: str | None = None) -> FloatArray:
         return self.bar_arrays(symbol, timeframe).close.copy()
 
+    def closed_bars(self, symbol: str, now: datetime) -> BarArrays:
+        """The symbol's bars of the cycle's timeframe that had closed by `now`: a feed may already
+        hold the bar in progress (Alpaca serves today's daily bar during the session)."""
+        bars = self.bar_arrays(symbol)
+        return bars.rows(0, bars.count_before(self._closed_before(symbol, now)))
+
+    def quote_age(self, symbol: str, now: datetime) -> timedelta | None:
+        """How stale the symbol's newest closed bar of the cycle's timeframe is at `now`: the time
+        from its close to the last moment such a bar could have closed (now, or for a daily equity
+        bar the last session's close). None without a closed bar."""
+        bars = self.closed_bars(symbol, now)
+        if not bars.size:
+            return None
+        if self.timeframe.intraday or is_crypto(symbol):
+            latest = now
+        else:
+            sessions = self._calendar().equities
+            latest = sessions.close_of(max(sessions.closed_by(now) - 1, 0))
+        return latest - self.bar_end(symbol, from_micros(int(bars.ts[-1])))
+
+    def bar_end(self, symbol: str, start: datetime) -> datetime:
+        """When a bar of the cycle's timeframe that started at `start` closes."""
+        if self.timeframe.intraday:
+            return start + self.timeframe.length
+        return self._calendar().bar_close(symbol, self.timeframe, start)
+
+    def _closed_before(self, symbol: str, now: datetime) -> datetime:
+        """Bars that started before this moment had closed by `now`."""
+        if self.timeframe.intraday or is_crypto(symbol):
+            return now - self.timeframe.length + MICROSECOND
+        return self._calendar().sessions_closed_before(now)
+
+    def _calendar(self) -> MarketCalendar:
+        if self.calendar is None:
+            raise ContractError(f"a snapshot of {self.timeframe} bars needs the exchange calendar to close them")
+        return self.calendar
+
     def last_price(self, symbol: str) -> float | None:
+        """The close of the symbol's newest bar of the cycle's timeframe."""
         closes = self.bar_arrays(symbol).close
         return float(closes[-1]) if closes.size else None
 
     def input_age(self, table: str) -> timedelta | None:
-        """How old the newest fact of a table is at as_of; None when there is none."""
+        """How old the newest fact of a table is at as_of; None when there is none. For bars, the
+        freshest symbol's `quote_age`: a bar is known at its close, and a daily bar is as fresh as
+        can be until the next session closes."""
+        if table == "bars":
+            return self.derived("bars age", self._bars_age)
         newest = self.derived(("newest ts_event", table), lambda: self._newest(table))
         return None if newest is None else self.as_of - newest
 
+    def _bars_age(self) -> timedelta | None:
+        ages = [age for symbol in self.bar_symbols() if (age := self.quote_age(symbol, self.as_of)) is not None]
+        return min(ages, default=None)
+
     def _newest(self, table: str) -> datetime | None:
-        if table == "bars":
-            # The split holds every bar, each key's newest last: no pass over the frame.
-            newest_bars = [int(arrays.ts[-1]) for arrays in self._split().arrays.values()]
-            return from_micros(max(newest_bars)) if newest_bars else None
         return self.from_table(table, "newest ts_event", _newest_event)
 
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from core.calendar import Timeframe
 from core.signals import Modifier
 from core.snapshot import MarketSnapshot
 from core.types import Regime, RegimeReading, Side, Signal, TradeProposal
@@ -73,6 +74,7 @@ class Strategy(Protocol):
     regimes: ClassVar[frozenset[Regime]]  # where it may propose; see overrides_regime
     inputs: ClassVar[Mapping[str, timedelta]]  # snapshot tables it needs -> max age of their newest row
     overrides_regime: ClassVar[bool]  # scheduled events override the regime (strategy 2)
+    coarsest_timeframe: ClassVar[Timeframe]  # the coarsest bars its rule means anything on
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput: ...
 
@@ -93,7 +95,9 @@ class SignalStrategy(Protocol):
 
 
 def missing_inputs(strategy: Strategy, snapshot: MarketSnapshot) -> str | None:
-    """Why the strategy cannot decide on this snapshot (an input missing or stale), or None."""
+    """Why the strategy cannot decide on this snapshot (bars too coarse, an input missing or stale), or None."""
+    if snapshot.timeframe.length > strategy.coarsest_timeframe.length:
+        return f"needs {strategy.coarsest_timeframe} bars or finer; the cycle decides on {snapshot.timeframe}"
     for table, max_age in strategy.inputs.items():
         age = snapshot.input_age(table)
         if age is None:

@@ -17,6 +17,39 @@ class Regime(StrEnum):
     RECOVERY = "RECOVERY"
 
 
+class Timeframe(StrEnum):
+    """Bar timeframes of the warehouse and of backtests, named as Alpaca names them."""
+
+    MIN_1 = "1Min"
+    MIN_5 = "5Min"
+    MIN_15 = "15Min"
+    MIN_30 = "30Min"
+    HOUR_1 = "1Hour"
+    DAY_1 = "1Day"
+
+    @property
+    def length(self) -> timedelta:
+        return _LENGTHS[self]
+
+    @property
+    def intraday(self) -> bool:
+        return self is not Timeframe.DAY_1
+
+    @classmethod
+    def of_length(cls, length: timedelta) -> Timeframe | None:
+        return next((timeframe for timeframe in cls if timeframe.length == length), None)
+
+
+_LENGTHS = {
+    Timeframe.MIN_1: timedelta(minutes=1),
+    Timeframe.MIN_5: timedelta(minutes=5),
+    Timeframe.MIN_15: timedelta(minutes=15),
+    Timeframe.MIN_30: timedelta(minutes=30),
+    Timeframe.HOUR_1: timedelta(hours=1),
+    Timeframe.DAY_1: timedelta(days=1),
+}
+
+
 class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"

@@ -25,8 +25,10 @@ from pathlib import Path
 import polars as pl
 
 from adapters.bar_file import read_bar_file
+from core.calendar import Sessions, Timeframe
 from core.config import Mode
-from hydra.context import open_warehouse
+from core.timestamps import from_micros, micros
+from hydra.context import market_calendar, open_warehouse
 from hydra.ingestion import record_result, validate_result
 from hydra.live import advance_sim_broker, decide, flush, open_job, preload, record_run, write_trade_log
 from hydra.recording import RecordBuffer
@@ -60,9 +62,16 @@ class ReplayResult:
     trade_log: Path
 
 
-def cycle_times(start: datetime, end: datetime, cycle_minutes: int) -> list[datetime]:
-    """Decision times: every `cycle_minutes` after start, up to and including end."""
-    step = timedelta(minutes=cycle_minutes)
+def cycle_times(
+    start: datetime, end: datetime, cycle_minutes: int, timeframe: Timeframe, sessions: Sessions
+) -> list[datetime]:
+    """Decision times in (start, end]: every `cycle_minutes` (at least a bar apart) on intraday
+    bars; on daily bars, each session's open, when the last session's bar is known and orders fill
+    at the open that follows."""
+    if not timeframe.intraday:
+        opens = sessions.opens[(sessions.opens > micros(start)) & (sessions.opens <= micros(end))]
+        return [from_micros(int(moment)) for moment in opens]
+    step = max(timedelta(minutes=cycle_minutes), timeframe.length)
     count = int((end - start) / step)
     return [start + step * (index + 1) for index in range(count)]
 
@@ -79,11 +88,15 @@ def run_backtest(
     """Replay [start, end] every `sim.cycle_minutes` with the simulated broker's costs of `sim`."""
     if start.tzinfo is None or end.tzinfo is None or start >= end:
         raise ValueError("a backtest window needs UTC-aware start < end")
+    timeframe = context.settings.engine.timeframe
     with context.warehouse.connect(read_only=True) as con:
-        (bars,) = con.execute(read_sql("read/minute_bars_count"), {"after": start, "until": end}).fetchall()[0]
+        (bars,) = con.execute(
+            read_sql("read/bars_count"), {"timeframe": timeframe.value, "after": start, "until": end}
+        ).fetchall()[0]
     if not bars:
         raise NoHistory(
-            f"no minute bars are stored between {start.isoformat()} and {end.isoformat()}: ingest that window first"
+            f"no {timeframe} bars are stored between {start.isoformat()} and {end.isoformat()}: "
+            "ingest that window first"
         )
     run_id = f"backtest-{start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     name = label or f"backtest {start:%Y-%m-%d}..{end:%Y-%m-%d}"
@@ -135,7 +148,8 @@ def replay(
 ) -> ReplayResult:
     """A new run deciding every `sim.cycle_minutes` of [start, end] on what is stored."""
     warehouse = context.warehouse
-    times = cycle_times(start, end, context.settings.sim.cycle_minutes)
+    engine = context.settings.engine
+    times = cycle_times(start, end, context.settings.sim.cycle_minutes, engine.timeframe, market_calendar().equities)
     started_at = datetime.now(UTC)
     # The run's row as it starts and as it ends: the same run, only its status and end differ.
     run_row = partial(

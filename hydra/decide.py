@@ -8,10 +8,11 @@ each cycle's snapshot is that history as of its moment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 
+from core.calendar import Sessions
 from core.config import EngineConfig
 from core.snapshot import (
     BarSplit,
@@ -24,15 +25,24 @@ from core.snapshot import (
     split_bars,
     visible_split,
 )
+from hydra.context import market_calendar
 from warehouse import Warehouse
 from warehouse.read import DecisionHistory, DecisionWindows, feed_health
 
 
-def decision_windows(config: EngineConfig) -> DecisionWindows:
+def decision_windows(config: EngineConfig, sessions: Sessions) -> DecisionWindows:
+    """The snapshot's windows on the exchange calendar: N sessions back from the one in progress."""
     windows = config.snapshot
+
+    def daily_since(moment: datetime) -> datetime:
+        # Daily bars are stamped before their session opens (midnight New York or UTC): from its date on.
+        opens = sessions.start_of_sessions_back(moment, windows.daily_bar_sessions)
+        return datetime.combine(opens.date(), time(0), tzinfo=UTC)
+
     return DecisionWindows(
-        minute_bars=timedelta(days=windows.minute_bars_days),
-        daily_bars=timedelta(days=windows.daily_bars_days),
+        timeframe=config.timeframe,
+        bars_since=lambda moment: sessions.start_of_sessions_back(moment, windows.bar_sessions),
+        daily_bars_since=daily_since,
         facts=timedelta(days=windows.facts_days),
     )
 
@@ -74,7 +84,7 @@ class KnownHistory:
 
 def load_history(warehouse: Warehouse, config: EngineConfig, first: datetime, last: datetime) -> KnownHistory:
     """What every cycle from `first` to `last` may read (a replay's chunk, or one live minute)."""
-    tables = DecisionHistory.load(warehouse, first, last, decision_windows(config))
+    tables = DecisionHistory.load(warehouse, first, last, decision_windows(config, market_calendar().equities))
     return KnownHistory(tables, split_bars(tables.tables["bars"]), FeedHealthTimeline(warehouse, first, last))
 
 
@@ -88,6 +98,8 @@ def load_snapshot(
         as_of=as_of,
         tables=tables,
         feed_health=known.health.at(as_of),
+        timeframe=config.timeframe,
+        calendar=market_calendar(),
         bar_split=visible_split(known.bars, tables.rows["bars"]),
         table_memo=known.memo,
     )

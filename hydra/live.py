@@ -25,8 +25,9 @@ from typing import Any
 from adapters.alpaca_broker import AlpacaBroker
 from adapters.broker import Broker, BrokerError
 from adapters.sim_broker import Bar, SimBroker, SimBrokerState
+from core.calendar import MarketCalendar, Timeframe
 from core.codec import decode, encode
-from core.config import Mode
+from core.config import Mode, is_crypto
 from hydra.context import market_calendar
 from hydra.decide import KnownHistory, load_history, load_snapshot
 from hydra.recording import CycleRecord, Discrepancy, store_value, stored_value
@@ -111,29 +112,55 @@ def cycle_time(job: TradingJob, wall_clock: datetime) -> datetime:
 
 
 class MarketTape:
-    """The watchlist's stored minute bars that started in (after, until], by minute: what a
-    simulated broker is shown as its clock moves (sql/read/minute_bars_between.sql)."""
+    """The watchlist's stored bars of the run's timeframe that closed in (after, until], by the
+    moment they closed: what a simulated broker is shown as its clock moves
+    (sql/read/bars_between.sql).
 
-    def __init__(self, context: SourceContext, after: datetime, until: datetime) -> None:
+    Each bar reaches the broker at its close, stamped with the moment its open price traded: an
+    intraday bar's start, a daily equity bar's session open. So an order placed at a session's
+    open (a daily cycle) fills at that session's open price, and one placed at 10:00 fills at the
+    open of the bar starting at 10:00.
+    """
+
+    def __init__(
+        self, context: SourceContext, timeframe: Timeframe, calendar: MarketCalendar, after: datetime, until: datetime
+    ) -> None:
         self.after, self.until = after, until
+        # Bars that close in (after, until] started at most a bar's length (a day for daily bars) before.
+        reach = timeframe.length if timeframe.intraday else timedelta(days=1)
         with context.warehouse.connect() as con:
             bars = query_frame(
                 con,
-                "read/minute_bars_between",
-                {"after": after, "until": until, "symbols": list(context.settings.engine.watchlist)},
+                "read/bars_between",
+                {
+                    "timeframe": timeframe.value,
+                    "after": after - reach,
+                    "until": until,
+                    "symbols": list(context.settings.engine.watchlist),
+                },
             )
-        self._minutes: dict[datetime, dict[str, Bar]] = {}
-        for ts, symbol, open_, high, low, close, volume in bars.iter_rows():
-            self._minutes.setdefault(ts, {})[symbol] = Bar(ts, open_, high, low, close, volume)
-        self._starts = list(self._minutes)
+        self._closes: dict[datetime, dict[str, Bar]] = {}
+        for start, symbol, open_, high, low, close, volume in bars.iter_rows():
+            closes = calendar.bar_close(symbol, timeframe, start)
+            if after < closes <= until:
+                opened = start if timeframe.intraday else _opened(calendar, symbol, start, closes)
+                self._closes.setdefault(closes, {})[symbol] = Bar(opened, open_, high, low, close, volume)
+        self._times = sorted(self._closes)
 
     def covers(self, after: datetime, until: datetime) -> bool:
         return self.after <= after and until <= self.until
 
     def between(self, after: datetime, until: datetime) -> list[tuple[datetime, dict[str, Bar]]]:
-        """Each minute that started in (after, until] with its bars, oldest first."""
-        first, stop = bisect_right(self._starts, after), bisect_right(self._starts, until)
-        return [(start, self._minutes[start]) for start in self._starts[first:stop]]
+        """Each moment in (after, until] at which bars closed, with those bars, oldest first."""
+        first, stop = bisect_right(self._times, after), bisect_right(self._times, until)
+        return [(moment, self._closes[moment]) for moment in self._times[first:stop]]
+
+
+def _opened(calendar: MarketCalendar, symbol: str, start: datetime, closes: datetime) -> datetime:
+    """When a daily bar's open price traded: its session's open for an equity, its start for crypto."""
+    if is_crypto(symbol):
+        return start
+    return calendar.equities.open_of(calendar.equities.closed_by(closes) - 1)
 
 
 def preload(job: TradingJob, first: datetime, last: datetime) -> None:
@@ -142,24 +169,35 @@ def preload(job: TradingJob, first: datetime, last: datetime) -> None:
     job.history = load_history(context.warehouse, context.settings.engine, first, last)
     broker = job.sim_broker
     if broker is not None:
-        job.tape = MarketTape(context, _unseen_after(broker, first), last - MINUTE)
+        job.tape = MarketTape(context, _timeframe(job), job.session.calendar, _seen_until(job, first), last)
 
 
 def advance_sim_broker(job: TradingJob, now: datetime) -> None:
-    """Hand the simulated broker every stored minute bar it has not seen that closed by `now`."""
+    """Hand the simulated broker every stored bar it has not seen that closed by `now`."""
     broker = job.sim_broker
     if broker is None:
         return
-    after, until = _unseen_after(broker, now), now - MINUTE
-    tape = job.tape if job.tape is not None and job.tape.covers(after, until) else None
-    for minute, bars in (tape or MarketTape(job.context, after, until)).between(after, until):
-        broker.on_bar(bars, minute + MINUTE)
+    after = _seen_until(job, now)
+    tape = job.tape if job.tape is not None and job.tape.covers(after, now) else None
+    for moment, bars in (tape or MarketTape(job.context, _timeframe(job), job.session.calendar, after, now)).between(
+        after, now
+    ):
+        broker.on_bar(bars, moment)
 
 
-def _unseen_after(broker: SimBroker, now: datetime) -> datetime:
-    """The start of the newest bar the broker has seen. A new account needs only the latest
-    bar at `now`: it holds nothing yet, and orders fill after they are sent."""
-    return broker.now - MINUTE if broker.now is not None else now - 2 * MINUTE
+def _timeframe(job: TradingJob) -> Timeframe:
+    return job.context.settings.engine.timeframe
+
+
+def _seen_until(job: TradingJob, now: datetime) -> datetime:
+    """Up to when the simulated broker has seen bars close. A new account needs only the bars
+    that closed in the last bar's span (a day for daily bars): it holds nothing yet, and orders
+    fill after they are sent."""
+    broker = job.sim_broker
+    if broker is not None and broker.now is not None:
+        return broker.now
+    timeframe = _timeframe(job)
+    return now - (timeframe.length if timeframe.intraday else timedelta(days=1))
 
 
 def adopt_unrecorded_orders(job: TradingJob, now: datetime, recorded_at: datetime) -> list[Discrepancy]:

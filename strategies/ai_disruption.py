@@ -66,6 +66,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from core.calendar import Timeframe
 from core.config import AiDisruptionParams
 from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
@@ -330,6 +331,7 @@ class AiDisruptionShock:
         }
     )
     overrides_regime: ClassVar[bool] = False
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)

@@ -38,6 +38,11 @@ latest value `spread_widening` above the one before), fear (VIXY up `vixy_rise`,
 latest value `vix_rise` above the one before) and equities (SPY down `spy_drop`); regime
 stress is a CRASH or HIGH_VOL reading. Risk-off is all three indicators or regime stress:
 then it signals and proposes BUY `risk_off_symbol` (TLT), the flight to quality.
+
+Timeframes. Lead-lag over hours needs hourly bars or finer. On coarser bars (a daily
+backtest) only the risk-off view runs: every move is taken between bar closes (a daily bar
+closes with its session), the lookback reaching back at least to the last close before it,
+and the haven's stop is sized from the daily bars' own volatility.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from core.calendar import Timeframe
 from core.config import CrossAssetParams
 from core.signals import MAX_MULTIPLIER, MIN_MULTIPLIER, Modifier
 from core.snapshot import (
@@ -63,7 +69,6 @@ from core.snapshot import (
     BarArrays,
     IntArray,
     MarketSnapshot,
-    from_micros,
     micros,
     micros_of,
     split_bars,
@@ -81,7 +86,6 @@ HOUR_MICROS = HOUR // MICROSECOND
 STRESS_REGIMES = frozenset({Regime.CRASH, Regime.HIGH_VOL})
 RISK_OFF_INDICATORS = 3
 # Read for the risk-off indicators, traded or not.
-STRESS_GAUGES = ("SPY", "HYG", "VIXY")
 # Below this many hourly returns a volatility estimate is noise: the widest stop is used.
 MIN_VOLATILITY_RETURNS = 10
 # A variance this small is a flat series: no correlation is defined.
@@ -235,14 +239,16 @@ def _lead_lag_of_content(
     )
 
 
-def _close_at(bars: BarArrays, moment: datetime) -> float | None:
-    known = bars.count_until(moment)
-    return None if known == 0 else float(bars.close[known - 1])
+def _closes_since(snapshot: MarketSnapshot, symbol: str, since: datetime, now: datetime) -> FloatArray:
+    """The closes of the bars that closed after `since` and by `now`, after the last close known at
+    `since`: a move over the span runs from its first value to its last, whatever the timeframe."""
+    closed = snapshot.closed_bars(symbol, now)
+    return closed.close[max(snapshot.closed_bars(symbol, since).size - 1, 0) :]
 
 
-def _move(bars: BarArrays, since: datetime, now: datetime) -> float | None:
-    then, last = _close_at(bars, since), _close_at(bars, now)
-    return None if then is None or last is None else last / then - 1.0
+def _move(snapshot: MarketSnapshot, symbol: str, since: datetime, now: datetime) -> float | None:
+    closes = _closes_since(snapshot, symbol, since, now)
+    return None if closes.size < 2 else float(closes[-1] / closes[0]) - 1.0
 
 
 def _series_change(snapshot: MarketSnapshot, name: str, now: datetime) -> tuple[float, float] | None:
@@ -266,35 +272,34 @@ def _series_history(frame: pl.DataFrame, name: str) -> tuple[tuple[int, ...], tu
     return tuple(ts[order].tolist()), tuple(frame.get_column("value").to_numpy()[rows][order].tolist())
 
 
-def risk_off(
-    bars: Mapping[str, BarArrays],
-    snapshot: MarketSnapshot,
-    now: datetime,
-    regime: RegimeReading,
-    params: CrossAssetParams,
-) -> RiskOff:
+def risk_off(snapshot: MarketSnapshot, now: datetime, regime: RegimeReading, params: CrossAssetParams) -> RiskOff:
     """Which stress indicators fire over the lookback (see the module docstring)."""
     since = now - timedelta(hours=params.risk_off_lookback_hours)
     indicators: list[str] = []
 
-    hyg = bars["HYG"]
-    credit = hyg.close[hyg.count_before(since) :]
+    credit = _closes_since(snapshot, "HYG", since, now)
     hyg_drawdown = float(credit[-1] / credit.max()) - 1.0 if credit.size else 0.0
     spread = _series_change(snapshot, params.credit_series, now)
     if hyg_drawdown <= -params.hyg_drawdown or (spread is not None and spread[1] - spread[0] >= params.spread_widening):
         indicators.append("credit")
 
-    vixy = _move(bars["VIXY"], since, now)
+    vixy = _move(snapshot, "VIXY", since, now)
     vix = _series_change(snapshot, params.vol_series, now)
     if (vixy is not None and vixy >= params.vixy_rise) or (
         vix is not None and vix[0] > 0 and vix[1] / vix[0] - 1.0 >= params.vix_rise
     ):
         indicators.append("fear")
 
-    spy = _move(bars["SPY"], since, now)
+    spy = _move(snapshot, "SPY", since, now)
     if spy is not None and spy <= -params.spy_drop:
         indicators.append("equities")
     return RiskOff(tuple(indicators), regime.regime in STRESS_REGIMES)
+
+
+def _daily_bars_volatility(bars: BarArrays) -> float | None:
+    """Std of the last daily bars' log returns: the daily volatility on a cycle of daily bars."""
+    closes = bars.close[-(MIN_VOLATILITY_RETURNS + 1) :]
+    return float(np.diff(np.log(closes)).std(ddof=1)) if closes.size > MIN_VOLATILITY_RETURNS else None
 
 
 def hourly_volatility(hourly: FloatArray) -> float | None:
@@ -326,6 +331,7 @@ class CrossAssetGraph:
         }
     )
     overrides_regime: ClassVar[bool] = False
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.DAY_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
@@ -340,19 +346,23 @@ class CrossAssetGraph:
         returns = hourly_grid(
             [snapshot.bar_arrays(name) for name in names], now - timedelta(days=params.estimation_days), now
         )
-        series = {symbol: snapshot.bar_arrays(symbol).until(now) for symbol in dict.fromkeys([*names, *STRESS_GAUGES])}
         lags = range(math.ceil(params.lag_hours[0]), math.floor(params.lag_hours[1]) + 1)
-        relations = _lead_lag_of_content(
-            returns.tobytes(),
-            returns.shape,
-            tuple(names),
-            tuple(lags),
-            tuple(followers),
-            params.significance_z,
-            params.min_abs_corr,
-            params.min_observations,
+        # Lead-lag over hours needs hourly bars or finer; on coarser bars only the risk-off view runs.
+        relations = (
+            _lead_lag_of_content(
+                returns.tobytes(),
+                returns.shape,
+                tuple(names),
+                tuple(lags),
+                tuple(followers),
+                params.significance_z,
+                params.min_abs_corr,
+                params.min_observations,
+            )
+            if snapshot.timeframe.length <= HOUR
+            else ()
         )
-        stress = risk_off(series, snapshot, now, context.regime, params)
+        stress = risk_off(snapshot, now, context.regime, params)
 
         signals: list[Signal] = []
         modifiers: list[Modifier] = []
@@ -363,9 +373,7 @@ class CrossAssetGraph:
         for follower in followers:
             own = [r for r in relations if r.follower == follower]
             contributions = [
-                self._contribution(
-                    r, series[r.leader], returns[:, names.index(r.leader)], leader_volatility[r.leader], now
-                )
+                self._contribution(r, snapshot, returns[:, names.index(r.leader)], leader_volatility[r.leader], now)
                 for r in own
             ]
             graph = 1.0
@@ -407,19 +415,22 @@ class CrossAssetGraph:
             confidence = 0.3 + 0.6 * stress.intensity
             signal = Signal(NAME, haven, stress.intensity, confidence, "risk-off", now, HOUR * params.lag_hours[0])
             signals.append(signal)
-            proposal = self._flight_to_quality(
-                context, series[haven], daily_volatility(returns[:, names.index(haven)]), signal, stress
+            volatility = (
+                daily_volatility(returns[:, names.index(haven)])
+                if snapshot.timeframe.intraday
+                else _daily_bars_volatility(snapshot.closed_bars(haven, now))
             )
+            proposal = self._flight_to_quality(context, volatility, signal, stress)
             if proposal is not None:
                 proposals.append(proposal)
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals), modifiers=tuple(modifiers))
 
     @staticmethod
     def _contribution(
-        relation: LeadLag, leader: BarArrays, hourly: FloatArray, volatility: float | None, now: datetime
+        relation: LeadLag, snapshot: MarketSnapshot, hourly: FloatArray, volatility: float | None, now: datetime
     ) -> float:
         """rho x the leader's move over the last lag hours, in units of its hourly volatility."""
-        move = _move(leader, now - relation.lag_hours * HOUR, now)
+        move = _move(snapshot, relation.leader, now - relation.lag_hours * HOUR, now)
         if move is None or move <= -1.0 or volatility is None:
             return 0.0
         traded = max(1, int(np.isfinite(hourly[-relation.lag_hours :]).sum()))
@@ -427,15 +438,16 @@ class CrossAssetGraph:
 
     @staticmethod
     def _flight_to_quality(
-        context: StrategyContext, series: BarArrays, volatility: float | None, signal: Signal, stress: RiskOff
+        context: StrategyContext, volatility: float | None, signal: Signal, stress: RiskOff
     ) -> TradeProposal | None:
         params: CrossAssetParams = context.params
-        now, symbol = context.now, signal.symbol
-        if not series.size or (symbol, Side.BUY) in context.entered:
+        now, symbol, snapshot = context.now, signal.symbol, context.snapshot
+        age = snapshot.quote_age(symbol, now)
+        if age is None or (symbol, Side.BUY) in context.entered:
             return None
-        if now - from_micros(int(series.ts[-1])) > timedelta(minutes=params.max_quote_age_minutes):
+        if age > timedelta(minutes=params.max_quote_age_minutes):
             return None
-        price = float(series.close[-1])
+        price = float(snapshot.closed_bars(symbol, now).close[-1])
         stop_fraction = (
             params.max_stop_pct
             if volatility is None

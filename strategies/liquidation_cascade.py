@@ -37,6 +37,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
+from core.calendar import Timeframe
 from core.config import LiquidationCascadeParams
 from core.snapshot import MICROSECOND, BarArrays, FloatArray, IntArray, MarketSnapshot, from_micros, micros, micros_of
 from core.types import Regime, Side, Signal, TradeProposal
@@ -299,6 +300,7 @@ class LiquidationCascade:
         {"bars": timedelta(minutes=5), "funding_rates": timedelta(hours=9), "open_interest": timedelta(minutes=15)}
     )
     overrides_regime: ClassVar[bool] = False
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
@@ -349,7 +351,7 @@ class LiquidationCascade:
         window = timedelta(minutes=params.oi_window_minutes)
         since = min(funding.ts_event, now - timedelta(minutes=params.bounce_window_minutes)) - 2 * window
         readings = open_interest_readings(snapshot, name, since, now)
-        closed_bars = snapshot.bar_arrays(symbol).until(now - BAR)
+        closed_bars = snapshot.closed_bars(symbol, now)
         if not readings.ts.size or not closed_bars.size:
             return None
         return choose_view(find_flush(readings, closed_bars, now, params), funding, now, params), closed_bars

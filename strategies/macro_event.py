@@ -32,13 +32,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.calendar import Timeframe
 from core.config import MacroEventParams
 from core.snapshot import from_micros
 from core.types import Regime, Side, Signal, TradeProposal
 from strategies.base import ExposureAdvice, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import average_true_range, bracket, columns, confidence_from_excess
 
-BAR = timedelta(minutes=1)
 MARKET_MOVING = 3
 ATR_WINDOW = 30
 STOP_BUFFER_ATR = 1.0
@@ -58,6 +58,7 @@ class MacroEventScalper:
         {"economic_events": timedelta(days=35), "bars": timedelta(days=4)}
     )
     overrides_regime: ClassVar[bool] = True
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
@@ -118,7 +119,7 @@ class MacroEventScalper:
     ) -> tuple[Signal, TradeProposal | None] | None:
         """The first candle's view of the symbol and a trade on it; None while there is no view."""
         now = context.now
-        closed = context.snapshot.bar_arrays(symbol).until(now - BAR)
+        closed = context.snapshot.closed_bars(symbol, now)
         first = closed.count_before(at)
         if first == closed.size:
             return None

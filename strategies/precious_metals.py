@@ -41,6 +41,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
+from core.calendar import Timeframe
 from core.config import PreciousMetalsParams
 from core.snapshot import MICROSECOND, BarArrays, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
@@ -187,6 +188,7 @@ class PreciousMetalsFlow:
     # US equity bars pause overnight and over weekends and holidays: older than that, the feed is down.
     inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(days=4)})
     overrides_regime: ClassVar[bool] = False
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
@@ -288,7 +290,7 @@ class PreciousMetalsFlow:
         self, context: StrategyContext, view: View, signal_ids: tuple[str, ...], params: PreciousMetalsParams
     ) -> TradeProposal | None:
         now = context.now
-        closed = context.snapshot.bar_arrays(view.symbol).until(now - BAR)
+        closed = context.snapshot.closed_bars(view.symbol, now)
         if not closed.size or from_micros(int(closed.ts[-1])) < now - PRICE_MAX_AGE:
             return None
         atr = average_true_range(resample(closed, HOUR), HOURLY_ATR_WINDOW)

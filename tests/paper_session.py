@@ -12,6 +12,7 @@ import polars as pl
 from fake_alpaca import API_KEY, SECRET_KEY
 
 from adapters.alpaca_broker import AlpacaBroker
+from core.calendar import Timeframe
 from core.config import EngineConfig, RegimeConfig
 from core.snapshot import MarketSnapshot
 from core.strategy import StrategyContext, StrategyOutput
@@ -34,6 +35,7 @@ class BuySpy:
     regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
     inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
     overrides_regime: ClassVar[bool] = True
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.DAY_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         price = context.snapshot.last_price("SPY")

@@ -9,9 +9,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from adapters.simulator import MarketSimulator
+from core.calendar import Timeframe
 from core.config import EngineConfig
 from hydra.backtesting import NoHistory, cycle_times, run_backtest
-from hydra.context import load_context
+from hydra.context import load_context, market_calendar
 from hydra.decide import load_history, load_snapshot
 from hydra.jobs import ingest_simulated
 from hydra.sources import SourceContext
@@ -39,17 +40,30 @@ def decisions(context: SourceContext, run_id: str, cutoff: datetime) -> tuple[li
 
 def test_cycle_times_step_through_the_window_after_its_start() -> None:
     start = datetime.fromisoformat("2026-03-09T14:30:00+00:00")
-    assert cycle_times(start, start + timedelta(hours=1), 15) == [
+    sessions = market_calendar().equities
+    assert cycle_times(start, start + timedelta(hours=1), 15, Timeframe.MIN_1, sessions) == [
         start + timedelta(minutes=m) for m in (15, 30, 45, 60)
     ]
-    assert cycle_times(start, start + timedelta(minutes=14), 15) == []
+    assert cycle_times(start, start + timedelta(minutes=14), 15, Timeframe.MIN_1, sessions) == []
+    # A cycle never comes more often than the bars: 30-minute bars are decided every 30 minutes.
+    assert cycle_times(start, start + timedelta(hours=1), 1, Timeframe.MIN_30, sessions) == [
+        start + timedelta(minutes=30),
+        start + timedelta(hours=1),
+    ]
+
+
+def test_daily_bars_are_decided_at_each_session_open_holidays_skipped() -> None:
+    start = datetime.fromisoformat("2026-07-01T00:00:00+00:00")
+    times = cycle_times(start, start + timedelta(days=7), 15, Timeframe.DAY_1, market_calendar().equities)
+    # 3 July 2026 is Independence Day observed; the sessions open at 09:30 New York (13:30 UTC).
+    assert [t.isoformat() for t in times] == [f"2026-07-{day:02d}T13:30:00+00:00" for day in (1, 2, 6, 7)]
 
 
 def test_a_window_without_history_is_a_clear_error() -> None:
     context = load_context()
     migrate(context.warehouse)
     start = datetime.fromisoformat("2026-03-09T14:30:00+00:00")
-    with pytest.raises(NoHistory, match="no minute bars are stored between"):
+    with pytest.raises(NoHistory, match="no 1Min bars are stored between"):
         run_backtest(context, start, start + timedelta(hours=1))
 
 

@@ -16,7 +16,14 @@ from warehouse.connection import in_transaction
 from warehouse.ingest import IngestionRun, record_ingestion
 from warehouse.load import natural_key, upsert
 from warehouse.migrate import installed_version, latest_known_version, migrate
-from warehouse.read import decision_tables, feed_health, last_ingestions, snapshot, table_row_counts
+from warehouse.read import (
+    DecisionHistory,
+    DecisionWindows,
+    feed_health,
+    last_ingestions,
+    snapshot,
+    table_row_counts,
+)
 from warehouse.sqlfiles import read_sql, render, table_names
 from warehouse.tables import (
     FEED_OF_TABLE,
@@ -122,7 +129,7 @@ SAMPLE_PARAMETERS = {
     "timeframe": "1Min",
     "feed": "github",
     "series": "VIX",
-    "minute_since": T0,
+    "bars_since": T0,
     "run_id": "r",
     "parent_run_id": None,
     "max_position": 0.03,
@@ -254,9 +261,13 @@ def test_decision_tables_read_each_table_over_its_own_lookback(warehouse: Wareho
         }
     )
     upsert(warehouse, {"economic_events": event})
-    tables = decision_tables(
-        warehouse, T0, minute_bars=timedelta(days=1), daily_bars=timedelta(days=60), facts=timedelta(days=10)
+    windows = DecisionWindows(
+        timeframe="1Min",
+        bars_since=lambda moment: moment - timedelta(days=1),
+        daily_bars_since=lambda moment: moment - timedelta(days=60),
+        facts=timedelta(days=10),
     )
+    tables = dict(DecisionHistory.load(warehouse, T0, T0, windows).at(T0))
     assert tables["bars"].get_column("timeframe").to_list() == ["1Day"]  # the minute bars are 2 days old
     assert tables["economic_events"].get_column("event_type").to_list() == ["CPI"]  # scheduled ahead, known now
     assert set(tables) == set(FEED_TABLES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,14 +48,17 @@ def snapshot(
 
 @dataclass(frozen=True)
 class DecisionWindows:
-    """How far back a decision cycle reads each kind of table."""
+    """How far back a decision cycle reads each kind of table, as of a moment.
 
-    minute_bars: timedelta
-    daily_bars: timedelta
+    Bars are read over exchange sessions, not calendar days (a holiday must not shorten what
+    a cycle sees), so their windows are functions of the moment: the caller's calendar says
+    where N sessions back begins. Facts arrive around the clock and are read over a fixed span.
+    """
+
+    timeframe: str  # the cycle's bars, read besides the daily ones
+    bars_since: Callable[[datetime], datetime]
+    daily_bars_since: Callable[[datetime], datetime]
     facts: timedelta
-
-    def widened(self, span: timedelta) -> DecisionWindows:
-        return DecisionWindows(self.minute_bars + span, self.daily_bars + span, self.facts + span)
 
 
 class DecisionHistory:
@@ -76,24 +79,28 @@ class DecisionHistory:
         self._learned = {table: _micros(frame.get_column("ts_ingested")) for table, frame in tables.items()}
         self._happened = {table: _micros(frame.get_column("ts_event")) for table, frame in tables.items()}
         bars = tables["bars"].get_column("timeframe")
-        self._minute_bar = bars.eq("1Min").to_numpy()
+        self._cycle_bar = bars.eq(windows.timeframe).to_numpy()
         self._daily_bar = bars.eq("1Day").to_numpy()
         self._last_filtered: dict[str, tuple[NDArray[np.bool_], pl.DataFrame]] = {}
 
     @classmethod
     def load(cls, warehouse: Warehouse, first: datetime, last: datetime, windows: DecisionWindows) -> DecisionHistory:
-        wide = windows.widened(last - first)
         with warehouse.connect() as con:
             tables = {
                 "bars": query_frame(
                     con,
                     "read/bars_window",
-                    {"as_of": last, "minute_since": last - wide.minute_bars, "day_since": last - wide.daily_bars},
+                    {
+                        "as_of": last,
+                        "timeframe": windows.timeframe,
+                        "bars_since": windows.bars_since(first),
+                        "day_since": windows.daily_bars_since(first),
+                    },
                 )
             }
             for table in FEED_TABLES:
                 if table != "bars":
-                    tables[table] = table_as_of(con, table, last, last - wide.facts)
+                    tables[table] = table_as_of(con, table, last, first - windows.facts)
         return cls(tables, windows)
 
     def visible(self, as_of: datetime) -> dict[str, NDArray[np.bool_]]:
@@ -104,9 +111,9 @@ class DecisionHistory:
         for table, happened in self._happened.items():
             known = self._learned[table] <= now
             if table == "bars":
-                minute = self._minute_bar & (happened >= now - self._windows.minute_bars // MICROSECOND)
-                daily = self._daily_bar & (happened >= now - self._windows.daily_bars // MICROSECOND)
-                rows[table] = known & (minute | daily)
+                cycle = self._cycle_bar & (happened >= _micros_of_moment(self._windows.bars_since(as_of)))
+                daily = self._daily_bar & (happened >= _micros_of_moment(self._windows.daily_bars_since(as_of)))
+                rows[table] = known & (cycle | daily)
             else:
                 rows[table] = known & (happened >= now - self._windows.facts // MICROSECOND)
         return rows
@@ -158,19 +165,6 @@ def _micros(column: pl.Series) -> NDArray[np.int64]:
 
 def _micros_of_moment(moment: datetime) -> int:
     return (moment - _EPOCH) // MICROSECOND
-
-
-def decision_tables(
-    warehouse: Warehouse,
-    as_of: datetime,
-    *,
-    minute_bars: timedelta,
-    daily_bars: timedelta,
-    facts: timedelta,
-) -> dict[str, pl.DataFrame]:
-    """Everything one decision cycle reads, as known at as_of."""
-    windows = DecisionWindows(minute_bars, daily_bars, facts)
-    return dict(DecisionHistory.load(warehouse, as_of, as_of, windows).at(as_of))
 
 
 def feed_health(warehouse: Warehouse, first: datetime, last: datetime) -> pl.DataFrame:

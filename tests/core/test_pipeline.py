@@ -13,7 +13,7 @@ import pytest
 from paper_session import MINUTE, START, BuySpy, bar_frame
 
 from core.book import Book
-from core.calendar import nyse_calendar
+from core.calendar import Timeframe, nyse_calendar
 from core.config import EngineConfig, RegimeConfig
 from core.pipeline import (
     CycleResult,
@@ -50,6 +50,7 @@ class Broken:
     regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
     inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
     overrides_regime: ClassVar[bool] = True
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         raise ZeroDivisionError("a bug in a strategy")
@@ -61,6 +62,7 @@ class NeedsFunding:
     regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
     inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"funding_rates": timedelta(hours=9)})
     overrides_regime: ClassVar[bool] = False
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         raise AssertionError("never called without its input")

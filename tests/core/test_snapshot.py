@@ -217,6 +217,7 @@ def test_derived_values_stay_out_of_the_repr() -> None:
 
 def test_input_age_is_the_newest_fact_at_as_of() -> None:
     snapshot = snapshot_of(bars_frame(list(ROWS)))
-    assert snapshot.input_age("bars") == snapshot.as_of - (START + timedelta(days=1))
+    # Bars of the cycle's timeframe (1Min) count from their close: SPY's last minute opened at START + 3 min.
+    assert snapshot.input_age("bars") == snapshot.as_of - (START + 4 * MINUTE)
     assert snapshot.input_age("bars") == snapshot.input_age("bars")
     assert snapshot.input_age("headlines") is None
