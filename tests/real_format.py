@@ -52,4 +52,3 @@ def minute_bars(symbol: str, first: date, last: date, *, start_price: float, see
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     frame.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(path)
     return path
-
