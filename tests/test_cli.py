@@ -34,11 +34,11 @@ def test_init_twice_changes_nothing() -> None:
     assert first.returncode == 0, first.stderr
     assert (
         "applied 001_feeds.sql, 002_trading.sql, 003_execution.sql, 004_analytics.sql, 005_alerts.sql,"
-        " 006_analytics_operations.sql" in first.stdout
+        " 006_analytics_operations.sql, 010_bars_volume_unknown.sql" in first.stdout
     )
     before = Path("data/hydra.duckdb").stat().st_size
     second = hydra("init")
-    assert second.returncode == 0 and "already at schema version 6" in second.stdout
+    assert second.returncode == 0 and "already at schema version 10" in second.stdout
     assert Path("data/hydra.duckdb").stat().st_size == before
 
 
