@@ -246,7 +246,8 @@ def test_a_window_outside_the_file_fails_before_loading_it_naming_the_files_rang
 
 
 def test_a_file_without_a_usable_row_fails_before_loading_it() -> None:
-    Path("all_nan.csv").write_text("symbol,ts_event,close\n" + "SPY,2026-03-02 14:30,NaN\n" * 3, encoding="utf-8")
+    rows = "".join(f"SPY,2026-03-02 14:3{minute},NaN,NaN,NaN,NaN,NaN\n" for minute in range(3))
+    Path("all_nan.csv").write_text("symbol,ts_event,open,high,low,close,volume\n" + rows, encoding="utf-8")
     one_line_error(
         hydra("backtest", "--data", "all_nan.csv", *FILE_WINDOW[:4]),
         2,
