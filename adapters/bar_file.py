@@ -58,7 +58,6 @@ TIMEFRAMES = tuple(timeframe.value for timeframe in Timeframe)
 TIME_BOUNDS = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 CALENDAR_MARGIN = timedelta(days=7)
 BARS_SCHEMA = pl.Schema(TABLE_SCHEMAS["bars"])
-_GROUP = "_group"  # a symbol, or a symbol and its stated timeframe, while spacing is tallied
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,7 @@ class BarFile:
     """A bar file and what a first pass over it found: enough to check a window before loading."""
 
     file: TableFile
+    time_column: str  # the file's name for the bars' start, lower-cased
     rows: int
     first: datetime  # the earliest bar start, UTC
     last: datetime  # the latest bar start, UTC
@@ -81,15 +81,16 @@ class BarFile:
         symbol, a time and a positive close (nothing to load, found without loading it).
         """
         file = TableFile.open(path, FEED)
-        missing = [name for name in REQUIRED if not file.has(name)] + ([] if file.time_column else ["ts_event"])
-        if missing:
+        time_column = file.time_column
+        missing = [name for name in REQUIRED if not file.has(name)] + ([] if time_column else ["ts_event"])
+        if missing or time_column is None:
             raise file.error(
                 f"missing column(s) {', '.join(missing)}; bars need symbol, ts_event and close "
                 f"(the time may be named {', '.join(TIME_ALIASES)}; open, high, low, volume are optional)"
             )
         stated = file.has("timeframe")
-        tally = _Spacing(stated)
-        columns = ["symbol", file.time_column or "", "close", *(["timeframe"] if stated else [])]
+        tally = _Tally(stated)
+        columns = ["symbol", time_column, "close", *(["timeframe"] if stated else [])]
         for chunk in file.chunks(columns, rows):
             try:
                 tally.add(chunk.with_columns(pl.col("symbol").cast(pl.String), pl.col("close").cast(pl.Float64)))
@@ -105,7 +106,7 @@ class BarFile:
         for (symbol, timeframe), spacing in spacings if stated else ():
             _check_stated(file, symbol, Timeframe(timeframe), spacing)
         inferred = None if stated else {symbol: _inferred(file, symbol, spacing) for (symbol, _), spacing in spacings}
-        return cls(file, tally.rows, tally.first, tally.last, inferred)
+        return cls(file, time_column, tally.rows, tally.first, tally.last, inferred)
 
     @property
     def path(self) -> Path:
@@ -120,7 +121,7 @@ class BarFile:
         calendar = self.calendar()
         file = self.file
         columns = [name for name in (*REQUIRED, *FILLED_WITH_CLOSE, *OPTIONAL_NUMBERS, "timeframe") if file.has(name)]
-        for chunk in file.chunks([*columns, file.time_column or ""], rows):
+        for chunk in file.chunks([*columns, self.time_column], rows):
             yield self._bars(chunk, calendar)
 
     def _bars(self, chunk: pl.DataFrame, calendar: MarketCalendar) -> FeedBatch:
@@ -221,7 +222,7 @@ class Spacing:
         return min(self.within_day, key=lambda gap: (-self.within_day[gap], gap))
 
 
-class _Spacing:
+class _Tally:
     """The survey's tally over the chunks: rows, usable rows, time range, each group's gaps.
 
     A group is a symbol, or a symbol and its stated timeframe. Each chunk's gaps start from
