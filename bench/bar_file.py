@@ -10,8 +10,7 @@ exit code, the last line it printed and the size of data/backtests afterwards:
   no valid row, so the run ends with its one-line error;
 - `outside`: N valid one-minute BTC/USD bars (Parquet), a window a year after the file's last
   bar: a one-line error naming the file's range;
-- `load`: the same file, a one-hour window inside it: the file is loaded, validated and
-  replayed;
+- `load`: the same file, an hour in its middle: the file is loaded, validated and replayed;
 - `again`: the same command once more (a scratch warehouse of the same content can be reused).
 
 Results go to <out>/bar_file-<label>.json and .md. Nothing asserts on a timing: the machine is
@@ -95,6 +94,7 @@ def run_case(name: str, workdir: Path, arguments: list[str]) -> dict[str, Any]:
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         "exit_code": os.waitstatus_to_exitcode(status),
         "first_line": said[0][:300] if said else "",
+        "reused": "reused" in out.read_text(),
         "scratch_mb": round(sum(path.stat().st_size for path in scratch) / 1e6, 1),
         "load_1m": load,
     }
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         all_nan_file(nan_file, args.rows)
         minute_file(bars_file, args.rows)
         last = FIRST_BAR + timedelta(minutes=args.rows - 1)
-        inside = FIRST_BAR + timedelta(days=30, hours=14)
+        inside = (FIRST_BAR + timedelta(minutes=args.rows // 2)).replace(minute=0)  # an hour in the middle
         cases = {
             "all-nan": (nan_file, FIRST_BAR, FIRST_BAR + timedelta(days=1)),
             "outside": (bars_file, last + timedelta(days=365), last + timedelta(days=366)),
