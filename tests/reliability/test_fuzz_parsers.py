@@ -757,6 +757,14 @@ def test_a_parquet_file_that_makes_polars_panic_is_refused(tmp_path: Path) -> No
         read_bar_chunks(path)
 
 
+def test_a_parquet_column_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    # Found by test_bar_file_parquet: pyarrow raised UnicodeDecodeError reading the schema.
+    path = tmp_path / "bad_name.parquet"
+    path.write_bytes(BAR_FILE_PARQUET.getvalue().replace(b"\x04Open", b"\x04\x80pen"))
+    with pytest.raises(TableFileError, match="unreadable: 'utf-8' codec can't decode"):
+        read_bar_chunks(path)
+
+
 def test_a_namespace_uri_with_a_space_like_character_is_a_malformed_feed() -> None:
     # Found by the random search: feedparser itself raised ValueError on this namespace.
     text = FEED_SEEDS[0].replace('xmlns:dc="http://', 'xmlns:dc="h\xa0ttp://', 1)
