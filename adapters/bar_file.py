@@ -1,93 +1,183 @@
-"""A user's own bars (Parquet or CSV) as rows of the warehouse's `bars` table.
+"""A user's own bars (Parquet or CSV) as rows of the warehouse's `bars` table, chunk by chunk.
 
 Columns (names are case-insensitive; extra columns are ignored):
 
     symbol     the order form: 'SPY', 'BTC/USD'
-    ts_event   the bar's start (alias: timestamp, time, date); ISO text, or a timestamp column.
-               A time zone in the value is honoured; a naive value is taken as UTC.
-    open, high, low, close, volume   numbers
-    timeframe  optional: '1Min' (the default) or '1Day'
-    trade_count, vwap                optional
+    ts_event   the bar's start (alias: timestamp, time, date); ISO text, a date, or a timestamp
+               column. A time zone in the value is honoured; a naive value is taken as UTC.
+    close      a number
+    open, high, low   optional: a missing column is the close (a file of closes, such as daily
+               index levels, is bars that opened, peaked and bottomed at their close)
+    volume     optional: a missing column, or an empty value, is NULL: unknown, never zero
+    timeframe  optional: 1Min, 5Min, 15Min, 30Min, 1Hour or 1Day; inferred when absent
+    trade_count, vwap   optional
 
-A bar is known when it closes, so each row's ts_ingested is its start plus its timeframe:
-a replay sees it no earlier than a live feed would have delivered it. The file's rows then go
-through the same validation as any feed (bad rows are quarantined with their reason).
+The timeframe, when the file does not state it, comes from the spacing of each symbol's bars:
+the most common positive gap between consecutive bars (in file order) within one UTC day,
+when most gaps fall within a day, must be a timeframe's length; bars one a day (most gaps
+across days) are daily. A stated timeframe must agree: bars closer together than their stated
+length would overlap. Either disagreement is a one-line error naming the symbol, the
+timeframe and the spacing found; gaps longer than the timeframe (nights, holidays, missing
+minutes) are normal.
+
+A bar is known when it closes, so each row's ts_ingested is core.calendar's bar_close: an
+intraday bar its length after it starts, a daily equity bar at its NYSE session's close (early
+on a half day), a daily crypto bar a day after it starts. A daily equity bar on a day without a
+session is quarantined with that reason. The file's rows then go through the same validation
+as any feed (bad rows are quarantined with their reason).
+
+The file is read twice, a chunk at a time: `BarFile.survey` reads only the symbol, time,
+timeframe and close columns (the time range, each symbol's timeframe, whether any row is
+usable), then `BarFile.chunks` shapes every column into bars, so memory stays bounded by a
+chunk.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
-import pyarrow
-import pyarrow.parquet
 
-from adapters.feed import FeedBatch, FeedError
+from adapters.feed import FeedBatch, Rejected
+from adapters.table_file import CHUNK_ROWS, TIME_ALIASES, TableFile, TableFileError
 from adapters.tables import TABLE_SCHEMAS
+from core.calendar import NO_SESSION, MarketCalendar, Timeframe, nyse_calendar
 
-REQUIRED = ("symbol", "ts_event", "open", "high", "low", "close", "volume")
-TIME_ALIASES = ("ts_event", "timestamp", "time", "date")
-BAR_LENGTH = {"1Min": timedelta(minutes=1), "1Day": timedelta(days=1)}
+FEED = "bar-file"
+REQUIRED = ("symbol", "close")
+FILLED_WITH_CLOSE = ("open", "high", "low")
+OPTIONAL_NUMBERS = {"volume": pl.Float64, "trade_count": pl.Int64, "vwap": pl.Float64}
+TIMEFRAMES = tuple(timeframe.value for timeframe in Timeframe)
+# Bars start within these: a time outside them is garbage (a corrupt or mistyped value), and
+# exchange_calendars' sessions (pandas' nanosecond timestamps) end in 2262. Such a row is
+# quarantined, and left out of the survey's range and spacing.
+TIME_BOUNDS = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+CALENDAR_MARGIN = timedelta(days=7)
+BARS_SCHEMA = pl.Schema(TABLE_SCHEMAS["bars"])
 
 
-class BarFileError(FeedError):
-    """The file cannot be read as bars; the message says what to fix."""
+@dataclass(frozen=True)
+class BarFile:
+    """A bar file and what a first pass over it found: enough to check a window before loading."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("bar-file", message)
+    file: TableFile
+    time_column: str  # the file's name for the bars' start, lower-cased
+    rows: int
+    first: datetime  # the earliest bar start, UTC
+    last: datetime  # the latest bar start, UTC
+    # The timeframe inferred for each symbol; None when the file states its timeframes.
+    inferred: dict[str, Timeframe] | None
 
+    @classmethod
+    def survey(cls, path: Path, rows: int = CHUNK_ROWS) -> BarFile:
+        """Read the file's symbols, times, timeframes and closes; refuse what cannot be bars.
 
-def read_bar_file(path: Path) -> FeedBatch:
-    frame = _read(path)
-    columns = {name.lower(): name for name in frame.columns}
-    time_column = next((columns[alias] for alias in TIME_ALIASES if alias in columns), None)
-    renamed = frame.rename({original: lower for lower, original in columns.items()})
-    if time_column is not None:
-        renamed = renamed.rename({time_column.lower(): "ts_event"})
-    missing = [name for name in REQUIRED if name not in renamed.columns]
-    if missing:
-        raise BarFileError(
-            f"{path}: missing column(s) {', '.join(missing)}; bars need {', '.join(REQUIRED)} "
-            f"(the time may be named {', '.join(TIME_ALIASES)})"
+        Refused (TableFileError): a missing required column, an unknown timeframe, spacing that
+        is no timeframe or contradicts the stated one, and a file without a single row with a
+        symbol, a time and a positive close (nothing to load, found without loading it).
+        """
+        file = TableFile.open(path, FEED)
+        time_column = file.time_column
+        missing = [name for name in REQUIRED if not file.has(name)] + ([] if time_column else ["ts_event"])
+        if missing or time_column is None:
+            raise file.error(
+                f"missing column(s) {', '.join(missing)}; bars need symbol, ts_event and close "
+                f"(the time may be named {', '.join(TIME_ALIASES)}; open, high, low, volume are optional)"
+            )
+        stated = file.has("timeframe")
+        tally = _Tally(stated)
+        columns = ["symbol", time_column, "close", *(["timeframe"] if stated else [])]
+        for chunk in file.chunks(columns, rows):
+            try:
+                tally.add(chunk.with_columns(pl.col("symbol").cast(pl.String), pl.col("close").cast(pl.Float64)))
+            except pl.exceptions.PolarsError as error:
+                raise _not_bars(file, error) from None
+        if stated and (unknown := sorted(tally.timeframes - set(TIMEFRAMES))):
+            raise file.error(f"timeframe(s) {', '.join(unknown)}; use {', '.join(TIMEFRAMES)}")
+        if tally.usable == 0 or tally.first is None or tally.last is None:
+            raise file.error(
+                f"none of its {tally.rows} rows has a symbol, a time and a positive close: nothing to load"
+            )
+        spacings = sorted(tally.spacings().items())
+        for (symbol, timeframe), spacing in spacings if stated else ():
+            _check_stated(file, symbol, Timeframe(timeframe), spacing)
+        inferred = None if stated else {symbol: _inferred(file, symbol, spacing) for (symbol, _), spacing in spacings}
+        return cls(file, time_column, tally.rows, tally.first, tally.last, inferred)
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def calendar(self) -> MarketCalendar:
+        """The exchange calendar over the file's days (nyse_calendar caches it per span)."""
+        return nyse_calendar((self.first - CALENDAR_MARGIN).date(), (self.last + CALENDAR_MARGIN).date())
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[FeedBatch]:
+        """The file's bars, a chunk of about `rows` rows at a time, each row known at its close."""
+        calendar = self.calendar()
+        file = self.file
+        columns = [name for name in (*REQUIRED, *FILLED_WITH_CLOSE, *OPTIONAL_NUMBERS, "timeframe") if file.has(name)]
+        for chunk in file.chunks([*columns, self.time_column], rows):
+            yield self._bars(chunk, calendar)
+
+    def _bars(self, chunk: pl.DataFrame, calendar: MarketCalendar) -> FeedBatch:
+        try:
+            shaped = chunk.select(
+                pl.col("symbol").cast(pl.String),
+                self._timeframe(),
+                pl.col("ts_event"),
+                *(self._price(name) for name in (*FILLED_WITH_CLOSE, "close")),
+                *(_optional(chunk, name, dtype) for name, dtype in OPTIONAL_NUMBERS.items()),
+                pl.lit(f"file:{self.path.name}").alias("source"),
+            )
+        except pl.exceptions.PolarsError as error:
+            raise _not_bars(self.file, error) from None
+        timely = shaped.filter(_in_time_bounds())
+        known, no_session = _closes(timely, calendar)
+        bars = timely.with_columns(known)
+        rejected = [
+            Rejected.of(
+                row, f"bars: {row['symbol']}: a daily bar on {row['ts_event']:%Y-%m-%d}, a day without an NYSE session"
+            )
+            for row in bars.filter(no_session).iter_rows(named=True)
+        ]
+        # The time as text: beyond Python's years, a polars time cannot become a datetime.
+        untimely = shaped.filter(~_in_time_bounds()).with_columns(pl.col("ts_event").cast(pl.String))
+        bounds = " and ".join(f"{bound:%Y-%m-%d}" for bound in TIME_BOUNDS)
+        rejected += [
+            Rejected.of(row, f"bars: a bar's start is not between {bounds}") for row in untimely.iter_rows(named=True)
+        ]
+        return FeedBatch(
+            FEED, {"bars": bars.filter(~no_session).select(BARS_SCHEMA.names()).cast(BARS_SCHEMA)}, rejected
         )
-    if "timeframe" not in renamed.columns:
-        renamed = renamed.with_columns(pl.lit("1Min").alias("timeframe"))
-    unknown = sorted(set(renamed.get_column("timeframe").drop_nulls().unique().to_list()) - set(BAR_LENGTH))
-    if unknown:
-        raise BarFileError(f"{path}: timeframe(s) {', '.join(map(str, unknown))}; use {', '.join(BAR_LENGTH)}")
-    try:
-        bars = renamed.select(
-            pl.col("symbol").cast(pl.String),
-            pl.col("timeframe").cast(pl.String),
-            _utc(renamed.schema["ts_event"]),
-            *(pl.col(name).cast(pl.Float64) for name in ("open", "high", "low", "close", "volume")),
-            _optional(renamed, "trade_count", pl.Int64),
-            _optional(renamed, "vwap", pl.Float64),
-            pl.lit(f"file:{path.name}").alias("source"),
+
+    def _timeframe(self) -> pl.Expr:
+        if self.inferred is None:
+            return pl.col("timeframe").cast(pl.String)
+        named = {symbol: timeframe.value for symbol, timeframe in self.inferred.items()}
+        return (
+            pl.col("symbol")
+            .cast(pl.String)
+            .replace_strict(named, default=None, return_dtype=pl.String)
+            .alias("timeframe")
         )
-    except pl.exceptions.PolarsError as error:
-        raise BarFileError(f"{path}: a column does not hold what bars need: {str(error).splitlines()[0]}") from None
-    length = pl.col("timeframe").replace_strict(BAR_LENGTH, return_dtype=pl.Duration("us"))
-    bars = bars.with_columns((pl.col("ts_event") + length).alias("ts_ingested"))
-    schema = pl.Schema(TABLE_SCHEMAS["bars"])
-    return FeedBatch("bars", {"bars": bars.select(schema.names()).cast(schema)})
+
+    def _price(self, name: str) -> pl.Expr:
+        return (pl.col(name) if self.file.has(name) else pl.col("close")).cast(pl.Float64).alias(name)
 
 
-def _read(path: Path) -> pl.DataFrame:
-    if not path.is_file():
-        raise BarFileError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            # pyarrow, not polars, decodes the file: a damaged Parquet file can make polars'
-            # Rust decoder panic or abort the whole process, where pyarrow raises ArrowInvalid.
-            return pl.DataFrame(pyarrow.parquet.read_table(path))
-        if suffix == ".csv":
-            return pl.read_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-    except (pl.exceptions.PolarsError, pyarrow.ArrowException, OSError) as error:
-        raise BarFileError(f"{path}: unreadable: {str(error).splitlines()[0]}") from None
-    raise BarFileError(f"{path}: bars come as .parquet or .csv, not {suffix or 'a file without a suffix'}")
+def _in_time_bounds() -> pl.Expr:
+    """A row whose time is missing (it fails validation) or within TIME_BOUNDS."""
+    time = pl.col("ts_event")
+    return time.is_null() | time.is_between(*TIME_BOUNDS, closed="left")
+
+
+def _not_bars(file: TableFile, error: pl.exceptions.PolarsError) -> TableFileError:
+    return file.error(f"a column does not hold what bars need: {(str(error).splitlines() or ['?'])[0]}")
 
 
 def _optional(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Expr:
@@ -95,14 +185,134 @@ def _optional(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Ex
     return column.cast(dtype).alias(name)
 
 
-def _utc(dtype: pl.DataType) -> pl.Expr:
-    column = pl.col("ts_event")
-    if dtype == pl.String:
-        column = column.str.to_datetime(time_zone="UTC", time_unit="us")
-    elif isinstance(dtype, pl.Date):
-        column = column.cast(pl.Datetime("us"))
-    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        return column.dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("ts_event")
-    if dtype == pl.String:
-        return column.alias("ts_event")
-    return column.dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts_event")
+def _closes(bars: pl.DataFrame, calendar: MarketCalendar) -> tuple[pl.Series, pl.Series]:
+    """Each bar's close, when it is known (MarketCalendar.bar_closes, a symbol and timeframe at
+    a time), and whether it has none because it is a daily equity bar on a day without an NYSE
+    session. A bar without a symbol, a timeframe or a time gets neither: it fails validation."""
+    closes = np.full(bars.height, NO_SESSION, dtype=np.int64)
+    known = np.zeros(bars.height, dtype=bool)
+    keyed = bars.select(
+        pl.int_range(pl.len()).alias("row"), "symbol", "timeframe", pl.col("ts_event").dt.epoch("us").alias("start")
+    ).filter(pl.col("timeframe").is_in(TIMEFRAMES))
+    for (symbol, timeframe), group in keyed.drop_nulls().group_by("symbol", "timeframe"):
+        rows = group.get_column("row").to_numpy()
+        closes[rows] = calendar.bar_closes(str(symbol), Timeframe(timeframe), group.get_column("start").to_numpy())
+        known[rows] = True
+    no_session = known & (closes == NO_SESSION)
+    times = pl.Series(closes).cast(pl.Datetime("us", "UTC"))
+    return times.set(pl.Series(~known | no_session), None).alias("ts_ingested"), pl.Series(no_session)
+
+
+@dataclass(frozen=True)
+class Spacing:
+    """How far apart one symbol's consecutive bars are."""
+
+    within_day: dict[timedelta, int]  # positive gaps between bars of one UTC day, and how often
+    across_days: int  # positive gaps from one day to another
+
+    @property
+    def intraday(self) -> bool:
+        """Most gaps fall within a day: several bars a day."""
+        within = sum(self.within_day.values())
+        return within > 0 and within >= self.across_days
+
+    @property
+    def most_common(self) -> timedelta:
+        """The most common gap within a day (the shorter one of a tie)."""
+        return min(self.within_day, key=lambda gap: (-self.within_day[gap], gap))
+
+
+class _Tally:
+    """The survey's tally over the chunks: rows, usable rows, time range, each group's gaps.
+
+    A group is a symbol, or a symbol and its stated timeframe. Each chunk's gaps start from
+    the last bar of the group in the chunks before it, so a chunk boundary changes nothing.
+    """
+
+    def __init__(self, stated: bool) -> None:
+        self.group = ["symbol", "timeframe"] if stated else ["symbol"]
+        self.rows = self.usable = 0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.timeframes: set[str] = set()
+        self._last_bars: pl.DataFrame | None = None
+        self._gaps: pl.DataFrame | None = None
+
+    def add(self, chunk: pl.DataFrame) -> None:
+        self.rows += chunk.height
+        usable = chunk.filter(pl.col("symbol").is_not_null() & pl.col("ts_event").is_not_null() & _in_time_bounds())
+        self.usable += usable.filter(pl.col("close").is_finite() & (pl.col("close") > 0)).height
+        if "timeframe" in usable.columns:
+            usable = usable.with_columns(pl.col("timeframe").cast(pl.String))
+            self.timeframes |= set(usable.get_column("timeframe").drop_nulls().unique().to_list())
+            usable = usable.filter(pl.col("timeframe").is_not_null())
+        if usable.is_empty():
+            return
+        first, last = usable.select(
+            pl.col("ts_event").min().alias("first"), pl.col("ts_event").max().alias("last")
+        ).row(0)
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
+        bars = usable.select(*self.group, "ts_event")
+        stacked = bars if self._last_bars is None else pl.concat([self._last_bars, bars])
+        previous = pl.col("ts_event").shift(1).over(self.group)
+        gaps = (
+            stacked.select(
+                *self.group,
+                (pl.col("ts_event") - previous).alias("gap"),
+                (pl.col("ts_event").dt.date() == previous.dt.date()).alias("within_day"),
+            )
+            .filter(pl.col("gap") > timedelta(0))
+            .group_by(*self.group, "within_day", "gap")
+            .len()
+        )
+        tallied = gaps if self._gaps is None else pl.concat([self._gaps, gaps])
+        self._gaps = tallied.group_by(*self.group, "within_day", "gap").agg(pl.col("len").sum())
+        self._last_bars = stacked.group_by(self.group, maintain_order=True).last()
+
+    def spacings(self) -> dict[tuple[str, str], Spacing]:
+        """Each group's spacing: (symbol, stated timeframe or '') -> Spacing."""
+        within: dict[tuple[str, str], dict[timedelta, int]] = {}
+        across: dict[tuple[str, str], int] = {}
+        for symbols in [] if self._last_bars is None else self._last_bars.select(self.group).rows():
+            within[_key(symbols)], across[_key(symbols)] = {}, 0
+        for *group, within_day, gap, count in [] if self._gaps is None else self._gaps.rows():
+            if within_day:
+                within[_key(group)][gap] = count
+            else:
+                across[_key(group)] += count
+        return {key: Spacing(within[key], across[key]) for key in within}
+
+
+def _key(group: Sequence[str]) -> tuple[str, str]:
+    """A symbol and its stated timeframe ('' when the file states none)."""
+    return (group[0], group[1] if len(group) > 1 else "")
+
+
+def _inferred(file: TableFile, symbol: str, spacing: Spacing) -> Timeframe:
+    if not spacing.intraday:
+        return Timeframe.DAY_1
+    timeframe = Timeframe.of_length(spacing.most_common)
+    if timeframe is None:
+        raise file.error(
+            f"{symbol}: its bars are most often {_duration(spacing.most_common)} apart within a day, which is no "
+            f"timeframe ({', '.join(TIMEFRAMES)}); state it in a timeframe column, or resample the bars"
+        )
+    return timeframe
+
+
+def _check_stated(file: TableFile, symbol: str, timeframe: Timeframe, spacing: Spacing) -> None:
+    if spacing.intraday and spacing.most_common < timeframe.length:
+        raise file.error(
+            f"{symbol}: stated {timeframe.value}, but its bars are most often {_duration(spacing.most_common)} "
+            f"apart: {timeframe.value} bars so close together would overlap (fix or drop the timeframe column)"
+        )
+
+
+def _duration(gap: timedelta) -> str:
+    seconds = gap.total_seconds()
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} seconds"

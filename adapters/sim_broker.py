@@ -33,7 +33,8 @@ Latency and fill prices
     else at the limit, never worse than the limit.
     Per symbol and bar, all orders together fill at most max_volume_share x the bar's
     volume, in submission order; the rest stays open as PARTIALLY_FILLED and fills on the
-    next bars. filled_qty and filled_avg_price are cumulative, as at Alpaca, so
+    next bars. A bar whose volume is unknown (None: its source has none, such as index
+    levels) puts no cap on fills. filled_qty and filled_avg_price are cumulative, as at Alpaca, so
     adapters.broker.new_fill derives each fill the same way for both brokers.
     A symbol trades only on bars inside is_open(symbol, bar ts): an equity order placed in
     the session never fills on a pre- or post-market bar of recorded history.
@@ -90,7 +91,7 @@ INSUFFICIENT_QTY = "insufficient qty available"
 QTY_TOLERANCE = 1e-9
 
 MarketHours = Callable[[str, datetime], bool]
-BarTuple = tuple[datetime, float, float, float, float, float]
+BarTuple = tuple[datetime, float, float, float, float, float | None]
 
 
 class Bar(NamedTuple):
@@ -101,7 +102,7 @@ class Bar(NamedTuple):
     high: float
     low: float
     close: float
-    volume: float
+    volume: float | None  # None: unknown, no cap on fills
 
 
 def us_market_open(ts: datetime) -> bool:
@@ -279,7 +280,7 @@ class SimBroker:
                     return False
                 price = max(price, limit)
         already = taken.get(symbol, 0.0)
-        room = self._max_volume_share * volume - already
+        room = math.inf if volume is None else self._max_volume_share * volume - already
         # Market hours last: the time-zone conversion costs more than the price checks that
         # keep a resting limit order waiting bar after bar.
         if room <= 0.0 or not self._is_open(symbol, ts):

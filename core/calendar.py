@@ -28,6 +28,8 @@ from core.timestamps import DAY_MICROS, IntArray, from_micros, micros
 from core.types import Timeframe as Timeframe
 
 DAY = timedelta(days=1)
+# MarketCalendar.bar_closes' answer for a daily equity bar on a day without a session.
+NO_SESSION = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,15 +168,22 @@ class MarketCalendar:
         session (the exchange's date of `start`), which closes at the session's close, early on a
         half day; a daily crypto bar is a whole day.
         """
+        [close] = self.bar_closes(symbol, timeframe, np.array([micros(start)], dtype=np.int64))
+        if close == NO_SESSION:
+            raise ValueError(f"{symbol}: no NYSE session on {start.astimezone(UTC).date().isoformat()} for a daily bar")
+        return from_micros(int(close))
+
+    def bar_closes(self, symbol: str, timeframe: Timeframe, starts: IntArray) -> IntArray:
+        """bar_close of each of `starts` (UTC micros), as UTC micros: the vector form. NO_SESSION
+        where a daily equity bar's day has no session."""
         if timeframe.intraday or is_crypto(symbol):
-            return start + timeframe.length
+            return starts + timeframe.length // timedelta(microseconds=1)
         # A daily bar is stamped at midnight New York (Alpaca: 04:00 or 05:00 UTC), at midnight UTC
         # (a file of dates) or at its close (21:00 UTC): the UTC date names the session in each case.
-        day = start.astimezone(UTC).date()
-        session = self.equities.session_on(day)
-        if session is None:
-            raise ValueError(f"{symbol}: no NYSE session on {day.isoformat()} for a daily bar")
-        return self.equities.close_of(session)
+        days = (starts // DAY_MICROS).astype("datetime64[D]")
+        sessions = self.equities
+        index = np.minimum(np.searchsorted(sessions.days, days), sessions.days.size - 1)
+        return np.where(sessions.days[index] == days, sessions.closes[index], NO_SESSION)
 
     def sessions_closed_before(self, now: datetime) -> datetime:
         """Daily equity bars that started before this moment (midnight UTC after the last session

@@ -24,16 +24,17 @@ from pathlib import Path
 
 import polars as pl
 
-from adapters.bar_file import read_bar_file
+from adapters.bar_file import FEED, BarFile
 from core.calendar import Sessions, Timeframe
 from core.config import Mode
 from core.timestamps import from_micros, micros
 from hydra.context import market_calendar, open_warehouse
-from hydra.ingestion import record_result, validate_result
+from hydra.ingestion import ingest_chunks
 from hydra.live import advance_sim_broker, decide, flush, open_job, preload, record_run, write_trade_log
 from hydra.recording import RecordBuffer
+from hydra.scratch import ScratchFolder, content_key, touch
 from hydra.settings import with_overrides
-from hydra.sources import FeedResult, SourceContext
+from hydra.sources import SourceContext
 from warehouse.load import copy_run
 from warehouse.migrate import migrate
 from warehouse.read import query_frame
@@ -108,7 +109,8 @@ class FileBacktest:
     result: ReplayResult
     loaded: int  # bars of the file that passed validation
     quarantined: int  # rows that did not, with their reasons in the scratch warehouse's quarantine
-    scratch: Path  # the warehouse the file was loaded into and replayed from
+    scratch: Path  # the warehouse the file was loaded into, kept for the next run on the same content
+    reused: bool  # the file's content had been loaded before: this run reused its scratch warehouse
 
 
 def run_backtest_on_file(
@@ -120,20 +122,49 @@ def run_backtest_on_file(
     progress: Progress | None = None,
 ) -> FileBacktest:
     """Replay a user's bar file: loaded (validated like any feed) into a scratch warehouse of its
-    own, so it never mixes with the feeds' bars, replayed there, the run's rows copied back."""
-    batch = read_bar_file(path)
+    own, so it never mixes with the feeds' bars, replayed there, the run's rows copied back.
+
+    The file is surveyed first (its symbol, time and close columns, a chunk at a time): a bad
+    file, or a window outside its bars, fails at once. Its content names its scratch warehouse
+    (hydra.scratch): the first run loads the file chunk by chunk, later runs on the same content
+    reuse it. Each run replays in a copy of it, removed afterwards.
+    """
+    bars = BarFile.survey(path)
+    if end <= bars.first or start > bars.last:
+        raise NoHistory(
+            f"{path}: its bars run from {bars.first:%Y-%m-%d %H:%M} to {bars.last:%Y-%m-%d %H:%M} UTC; "
+            f"the window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} is outside them"
+        )
     migrate(context.warehouse)  # the run's rows end up there, even for someone who only backtests files
-    scratch = context.settings.warehouse.path.parent / "backtests" / f"{path.stem}-{uuid.uuid4().hex[:8]}.duckdb"
-    settings = with_overrides(context.settings, {"warehouse.path": scratch})
-    local = SourceContext(settings, context.secrets, open_warehouse(settings))
-    migrate(local.warehouse)
-    fetched = FeedResult("bars", batch, "ok", (), window_start=None, window_end=None)
-    outcome = record_result(local, validate_result(local, fetched), f"file:{path.name}", datetime.now(UTC))
-    if outcome.total_loaded == 0:
+    settings = context.settings
+    folder = ScratchFolder(settings.warehouse.path.parent / "backtests", int(settings.backtest.scratch_limit_gb * 1e9))
+    key = content_key(path)
+    scratch = folder.find(key)
+    reused = scratch is not None
+    if scratch is None:
+        scratch = folder.named(path.stem, key)
+        with folder.loading(scratch) as partial:
+            loading = _scratch_context(context, partial)
+            migrate(loading.warehouse)
+            with loading.warehouse.held():  # held open, so another run's bound() leaves it alone
+                ingest_chunks(loading, FEED, bars.chunks(), f"file:{path.name}")
+    touch(scratch)
+    folder.bound(keep={scratch})
+    with _scratch_context(context, scratch).warehouse.connect(read_only=True) as con:
+        loaded, quarantined = con.execute(read_sql("read/file_load"), {"feed": FEED}).fetchall()[0]
+    if loaded == 0:
         raise NoHistory(f"{path}: none of its rows passed validation (reasons in the quarantine of {scratch})")
-    result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
-    copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
-    return FileBacktest(result, outcome.total_loaded, outcome.rows_quarantined, scratch)
+    with folder.copy_of(scratch) as copy:
+        local = _scratch_context(context, copy)
+        migrate(local.warehouse)
+        result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
+        copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
+    return FileBacktest(result, loaded, quarantined, scratch, reused)
+
+
+def _scratch_context(context: SourceContext, path: Path) -> SourceContext:
+    settings = with_overrides(context.settings, {"warehouse.path": path})
+    return SourceContext(settings, context.secrets, open_warehouse(settings))
 
 
 def replay(

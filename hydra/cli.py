@@ -185,7 +185,7 @@ def backtest(
 
 
 def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path | None) -> None:
-    from adapters.bar_file import BarFileError
+    from adapters.table_file import TableFileError
     from hydra.backtesting import NoHistory, run_backtest, run_backtest_on_file
 
     columns = (TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
@@ -202,14 +202,14 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
             else:
                 from_file = run_backtest_on_file(context, data, *window, progress=advance)
                 outcome = from_file.result
-        except BarFileError as bad_file:
+        except TableFileError as bad_file:
             fail(str(bad_file), EXIT_CONFIG)
         except NoHistory as missing:
             fail(str(missing), EXIT_WAREHOUSE)
     if data is not None:
         console.print(
             f"{data}: {from_file.loaded} bars loaded, {from_file.quarantined} quarantined "
-            f"(scratch warehouse {from_file.scratch})"
+            f"(scratch warehouse {from_file.scratch}{', loaded before: reused' if from_file.reused else ''})"
         )
     console.print(
         f"backtest {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} minutes, "

@@ -57,6 +57,15 @@ class SimConfig(Frozen):
     fee_bps: float = Field(default=1.0, ge=0)
 
 
+class BacktestConfig(Frozen):
+    scratch_limit_gb: float = Field(
+        default=2.0,
+        gt=0,
+        description="the size data/backtests (the scratch warehouses of `--data` files) is kept within: "
+        "the least recently used are removed first, never the one in use",
+    )
+
+
 class AlertsConfig(Frozen):
     block: str | None = Field(
         default=None,
@@ -91,6 +100,7 @@ class HydraSettings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     feeds: FeedsConfig = FeedsConfig()
     sim: SimConfig = SimConfig()
+    backtest: BacktestConfig = BacktestConfig()
     trading: TradingConfig = TradingConfig()
     alerts: AlertsConfig = AlertsConfig()
 

@@ -12,11 +12,18 @@ seconds): the trading flow never imports this module. The context and one suite 
 are built once per process. Each row carries its position in a hidden `_row` column so GX's
 unexpected-index lists map failures back to rows; helper columns (`_prev__*`, `_ahead_s__*`)
 let GX express the rules that compare a row with its predecessor or with its ingestion time.
+
+NaN is a missing value, as GX (through pandas) reads it: a float NaN becomes NULL before any
+rule runs, so it fails NotNull where a value is required and is stored as NULL, never as NaN.
+
+A file too big for memory is validated in chunks (ChunkedValidation): each chunk is judged with
+the rows before it standing in as predecessors for the rules that compare a row with the one
+before it. Uniqueness and the collapsing of exact repeats stay within a chunk; a key that
+repeats an earlier chunk's is caught as out of order when its group's times must increase.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,7 +33,17 @@ from typing import Any
 
 import polars as pl
 
-from quality.rules import RULES, AtLeast, Between, IncreasingWithin, InSet, NotAfterIngestion, NotNull, Rule
+from quality.rules import (
+    RULES,
+    AtLeast,
+    Between,
+    IncreasingWithin,
+    InSet,
+    Matches,
+    NotAfterIngestion,
+    NotNull,
+    Rule,
+)
 
 ROW = "_row"
 
@@ -39,10 +56,6 @@ warnings.filterwarnings("ignore", message="Series.values returning an ndarray", 
 class RejectedRow:
     row: dict[str, Any]
     reasons: tuple[str, ...]
-
-    @property
-    def payload(self) -> str:
-        return json.dumps(self.row, sort_keys=True, default=str)
 
     @property
     def reason(self) -> str:
@@ -74,8 +87,58 @@ def validate_table(table: str, rows: pl.DataFrame, key: Sequence[str]) -> TableV
     Rows repeated exactly (overlapping pages) are collapsed first: they are not bad data.
     Rows that share a natural key but differ are all rejected, since nothing says which is right.
     """
-    key = tuple(key)
-    unique, suspects = _triage(table, rows, key)
+    outcome, _ = _validate(table, missing_as_null(rows), tuple(key), {})
+    return outcome
+
+
+def missing_as_null(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with every float NaN made NULL: the missing value GX takes it for."""
+    floats = [name for name, dtype in rows.schema.items() if dtype.is_float()]
+    return rows.with_columns(pl.col(floats).fill_nan(None)) if floats else rows
+
+
+Predecessors = dict[IncreasingWithin, pl.DataFrame]
+
+
+class ChunkedValidation:
+    """validate_table over a table read in chunks, memory bounded by a chunk.
+
+    Each chunk is judged as one batch, except that the last row of each group in the chunks
+    before it is the predecessor its first row is compared with (IncreasingWithin). The totals
+    of every chunk so far are in `summary`.
+    """
+
+    def __init__(self, table: str, key: Sequence[str]) -> None:
+        self.table = table
+        self.key = tuple(key)
+        self._predecessors: Predecessors = {}
+        self._totals: dict[str, int] = dict.fromkeys(("rows", "passed", "rejected", "exact_duplicates_collapsed"), 0)
+        self._failures: dict[str, int] = {}
+
+    def validate(self, rows: pl.DataFrame) -> TableValidation:
+        outcome, judged = _validate(self.table, missing_as_null(rows), self.key, self._predecessors)
+        for rule in (rule for rule in RULES.get(self.table, ()) if isinstance(rule, IncreasingWithin)):
+            columns = [*rule.group_by, rule.column]
+            seen = [self._predecessors[rule]] if rule in self._predecessors else []
+            latest = pl.concat([*seen, judged.select(columns)])
+            self._predecessors[rule] = latest.group_by(list(rule.group_by), maintain_order=True).last()
+        for name, count in outcome.summary.items():
+            if isinstance(count, int):
+                self._totals[name] += count
+        for expectation, count in outcome.failures.items():
+            self._failures[expectation] = self._failures.get(expectation, 0) + count
+        return outcome
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {**self._totals, "failed_expectations": dict(self._failures)}
+
+
+def _validate(
+    table: str, rows: pl.DataFrame, key: tuple[str, ...], predecessors: Predecessors
+) -> tuple[TableValidation, pl.DataFrame]:
+    """The verdict on `rows` (NaN already NULL), and the rows it judged: exact repeats collapsed."""
+    unique, suspects = _triage(table, rows, key, predecessors)
     failing = _run_suite(table, key, suspects) if not suspects.is_empty() else {}
     reasons: defaultdict[int, list[str]] = defaultdict(list)
     for expectation, indices in failing.items():
@@ -87,16 +150,19 @@ def validate_table(table: str, rows: pl.DataFrame, key: Sequence[str]) -> TableV
         RejectedRow(row=row, reasons=tuple(reasons[index]))
         for index, row in zip(failed, unique.filter(is_failed).iter_rows(named=True), strict=True)
     ]
-    return TableValidation(
+    outcome = TableValidation(
         table=table,
         passed=unique.filter(~is_failed),
         rejected=rejected,
         exact_duplicates=rows.height - unique.height,
         failures={expectation: len(indices) for expectation, indices in failing.items()},
     )
+    return outcome, unique
 
 
-def _triage(table: str, rows: pl.DataFrame, key: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _triage(
+    table: str, rows: pl.DataFrame, key: tuple[str, ...], predecessors: Predecessors | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`rows` with exact repeats collapsed, and the suspects among them: the only rows GX judges.
 
     Suspects carry `_row` (their position in the collapsed rows) and the helper columns.
@@ -110,7 +176,7 @@ def _triage(table: str, rows: pl.DataFrame, key: tuple[str, ...]) -> tuple[pl.Da
         repeated = _key_repeats(unique, key)
     # Helper columns compare a row with its predecessor in the batch, so they are computed on
     # every row before the clean ones are set aside.
-    prepared = _with_helper_columns(unique.with_row_index(ROW), rules)
+    prepared = _with_helper_columns(unique.with_row_index(ROW), rules, predecessors or {})
     return unique, prepared.filter(_suspect(prepared, rules, key, repeated))
 
 
@@ -135,16 +201,14 @@ def _suspect(frame: pl.DataFrame, rules: Sequence[Rule], key: tuple[str, ...], r
     uniqueness failure needs a partner, which is flagged as well, so GX over the suspects finds
     exactly the failures GX over the whole batch would.
 
-    Nulls are skipped as GX skips them (NotNull aside). NaN, which GX reads as missing but polars
-    orders above every number, flags its row whatever the rule. A null anywhere in the key flags
-    its row too: GX also reads NaN and null as the same missing value, so ("X", NaN) and ("X",
-    null) are one key to GX's uniqueness check but two to polars; and an integer key column is
-    then float64 to GX on the suspects exactly when it is on the whole batch. (GX ignores a row
+    Nulls are skipped as GX skips them (NotNull aside); there is no NaN left (missing_as_null).
+    A null anywhere in the key flags its row: an integer key column holding a null is float64
+    to GX, and so it is on the suspects exactly when it is on the whole batch. (GX ignores a row
     whose key columns are all missing: flagging it is merely wasted work, and NotNull fails it.)
+    Infinity is above every high bound and below every low one, in polars as in GX.
     """
     columns = set(frame.columns)
-    checks: list[pl.Expr] = [pl.col(c).is_nan() for c, dtype in frame.schema.items() if dtype.is_float()]
-    checks += [pl.col(c).is_null() for c in key if c in columns]
+    checks: list[pl.Expr] = [pl.col(c).is_null() for c in key if c in columns]
     for rule in rules:
         if isinstance(rule, NotNull):
             checks += [pl.col(c).is_null() for c in rule.columns if c in columns]
@@ -158,6 +222,8 @@ def _suspect(frame: pl.DataFrame, rules: Sequence[Rule], key: tuple[str, ...], r
             checks.append(pl.col(rule.column_a) < pl.col(rule.column_b))
         elif isinstance(rule, InSet) and rule.column in columns:
             checks.append(~pl.col(rule.column).is_in(sorted(rule.values)))
+        elif isinstance(rule, Matches) and rule.column in columns:
+            checks.append(~pl.col(rule.column).str.contains(_rust_regex(rule.pattern)))
         elif isinstance(rule, IncreasingWithin) and rule.column in columns:
             checks.append(pl.col(rule.column) <= pl.col(f"_prev__{rule.column}"))
         elif isinstance(rule, NotAfterIngestion) and rule.column in columns:
@@ -168,15 +234,24 @@ def _suspect(frame: pl.DataFrame, rules: Sequence[Rule], key: tuple[str, ...], r
     return flags | repeated if repeated is not None else flags
 
 
-def _with_helper_columns(frame: pl.DataFrame, rules: Sequence[Rule]) -> pl.DataFrame:
-    helpers = []
+def _with_helper_columns(frame: pl.DataFrame, rules: Sequence[Rule], predecessors: Predecessors) -> pl.DataFrame:
+    helpers: list[pl.Expr | pl.Series] = []
     for rule in rules:
         if isinstance(rule, IncreasingWithin):
-            helpers.append(pl.col(rule.column).shift(1).over(list(rule.group_by)).alias(f"_prev__{rule.column}"))
+            helpers.append(_previous(frame, rule, predecessors.get(rule)))
         elif isinstance(rule, NotAfterIngestion):
             ahead = (pl.col(rule.column) - pl.col("ts_ingested")).dt.total_microseconds() / 1e6
             helpers.append(ahead.alias(f"_ahead_s__{rule.column}"))
     return frame.with_columns(helpers) if helpers else frame
+
+
+def _previous(frame: pl.DataFrame, rule: IncreasingWithin, before: pl.DataFrame | None) -> pl.Series:
+    """Per row, `rule.column` of the row before it in its group: in `frame`, else in `before`
+    (the last row of each group in the chunks already judged)."""
+    columns = [*rule.group_by, rule.column]
+    stacked = frame.select(columns) if before is None else pl.concat([before, frame.select(columns)])
+    previous = stacked.select(pl.col(rule.column).shift(1).over(list(rule.group_by)).alias(f"_prev__{rule.column}"))
+    return previous.to_series().slice(stacked.height - frame.height)
 
 
 def _run_suite(table: str, key: tuple[str, ...], frame: pl.DataFrame) -> dict[str, list[int]]:
@@ -250,6 +325,8 @@ def _expectations(rules: Sequence[Rule], key: tuple[str, ...], columns: set[str]
             )
         elif isinstance(rule, InSet) and rule.column in columns:
             built.append(gxe.ExpectColumnValuesToBeInSet(column=rule.column, value_set=sorted(rule.values)))
+        elif isinstance(rule, Matches) and rule.column in columns:
+            built.append(gxe.ExpectColumnValuesToMatchRegex(column=rule.column, regex=rule.pattern))
         elif isinstance(rule, IncreasingWithin) and rule.column in columns:
             built.append(
                 gxe.ExpectColumnPairValuesAToBeGreaterThanB(
@@ -266,6 +343,14 @@ def _expectations(rules: Sequence[Rule], key: tuple[str, ...], columns: set[str]
                 )
             )
     return built
+
+
+def _rust_regex(pattern: str) -> str:
+    """A rule's Python pattern for polars (Rust's regex): its end of text is \\z, not \\Z.
+
+    Python's $ also matches before a final newline, which is why the rules anchor with \\Z.
+    """
+    return pattern.replace(r"\Z", r"\z")
 
 
 def _describe(config: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import ingest
+from bench import bar_file, ingest
 from bench.__main__ import discover
 
 BARS = 2_000
@@ -70,3 +70,14 @@ def test_the_benchmark_writes_its_report(tmp_path: Path) -> None:
 
 def test_python_m_bench_finds_the_ingest_benchmark() -> None:
     assert discover()["ingest"] is ingest.main
+
+
+def test_the_bar_file_benchmark_runs_every_case_and_writes_its_report(tmp_path: Path) -> None:
+    assert bar_file.main(["--rows", "3000", "--label", "smoke", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "bar_file-smoke.json").read_text(encoding="utf-8"))
+    cases = {case["case"]: case for case in results["cases"]}
+    assert [cases[name]["exit_code"] for name in ("all-nan", "outside", "load", "again")] == [2, 3, 0, 0]
+    assert cases["all-nan"]["scratch_mb"] == cases["outside"]["scratch_mb"] == 0.0  # failed before loading
+    assert not cases["load"]["reused"] and cases["again"]["reused"]
+    assert cases["again"]["scratch_mb"] == cases["load"]["scratch_mb"] > 0
+    assert "| all-nan |" in (tmp_path / "bar_file-smoke.md").read_text(encoding="utf-8")

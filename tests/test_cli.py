@@ -36,7 +36,7 @@ def test_init_twice_changes_nothing() -> None:
     assert first.returncode == 0, first.stderr
     assert (
         "applied 001_feeds.sql, 002_trading.sql, 003_execution.sql, 004_analytics.sql, 005_alerts.sql,"
-        " 006_analytics_operations.sql" in first.stdout
+        " 006_analytics_operations.sql, 010_bars_volume_unknown.sql" in first.stdout
     )
     before = Path("data/hydra.duckdb").stat().st_size
     second = hydra("init")
@@ -187,6 +187,75 @@ def test_backtest_of_a_bar_file_replays_it_apart_and_records_the_run_in_the_ware
     assert cycles == [{"n": 6}]
     # The file's bars stay in the backtest's own warehouse, never among the feeds'.
     assert json.loads(hydra("sql", "SELECT count(*) AS n FROM bars", "--json").stdout) == [{"n": 0}]
+
+
+def _minute_bars(path: str, minutes: int = 1440) -> None:
+    """A day of BTC/USD minute bars from 2026-03-02 00:00 UTC."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    pl.DataFrame(
+        {
+            "symbol": "BTC/USD",
+            "ts_event": pl.datetime_range(start, start + timedelta(minutes=minutes - 1), "1m", eager=True),
+            "open": 90_000.0,
+            "high": 90_100.0,
+            "low": 89_900.0,
+            "close": 90_050.0,
+            "volume": 2.0,
+        }
+    ).write_csv(path)
+
+
+def _scratch_files() -> list[str]:
+    folder = Path("data/backtests")
+    return sorted(path.name for path in folder.glob("*.duckdb*")) if folder.exists() else []
+
+
+FILE_WINDOW = ("--start", "2026-03-02T12:00", "--end", "2026-03-02T13:00", "--cycle-minutes", "60")
+
+
+def test_a_bar_file_loads_once_per_content_and_the_scratch_folder_keeps_within_its_limit() -> None:
+    _minute_bars("mine.csv")
+    first = hydra("backtest", "--data", "mine.csv", *FILE_WINDOW)
+    assert first.returncode == 0, first.stderr
+    assert "1440 bars loaded, 0 quarantined" in first.stdout and "reused" not in first.stdout
+    [scratch] = _scratch_files()
+
+    Path("renamed.csv").write_bytes(Path("mine.csv").read_bytes())  # the same content under another name
+    again = hydra("backtest", "--data", "renamed.csv", *FILE_WINDOW)
+    assert again.returncode == 0, again.stderr
+    assert "1440 bars loaded, 0 quarantined" in again.stdout and "loaded before: reused" in again.stdout
+    assert _scratch_files() == [scratch]  # and the run's own copy is gone
+    runs = json.loads(hydra("sql", "SELECT count(*) AS n FROM runs", "--json").stdout)
+    assert runs == [{"n": 2}]
+
+    # A folder over its limit drops the least recently used scratch, never the one in use.
+    _minute_bars("other.csv", minutes=1439)
+    tight = hydra("backtest", "--data", "other.csv", *FILE_WINDOW, env={"HYDRA_BACKTEST__SCRATCH_LIMIT_GB": "1e-9"})
+    assert tight.returncode == 0, tight.stderr
+    [kept] = _scratch_files()
+    assert kept != scratch and kept.startswith("other-")
+
+
+def test_a_window_outside_the_file_fails_before_loading_it_naming_the_files_range() -> None:
+    _minute_bars("mine.csv")
+    one_line_error(
+        hydra("backtest", "--data", "mine.csv", "--start", "2026-03-05", "--end", "2026-03-06"),
+        3,
+        "mine.csv: its bars run from 2026-03-02 00:00 to 2026-03-02 23:59 UTC; "
+        "the window 2026-03-05 00:00 .. 2026-03-06 00:00 is outside them",
+    )
+    assert _scratch_files() == []  # nothing was loaded
+
+
+def test_a_file_without_a_usable_row_fails_before_loading_it() -> None:
+    rows = "".join(f"SPY,2026-03-02 14:3{minute},NaN,NaN,NaN,NaN,NaN\n" for minute in range(3))
+    Path("all_nan.csv").write_text("symbol,ts_event,open,high,low,close,volume\n" + rows, encoding="utf-8")
+    one_line_error(
+        hydra("backtest", "--data", "all_nan.csv", *FILE_WINDOW[:4]),
+        2,
+        "none of its 3 rows has a symbol, a time and a positive close: nothing to load",
+    )
+    assert _scratch_files() == []
 
 
 def test_a_bad_sweep_or_walk_forward_request_is_refused_before_any_flow_starts() -> None:

@@ -121,7 +121,7 @@ ALLOWED_PROJECT_IMPORTS = {
     "strategies": {"strategies", "core"},
     "adapters": {"adapters", "core"},
     "warehouse": {"warehouse", "sql"},
-    "quality": {"quality"},
+    "quality": {"quality", "core"},
     "backtest": {"backtest", "core", "strategies", "adapters", "warehouse"},
     "tasks": {"tasks", "core", "strategies", "adapters", "warehouse", "quality", "hydra"},
     "flows": {"flows", "tasks", "hydra", "core", "warehouse"},

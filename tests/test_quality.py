@@ -7,6 +7,8 @@ On bars the rules are also restated in plain polars, a reference that does not g
 
 from __future__ import annotations
 
+import math
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -15,12 +17,36 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from quality.rules import PRICE_COLUMNS, RULES, SKEW
-from quality.validate import ROW, TableValidation, _run_suite, _triage, _with_helper_columns, validate_table
+from adapters.tables import TABLE_SCHEMAS
+from quality.rules import (
+    BAR_SYMBOL,
+    BINANCE_SYMBOL,
+    CME_CODE,
+    GITHUB_REPO,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    PRICE_COLUMNS,
+    RULES,
+    SERIES_ID,
+    SKEW,
+    Between,
+)
+from quality.validate import (
+    ROW,
+    ChunkedValidation,
+    TableValidation,
+    _run_suite,
+    _triage,
+    _with_helper_columns,
+    missing_as_null,
+    validate_table,
+)
 
 KEY = ("symbol", "timeframe", "ts_event")
 INGESTED = datetime(2026, 3, 2, 15, 3, tzinfo=UTC)
 NAN = float("nan")
+INF = float("inf")
+TIMEFRAMES = sorted(["1Min", "5Min", "15Min", "30Min", "1Hour", "1Day"])
 SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "timeframe": pl.String(),
@@ -70,15 +96,16 @@ def _not_null(column: str) -> str:
 
 
 # Few distinct values, so keys collide, times go backwards and whole rows repeat.
-prices = st.sampled_from([None, NAN, -1.0, 0.0, 1.0, 2.0, 3.0])
+prices = st.sampled_from([None, NAN, -1.0, 0.0, 1.0, 2.0, 3.0, INF, -INF, MAX_PRICE * 2])
 dirty_bar = st.fixed_dictionaries(
     {
-        "symbol": st.sampled_from(["BTC/USD", "SPY", None]),
-        "timeframe": st.sampled_from(["1Min", "1Min", "1Day", "5Min", None]),
+        # A trailing newline passes Python's $ but not \Z; a formula must never reach a sheet.
+        "symbol": st.sampled_from(["BTC/USD", "SPY", "SPY", None, "SPY\n", "=HYPERLINK(1)", "spy", "X" * 11]),
+        "timeframe": st.sampled_from(["1Min", "1Min", "1Day", "30Min", "2Min", None]),
         # Up to 10 minutes after ingestion: beyond the 2-minute skew is a future bar.
         "ts_event": st.one_of(st.none(), st.integers(-4, 10).map(lambda m: INGESTED + timedelta(minutes=m))),
         **{column: prices for column in PRICE_COLUMNS},
-        "volume": st.sampled_from([None, NAN, -1.0, 0.0, 5.0]),
+        "volume": st.sampled_from([None, NAN, -1.0, 0.0, 5.0, 1e308, INF]),
         "trade_count": st.sampled_from([None, 1, 7]),
         "vwap": prices,
         "source": st.sampled_from(["sim", "sim", None]),
@@ -110,14 +137,16 @@ scratch_row = st.fixed_dictionaries(
 
 def _gx_on_every_row(table: str, rows: pl.DataFrame, key: tuple[str, ...]) -> dict[str, list[int]]:
     """What validate_table's GX suite finds when it is run on the whole collapsed batch."""
-    everything = _with_helper_columns(rows.unique(maintain_order=True).with_row_index(ROW), RULES.get(table, ()))
+    collapsed = missing_as_null(rows).unique(maintain_order=True)
+    everything = _with_helper_columns(collapsed.with_row_index(ROW), RULES.get(table, ()), {})
     return _run_suite(table, key, everything)
 
 
 def _assert_same_as_gx_on_every_row(
     outcome: TableValidation, table: str, rows: pl.DataFrame, key: tuple[str, ...]
 ) -> None:
-    unique = rows.unique(maintain_order=True)
+    # GX reads NaN as missing, and validate_table stores it so: as NULL.
+    unique = missing_as_null(rows).unique(maintain_order=True)
     everything = _gx_on_every_row(table, rows, key)
     reasons = defaultdict(list)
     for name, indices in everything.items():
@@ -135,30 +164,38 @@ def _assert_same_as_gx_on_every_row(
 
 def _oracle(rows: pl.DataFrame) -> tuple[pl.DataFrame, dict[int, set[str]]]:
     """The bars rules in plain polars: the collapsed frame and, per failing row, its reasons."""
-    frame = rows.unique(maintain_order=True).with_row_index(ROW)
-    missing = {c: pl.col(c).is_null() | (pl.col(c).is_nan() if SCHEMA[c] == pl.Float64() else False) for c in SCHEMA}
+    frame = rows.with_columns(pl.col(pl.Float64).fill_nan(None)).unique(maintain_order=True).with_row_index(ROW)
+    missing = {c: pl.col(c).is_null() for c in SCHEMA}
     present = {c: ~m for c, m in missing.items()}
     prev = pl.col("ts_event").shift(1).over(["symbol", "timeframe"])
     ahead = pl.col("ts_event") - pl.col("ts_ingested")
     checks: dict[str, pl.Expr] = {
         # GX leaves out the rows whose key is missing altogether; a partly missing key is a value.
         UNIQUE_BARS: pl.struct(KEY).is_duplicated() & pl.any_horizontal(present[c] for c in KEY),
-        **{_not_null(c): missing[c] for c in ("symbol", "timeframe", "ts_event", *PRICE_COLUMNS, "volume", "source")},
+        **{_not_null(c): missing[c] for c in ("symbol", "timeframe", "ts_event", *PRICE_COLUMNS, "source")},
+        _name("expect_column_values_to_match_regex", column="symbol", regex=BAR_SYMBOL): present["symbol"]
+        & ~pl.col("symbol").map_elements(
+            lambda symbol: re.fullmatch(r"[A-Z][A-Z0-9.]{0,9}(?:/[A-Z]{3,4})?", symbol) is not None,
+            return_dtype=pl.Boolean,
+        ),
         **{
-            _name("expect_column_values_to_be_between", column=c, min_value=0.0, strict_min=True): present[c]
-            & (pl.col(c) <= 0)
-            for c in PRICE_COLUMNS
+            _name(
+                "expect_column_values_to_be_between", column=c, max_value=MAX_PRICE, min_value=0.0, strict_min=True
+            ): present[c] & ((pl.col(c) <= 0) | (pl.col(c) > MAX_PRICE))
+            for c in (*PRICE_COLUMNS, "vwap")
         },
-        _name("expect_column_values_to_be_between", column="volume", min_value=0.0): present["volume"]
-        & (pl.col("volume") < 0),
+        _name("expect_column_values_to_be_between", column="volume", max_value=MAX_QUANTITY, min_value=0.0): present[
+            "volume"
+        ]
+        & ((pl.col("volume") < 0) | (pl.col("volume") > MAX_QUANTITY)),
         **{
             _name("expect_column_pair_values_a_to_be_greater_than_b", column_A=a, column_B=b): present[a]
             & present[b]
             & (pl.col(a) < pl.col(b))
             for a, b in (("high", "low"), ("high", "open"), ("high", "close"), ("open", "low"), ("close", "low"))
         },
-        _name("expect_column_values_to_be_in_set", column="timeframe", value_set=["1Day", "1Min"]): present["timeframe"]
-        & ~pl.col("timeframe").is_in(["1Day", "1Min"]),
+        _name("expect_column_values_to_be_in_set", column="timeframe", value_set=TIMEFRAMES): present["timeframe"]
+        & ~pl.col("timeframe").is_in(TIMEFRAMES),
         INCREASING: pl.col("ts_event") <= prev,
         _name("expect_column_values_to_be_between", column="_ahead_s__ts_event", max_value=SKEW.total_seconds()): (
             ahead > SKEW
@@ -245,13 +282,105 @@ def test_a_partly_missing_key_can_repeat_but_a_wholly_missing_one_cannot() -> No
     ]
 
 
-def test_a_null_key_meets_a_nan_key_as_gx_sees_them() -> None:
+def test_nan_is_the_missing_value_gx_takes_it_for_and_is_stored_as_null() -> None:
     rows = pl.DataFrame({"name": ["X", "X", "Y"], "x": [NAN, None, 1.0]})
 
     outcome = validate_table(SCRATCH, rows, ["name", "x"])
 
-    # polars keeps NaN and null apart; GX reads both as missing, so the first two share a key.
-    assert [r.reasons for r in outcome.rejected] == [
-        (_name("expect_compound_columns_to_be_unique", column_list=["name", "x"]),)
-    ] * 2
-    assert outcome.passed["name"].to_list() == ["Y"]
+    # polars keeps NaN and null apart, GX reads both as missing: made NULL, the first two rows
+    # are one row repeated, not two rows sharing a key.
+    assert outcome.exact_duplicates == 1 and not outcome.rejected
+    assert outcome.passed.rows() == [("X", None), ("Y", 1.0)]
+
+
+def test_a_bar_of_infinite_or_absurd_numbers_or_a_bad_symbol_is_quarantined_with_its_reasons() -> None:
+    rows = _bars(
+        _bar(minute=0),
+        {**_bar(minute=1), "high": INF, "volume": 1e308},
+        {**_bar(minute=2), "vwap": -INF},
+        _bar("=HYPERLINK(1)", minute=3),
+        _bar("X" * 1_000_000, minute=4),
+        {**_bar(minute=5), "volume": None},  # unknown volume: allowed
+    )
+
+    outcome = validate_table("bars", rows, list(KEY))
+
+    high = _name(
+        "expect_column_values_to_be_between", column="high", max_value=MAX_PRICE, min_value=0.0, strict_min=True
+    )
+    volume = _name("expect_column_values_to_be_between", column="volume", max_value=MAX_QUANTITY, min_value=0.0)
+    vwap = _name(
+        "expect_column_values_to_be_between", column="vwap", max_value=MAX_PRICE, min_value=0.0, strict_min=True
+    )
+    symbol = _name("expect_column_values_to_match_regex", column="symbol", regex=BAR_SYMBOL)
+    assert [(r.row["ts_event"].minute, set(r.reasons)) for r in outcome.rejected] == [
+        (54, {high, volume}),
+        (55, {vwap}),
+        (56, {symbol}),
+        (57, {symbol}),
+    ]
+    assert outcome.passed["ts_event"].dt.minute().to_list() == [53, 58]
+
+
+def test_every_number_of_every_table_has_a_finite_lower_and_upper_bound() -> None:
+    unbounded = []
+    for table, schema in TABLE_SCHEMAS.items():
+        bounded = {
+            rule.column
+            for rule in RULES.get(table, ())
+            if isinstance(rule, Between)
+            and rule.low is not None
+            and rule.high is not None
+            and math.isfinite(rule.low)
+            and math.isfinite(rule.high)
+        }
+        unbounded += [f"{table}.{c}" for c, dtype in schema.items() if dtype.is_numeric() and c not in bounded]
+    assert unbounded == []
+
+
+def test_identifiers_match_the_patterns_of_their_sources() -> None:
+    real = {
+        BAR_SYMBOL: ["SPY", "BRK.B", "BTC/USD", "ETH/USD", "SHIB/USD", "VIXY", "GDX"],
+        BINANCE_SYMBOL: ["BTCUSDT", "ETHUSDT", "1000PEPEUSDT", "BTCUSDT_250627"],
+        CME_CODE: ["GC", "SI", "MGC", "HG"],
+        SERIES_ID: ["VIX", "VIXCLS", "BAMLH0A0HYM2", "USDCNY", "DGS10"],
+        GITHUB_REPO: ["openai/openai-python", "google-deepmind/gemma", "meta-llama/llama-models"],
+    }
+    bad = ["", '=HYPERLINK("x")', "spy", "SPY\n", " SPY", "X" * 200, "@SUM(A1)", "+1", "-1"]
+    for pattern, symbols in real.items():
+        assert [s for s in symbols if not re.match(pattern, s)] == []
+        assert [s for s in bad if re.match(pattern, s)] == []
+
+
+def test_a_table_validated_in_chunks_judges_each_chunks_first_row_against_the_chunk_before() -> None:
+    rows = _bars(_bar(minute=0), _bar(minute=2), _bar(minute=1), _bar("SPY", minute=1), _bar(minute=3))
+    whole = validate_table("bars", rows, list(KEY))
+
+    chunked = ChunkedValidation("bars", KEY)
+    outcomes = [chunked.validate(rows.slice(start, 2)) for start in (0, 2, 4)]
+
+    # The late bar opens the second chunk: it is late against the last bar of the first.
+    assert [r.reasons for o in outcomes for r in o.rejected] == [r.reasons for r in whole.rejected] == [(INCREASING,)]
+    assert_frame_equal(pl.concat([o.passed for o in outcomes]), whole.passed)
+    assert chunked.summary == {
+        "rows": 5,
+        "passed": 4,
+        "rejected": 1,
+        "exact_duplicates_collapsed": 0,
+        "failed_expectations": {INCREASING: 1},
+    }
+
+
+@settings(GX, max_examples=15)
+@given(st.lists(dirty_bar, min_size=1, max_size=12), st.integers(1, 5))
+def test_chunks_without_a_key_repeated_across_them_are_judged_as_the_whole_batch(
+    bars: list[dict[str, object]], size: int
+) -> None:
+    rows = _bars(*bars).unique(subset=KEY, keep="first", maintain_order=True)  # uniqueness is per chunk
+    whole = validate_table("bars", rows, list(KEY))
+
+    chunked = ChunkedValidation("bars", KEY)
+    outcomes = [chunked.validate(rows.slice(start, size)) for start in range(0, rows.height, size)]
+
+    assert [r.reasons for o in outcomes for r in o.rejected] == [r.reasons for r in whole.rejected]
+    assert_frame_equal(pl.concat([o.passed for o in outcomes]), whole.passed)

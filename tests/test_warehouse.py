@@ -68,6 +68,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "005_alerts.sql",
         "006_analytics_operations.sql",
         "009_regime_reason.sql",
+        "010_bars_volume_unknown.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -81,6 +82,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (5, "005_alerts.sql"),
         (6, "006_analytics_operations.sql"),
         (9, "009_regime_reason.sql"),
+        (10, "010_bars_volume_unknown.sql"),
     ]
 
 
@@ -206,6 +208,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "005_alerts",
             "006_analytics_operations",
             "009_regime_reason",
+            "010_bars_volume_unknown",
         )
     ]
 

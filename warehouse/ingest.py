@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from warehouse.connection import Warehouse, in_transaction
@@ -45,13 +46,38 @@ def record_ingestion(
     quarantine: pl.DataFrame | None = None,
 ) -> IngestionResult:
     """Upsert the run's rows, its quarantine rows and its ingestion_runs row in one transaction."""
-    quarantined = 0 if quarantine is None else quarantine.height
     with warehouse.connect() as con, in_transaction(con):
-        loaded = {table: upsert_rows(con, table, rows) for table, rows in tables.items()}
-        if quarantine is not None:
-            upsert_rows(con, "quarantine", quarantine)
+        loaded, quarantined = _upsert_rows(con, tables, quarantine)
         upsert_rows(con, "ingestion_runs", _run_row(run, sum(loaded.values()), quarantined))
     return IngestionResult(run=run, rows_loaded=loaded, rows_quarantined=quarantined)
+
+
+def record_chunk(
+    warehouse: Warehouse, tables: Mapping[str, pl.DataFrame], quarantine: pl.DataFrame | None
+) -> tuple[dict[str, int], int]:
+    """One chunk of a run read in chunks: its rows and quarantine rows in one transaction.
+
+    The run's ingestion_runs row follows its last chunk (record_run), so a run cut short leaves
+    the chunks it recorded and no run row claiming it finished.
+    """
+    with warehouse.connect() as con, in_transaction(con):
+        return _upsert_rows(con, tables, quarantine)
+
+
+def record_run(warehouse: Warehouse, run: IngestionRun, loaded: dict[str, int], quarantined: int) -> IngestionResult:
+    """The ingestion_runs row of a run whose rows were recorded chunk by chunk (record_chunk)."""
+    with warehouse.connect() as con:
+        upsert_rows(con, "ingestion_runs", _run_row(run, sum(loaded.values()), quarantined))
+    return IngestionResult(run=run, rows_loaded=loaded, rows_quarantined=quarantined)
+
+
+def _upsert_rows(
+    con: duckdb.DuckDBPyConnection, tables: Mapping[str, pl.DataFrame], quarantine: pl.DataFrame | None
+) -> tuple[dict[str, int], int]:
+    loaded = {table: upsert_rows(con, table, rows) for table, rows in tables.items()}
+    if quarantine is not None:
+        upsert_rows(con, "quarantine", quarantine)
+    return loaded, 0 if quarantine is None else quarantine.height
 
 
 def _run_row(run: IngestionRun, loaded: int, quarantined: int) -> pl.DataFrame:

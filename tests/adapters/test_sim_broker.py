@@ -31,7 +31,7 @@ def bar(
     high: float | None = None,
     low: float | None = None,
     close: float | None = None,
-    volume: float = 1_000.0,
+    volume: float | None = 1_000.0,
 ) -> Bar:
     """A bar of ts; high, low and close default to the open."""
     return Bar(
@@ -276,6 +276,17 @@ def test_a_buy_the_account_cannot_afford_is_rejected() -> None:
     step(broker, T0 + MIN, btc=bar(T0 + MIN, 100.0, volume=100_000.0))
     assert order_of(broker, "too-big").filled_qty == 0.0
     assert broker.positions()[0].qty == pytest.approx(990.0)
+
+
+def test_a_bar_of_unknown_volume_puts_no_cap_on_fills() -> None:
+    broker = make_broker()
+    step(broker, T0, spy=bar(T0, 100.0, volume=None))  # index levels, a close-only file: no volume
+    broker.submit(make_order("big", symbol=SPY, qty=15.0))
+
+    step(broker, T0 + MIN, spy=bar(T0 + MIN, 100.0, volume=None))
+
+    filled = order_of(broker, "big")
+    assert (filled.status, filled.filled_qty) == (OrderStatus.FILLED, 15.0)
 
 
 def test_an_order_larger_than_the_volume_share_fills_over_two_bars() -> None:

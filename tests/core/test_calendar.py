@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from core.calendar import MarketCalendar, Timeframe, nyse_calendar, nyse_sessions
+from core.calendar import NO_SESSION, MarketCalendar, Timeframe, nyse_calendar, nyse_sessions
 from core.snapshot import micros
+
+DAY_MICROS = micros(datetime(1970, 1, 2, tzinfo=UTC))
 
 
 def utc(*parts: int) -> datetime:
@@ -75,6 +77,17 @@ def test_a_bar_is_known_at_its_close(calendar: MarketCalendar) -> None:
     assert calendar.bar_close("BTC/USD", Timeframe.DAY_1, utc(2018, 7, 4)) == utc(2018, 7, 5)
     with pytest.raises(ValueError, match="no NYSE session on 2018-07-04"):
         calendar.bar_close("SPY", Timeframe.DAY_1, utc(2018, 7, 4))
+
+
+def test_the_vector_form_gives_each_bar_its_close_and_no_session_on_a_holiday(calendar: MarketCalendar) -> None:
+    starts = np.array([micros(moment) for moment in (utc(2018, 7, 2), utc(2018, 7, 3, 4), utc(2018, 7, 4))])
+    assert calendar.bar_closes("SPY", Timeframe.DAY_1, starts).tolist() == [
+        micros(utc(2018, 7, 2, 20)),
+        micros(utc(2018, 7, 3, 17)),  # the half day
+        NO_SESSION,
+    ]
+    assert calendar.bar_closes("BTC/USD", Timeframe.DAY_1, starts).tolist() == (starts + DAY_MICROS).tolist()
+    assert calendar.bar_closes("SPY", Timeframe.MIN_30, starts).tolist() == (starts + DAY_MICROS // 48).tolist()
 
 
 def test_timeframes_by_length() -> None:

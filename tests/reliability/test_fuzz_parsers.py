@@ -29,8 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters import alpaca_data, binance, cme, github, macro_calendar, metal_premium, narrative, vol_credit
-from adapters.bar_file import BarFileError, read_bar_file
+from adapters.bar_file import BarFile
 from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected
+from adapters.table_file import TableFileError
 from adapters.tables import TABLE_SCHEMAS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -665,6 +666,11 @@ def _bar_file_seed() -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def read_bar_chunks(path: Path) -> list[FeedBatch]:
+    """Every chunk of a bar file, small chunks so that chunk boundaries are fuzzed too."""
+    return list(BarFile.survey(path, rows=3).chunks(rows=3))
+
+
 BAR_FILE_CSV = _bar_file_seed().write_csv()
 BAR_FILE_PARQUET = io.BytesIO()
 _bar_file_seed().with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC")).write_parquet(BAR_FILE_PARQUET)
@@ -675,8 +681,7 @@ _bar_file_seed().with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC
 def test_bar_file_csv(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     path = tmp_path_factory.mktemp("bars") / "mine.csv"
     path.write_text(text, encoding="utf-8")
-    batch = parsed(lambda: read_bar_file(path), BarFileError)
-    if batch is not None:
+    for batch in parsed(lambda: read_bar_chunks(path), TableFileError) or []:
         check_batch(batch, "bars")
 
 
@@ -685,8 +690,7 @@ def test_bar_file_csv(tmp_path_factory: pytest.TempPathFactory, text: str) -> No
 def test_bar_file_parquet(tmp_path_factory: pytest.TempPathFactory, content: bytes) -> None:
     path = tmp_path_factory.mktemp("bars") / "mine.parquet"
     path.write_bytes(content)
-    batch = parsed(lambda: read_bar_file(path), BarFileError)
-    if batch is not None:
+    for batch in parsed(lambda: read_bar_chunks(path), TableFileError) or []:
         check_batch(batch, "bars")
 
 
@@ -749,8 +753,16 @@ def test_a_parquet_file_that_makes_polars_panic_is_refused(tmp_path: Path) -> No
     damaged[106] = 0
     path = tmp_path / "damaged.parquet"
     path.write_bytes(bytes(damaged))
-    with pytest.raises(BarFileError, match="unreadable"):
-        read_bar_file(path)
+    with pytest.raises(TableFileError, match="unreadable"):
+        read_bar_chunks(path)
+
+
+def test_a_parquet_column_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    # Found by test_bar_file_parquet: pyarrow raised UnicodeDecodeError reading the schema.
+    path = tmp_path / "bad_name.parquet"
+    path.write_bytes(BAR_FILE_PARQUET.getvalue().replace(b"\x04Open", b"\x04\x80pen"))
+    with pytest.raises(TableFileError, match="unreadable: 'utf-8' codec can't decode"):
+        read_bar_chunks(path)
 
 
 def test_a_namespace_uri_with_a_space_like_character_is_a_malformed_feed() -> None:
