@@ -26,6 +26,10 @@ on a half day), a daily crypto bar a day after it starts. A daily equity bar on 
 session is quarantined with that reason. The file's rows then go through the same validation
 as any feed (bad rows are quarantined with their reason).
 
+A file without daily bars for a symbol gets them, aggregated from its intraday bars per NYSE
+session (`daily_bars_of`): live trading reads Alpaca's daily bars beside the minute bars, and
+windows of sessions (the regime's 252-session drawdown) need them.
+
 The file is read twice, a chunk at a time: `BarFile.survey` reads only the symbol, time,
 timeframe and close columns (the time range, each symbol's timeframe, whether any row is
 usable), then `BarFile.chunks` shapes every column into bars, so memory stays bounded by a
@@ -46,6 +50,8 @@ from adapters.feed import FeedBatch, Rejected
 from adapters.table_file import CHUNK_ROWS, TIME_ALIASES, TableFile, TableFileError
 from adapters.tables import TABLE_SCHEMAS
 from core.calendar import NO_SESSION, MarketCalendar, Timeframe, nyse_calendar
+from core.config import CRYPTO_QUOTE
+from core.timestamps import DAY_MICROS
 
 FEED = "bar-file"
 REQUIRED = ("symbol", "close")
@@ -71,6 +77,7 @@ class BarFile:
     last: datetime  # the latest bar start, UTC
     # The timeframe inferred for each symbol; None when the file states its timeframes.
     inferred: dict[str, Timeframe] | None
+    timeframes: frozenset[Timeframe]  # every timeframe the file holds, stated or inferred
 
     @classmethod
     def survey(cls, path: Path, rows: int = CHUNK_ROWS) -> BarFile:
@@ -106,7 +113,15 @@ class BarFile:
         for (symbol, timeframe), spacing in spacings if stated else ():
             _check_stated(file, symbol, Timeframe(timeframe), spacing)
         inferred = None if stated else {symbol: _inferred(file, symbol, spacing) for (symbol, _), spacing in spacings}
-        return cls(file, time_column, tally.rows, tally.first, tally.last, inferred)
+        timeframes = (
+            frozenset(inferred.values()) if inferred is not None else frozenset(map(Timeframe, tally.timeframes))
+        )
+        return cls(file, time_column, tally.rows, tally.first, tally.last, inferred, timeframes)
+
+    @property
+    def finest(self) -> Timeframe:
+        """The shortest of the file's timeframes: the bars a backtest of it decides on."""
+        return min(self.timeframes, key=lambda timeframe: timeframe.length)
 
     @property
     def path(self) -> Path:
@@ -316,3 +331,45 @@ def _duration(gap: timedelta) -> str:
             count = int(seconds // size)
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds:g} seconds"
+
+
+def daily_bars_of(bars: pl.DataFrame, calendar: MarketCalendar, source: str) -> pl.DataFrame:
+    """One daily bar per symbol and session, aggregated from intraday bars in time order per symbol:
+    what Alpaca serves beside minute bars, for data that has only intraday bars (so windows of
+    sessions, the regime's, have their history).
+
+    A session's bars are those inside it (pre- and post-market bars belong to none); crypto's
+    session is the UTC day. The daily bar opens at the first bar's open and closes at the last
+    bar's close, with the session's high and low, its volume summed (unknown if any bar's is),
+    stamped at midnight UTC of its date (as a file of dates is) and known at the session's close.
+    """
+    if bars.is_empty():
+        return pl.DataFrame(schema=BARS_SCHEMA)
+    starts = bars.get_column("ts_event").dt.epoch("us").to_numpy()
+    crypto = bars.get_column("symbol").str.ends_with(CRYPTO_QUOTE).to_numpy()
+    sessions = calendar.equities
+    index = np.searchsorted(sessions.opens, starts, side="right") - 1
+    inside = (index >= 0) & (starts < sessions.closes[np.maximum(index, 0)])
+    equity_day = sessions.days[np.maximum(index, 0)].astype("datetime64[D]").astype(np.int64)
+    day = np.where(crypto, starts // DAY_MICROS, np.where(inside, equity_day, -1))
+    daily = (
+        bars.with_columns(pl.Series("day", day))
+        .filter(pl.col("day") >= 0)
+        .group_by("symbol", "day", maintain_order=True)
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.when(pl.col("volume").null_count() == 0).then(pl.col("volume").sum()).alias("volume"),
+        )
+        .with_columns(
+            pl.lit(Timeframe.DAY_1.value).alias("timeframe"),
+            (pl.col("day") * DAY_MICROS).cast(pl.Datetime("us", "UTC")).alias("ts_event"),
+            pl.lit(None, pl.Int64).alias("trade_count"),
+            pl.lit(None, pl.Float64).alias("vwap"),
+            pl.lit(source).alias("source"),
+        )
+    )
+    known, _ = _closes(daily, calendar)
+    return daily.with_columns(known).select(BARS_SCHEMA.names()).cast(BARS_SCHEMA)

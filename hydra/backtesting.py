@@ -24,8 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from adapters.bar_file import FEED, BarFile
-from core.calendar import Sessions, Timeframe
+from adapters.bar_file import FEED, BarFile, daily_bars_of
+from core.calendar import MarketCalendar, Sessions, Timeframe
 from core.config import Mode
 from core.timestamps import from_micros, micros
 from hydra.context import market_calendar, open_warehouse
@@ -35,7 +35,8 @@ from hydra.recording import RecordBuffer
 from hydra.scratch import ScratchFolder, content_key, touch
 from hydra.settings import with_overrides
 from hydra.sources import SourceContext
-from warehouse.load import copy_run
+from warehouse import Warehouse
+from warehouse.load import copy_run, upsert
 from warehouse.migrate import migrate
 from warehouse.read import query_frame
 from warehouse.sqlfiles import read_sql
@@ -148,6 +149,8 @@ def run_backtest_on_file(
             migrate(loading.warehouse)
             with loading.warehouse.held():  # held open, so another run's bound() leaves it alone
                 ingest_chunks(loading, FEED, bars.chunks(), f"file:{path.name}")
+                if bars.finest.intraday:
+                    add_daily_bars(loading.warehouse, bars.finest, bars.calendar(), f"file:{path.name}")
     touch(scratch)
     folder.bound(keep={scratch})
     with _scratch_context(context, scratch).warehouse.connect(read_only=True) as con:
@@ -155,16 +158,25 @@ def run_backtest_on_file(
     if loaded == 0:
         raise NoHistory(f"{path}: none of its rows passed validation (reasons in the quarantine of {scratch})")
     with folder.copy_of(scratch) as copy:
-        local = _scratch_context(context, copy)
+        # A file of coarser bars is decided on those, at their cadence (daily: each session's open).
+        local = _scratch_context(context, copy, {"engine.timeframe": bars.finest.value})
         migrate(local.warehouse)
         result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
         copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
     return FileBacktest(result, loaded, quarantined, scratch, reused)
 
 
-def _scratch_context(context: SourceContext, path: Path) -> SourceContext:
-    settings = with_overrides(context.settings, {"warehouse.path": path})
+def _scratch_context(context: SourceContext, path: Path, overrides: dict[str, object] | None = None) -> SourceContext:
+    settings = with_overrides(context.settings, {"warehouse.path": path, **(overrides or {})})
     return SourceContext(settings, context.secrets, open_warehouse(settings))
+
+
+def add_daily_bars(warehouse: Warehouse, timeframe: Timeframe, calendar: MarketCalendar, source: str) -> int:
+    """Daily bars, aggregated per session from `timeframe`'s bars, for the symbols that have none
+    (adapters.bar_file.daily_bars_of); returns how many were added."""
+    with warehouse.connect() as con:
+        intraday = query_frame(con, "read/intraday_bars_without_daily", {"timeframe": timeframe.value})
+    return upsert(warehouse, {"bars": daily_bars_of(intraday, calendar, source)})["bars"]
 
 
 def replay(

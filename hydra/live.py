@@ -183,6 +183,10 @@ def advance_sim_broker(job: TradingJob, now: datetime) -> None:
         after, now
     ):
         broker.on_bar(bars, moment)
+    if broker.now is None or broker.now < now:
+        # The cycle's clock, where no bar closes at it (a daily cycle at a session's open): orders
+        # are sent, and market hours checked, at the moment they are decided.
+        broker.on_bar({}, now)
 
 
 def _timeframe(job: TradingJob) -> Timeframe:

@@ -323,13 +323,9 @@ class CrossAssetGraph:
     # Configuration may narrow these, not widen them: a proposal's symbol must be listed here.
     symbols: ClassVar[tuple[str, ...]] = DEFAULTS.symbols
     regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
-    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType(
-        {
-            "bars": timedelta(minutes=10),
-            # VIX and the HY spread print once a weekday: a long weekend is four days.
-            "market_series": timedelta(days=4),
-        }
-    )
+    # VIX and the HY spread (market_series) are read when present: VIXY and HYG's bars are the
+    # same gauges in prices, so a world of prices alone still has its risk-off view.
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=10)})
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.DAY_1
 

@@ -109,3 +109,11 @@ def test_real_daily_closes_backtest_at_a_daily_cadence_and_name_the_crises(tmp_p
             assert hits / len(days) >= 0.9, (episode.name, hits, len(days))
     cycles = run_rows(tmp_path, "SELECT count(*) FROM cycles WHERE run_id = $run_id")[0][0]
     assert 250 < cycles < 280, "one cycle a session"
+    # cross_asset's risk-off view runs on daily prices alone: into TLT in the 2008 crisis, filled
+    # at the open of the session its cycle decided at.
+    filled = run_rows(
+        tmp_path,
+        "SELECT strategy, symbol, count(*) FROM orders WHERE run_id = $run_id AND status = 'filled' GROUP BY ALL",
+    )
+    assert [(strategy, symbol) for strategy, symbol, _ in filled] == [("cross_asset", "TLT")]
+    assert filled[0][2] >= 10

@@ -196,12 +196,12 @@ def test_modifiers_stay_within_bounds_whatever_the_leaders_do() -> None:
         assert {p.symbol for p in output.proposals} <= {"TLT"}
 
 
-def test_abstains_on_missing_or_stale_inputs() -> None:
+def test_runs_on_prices_alone_and_abstains_on_stale_bars() -> None:
+    """VIX and the HY spread are read when present; VIXY and HYG are the same gauges in prices
+    (issue 15: on price-only data no strategy could run)."""
     tables = graph_tables(graph_returns())
     without_series = {"bars": tables["bars"]}
-    assert STRATEGY.evaluate(context(snapshot(graph_now(), without_series), "cross_asset")).abstention == (
-        "input market_series missing"
-    )
+    assert STRATEGY.evaluate(context(snapshot(graph_now(), without_series), "cross_asset")).abstention is None
     late = snapshot(graph_now() + timedelta(minutes=30), tables)
     reason = STRATEGY.evaluate(context(late, "cross_asset")).abstention
     assert reason is not None and reason.startswith("input bars stale")
