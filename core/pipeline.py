@@ -224,8 +224,9 @@ def apply_fills(
 ) -> FillOutcome:
     """Turn fills of entry orders into managed positions and fills of exits into closed trades.
 
-    `orders` maps client order ids to the orders the fills belong to. A partial exit fill
-    closes that part of the trade: the rest stays managed.
+    `orders` maps client order ids to the orders the fills belong to. A position carries the
+    fees of its entry fills; a partial exit fill closes that part of the trade, charged its
+    share of them: the rest stays managed with the rest of the fees.
     """
     manager = RiskManager(config.risk, lambda symbol, moment: True)
     risk = state.risk
@@ -246,19 +247,19 @@ def apply_fills(
             position = positions.get(order.client_order_id)
             qty = fill.qty + (position.qty if position else 0.0)
             entry = fill.price if position is None else (position.entry * position.qty + fill.price * fill.qty) / qty
-            position = open_position(proposal, order.client_order_id, qty, entry, fill.ts_event)
+            fees = fill.fee + (position.entry_fees if position else 0.0)
+            position = open_position(proposal, order.client_order_id, qty, entry, fill.ts_event, fees)
             positions[position.trade_id] = position
             opened.append(position)
             continue
         position = positions.get(order.trade_id or "")
         if position is None:
             continue
-        exit_qty = min(fill.qty, position.qty)
         reason = ExitReason(order.reason)
-        trade = close_position(replace(position, qty=exit_qty), fill.price, fill.ts_event, reason, fill.fee)
+        trade = close_position(position, fill.price, fill.ts_event, reason, fill.fee, qty=fill.qty)
         closed.append(trade)
-        if position.qty - exit_qty > 1e-12:
-            positions[position.trade_id] = replace(position, qty=position.qty - exit_qty)
+        if trade.rest is not None:
+            positions[position.trade_id] = trade.rest
         else:
             del positions[position.trade_id]
         perf, update = record_trade(
@@ -316,10 +317,11 @@ def reconcile_positions(
 
     Symbols with an order still working are skipped: their fills are still arriving. A
     managed quantity the broker no longer holds (closed by hand, liquidated, lost in a
-    crash) is closed as 'reconcile' at the symbol's last price, newest trade first; it
-    feeds neither the strategy's statistics nor the loss streak, since no strategy chose
-    that exit. A holding larger than the managed quantity stays unmanaged: it counts in the
-    book and so in every exposure limit, but HYDRA places no stop on it.
+    crash) is closed as 'reconcile' at the symbol's last price, newest trade first, charged
+    the entry fees it carries (no exit fee: HYDRA did not trade it away); it feeds neither
+    the strategy's statistics nor the loss streak, since no strategy chose that exit. A
+    holding larger than the managed quantity stays unmanaged: it counts in the book and so
+    in every exposure limit, but HYDRA places no stop on it.
     """
     managed: dict[str, float] = {}
     for position in state.positions:
@@ -346,14 +348,12 @@ def reconcile_positions(
         ):
             if missing <= 0.0:
                 break
-            cut = min(position.qty, missing)
-            missing -= cut
-            closed.append(
-                close_position(replace(position, qty=cut), price or position.entry, now, ExitReason.RECONCILE)
-            )
+            trade = close_position(position, price or position.entry, now, ExitReason.RECONCILE, qty=missing)
+            missing -= trade.position.qty
+            closed.append(trade)
             positions.remove(position)
-            if position.qty - cut > _QTY_TOLERANCE * position.qty:
-                positions.append(replace(position, qty=position.qty - cut))
+            if trade.rest is not None:
+                positions.append(trade.rest)
         differences.append(
             PositionDifference(
                 symbol, expected, held, f"broker wins: managed qty {abs(expected) - kept:g} closed as 'reconcile'"

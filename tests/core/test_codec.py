@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_pipeline import CONFIG, MINUTE, PRICES, START, STRATEGIES, always, snapshot_at
+from test_positions import position
 
 from core.codec import decode, encode
 from core.pipeline import EngineState
@@ -41,3 +42,10 @@ def test_enums_times_and_mappings_keep_their_types() -> None:
 def test_a_value_of_the_wrong_shape_is_an_error() -> None:
     with pytest.raises((ContractError, TypeError, ValueError)):
         decode(RegimeReading, {"regime": "NOT_A_REGIME", "confidence": 1.0})
+
+
+def test_a_state_stored_before_positions_carried_entry_fees_still_decodes() -> None:
+    state = EngineState(positions=(position(),))
+    stored = encode(state)
+    del stored["positions"][0]["entry_fees"]  # as runs recorded before the field existed stored it
+    assert decode(EngineState, json.loads(json.dumps(stored))).positions[0].entry_fees == 0.0

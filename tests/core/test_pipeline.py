@@ -200,6 +200,57 @@ def test_an_entry_filled_in_two_parts_manages_the_whole_quantity_at_the_average_
     assert position.entry == pytest.approx(0.4 * 500.0 + 0.6 * 502.0)
 
 
+def test_trade_pnl_pays_both_legs_fees_so_a_flat_book_gained_exactly_the_trades_pnl() -> None:
+    """Entry in two parts, exit in two parts, each fill with its fee: the trades' P&L is the cash made."""
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    qty = entry_order.qty
+    book = Book(100_000.0)
+    t = proposal.ts_event
+    entries = [
+        Fill("e1", client_id, "SPY", Side.BUY, 0.4 * qty, 500.0, 0.20, t + MINUTE),
+        Fill("e2", client_id, "SPY", Side.BUY, 0.6 * qty, 502.0, 0.31, t + 2 * MINUTE),
+    ]
+    for fill in entries:
+        book.apply_fill(fill)
+        state = apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state
+
+    exit_order = replace(entry_order, client_order_id="x", side=Side.SELL, intent="exit", trade_id=client_id)
+    exit_order = replace(exit_order, reason="target")
+    closed = []
+    for fill in (
+        Fill("x1", "x", "SPY", Side.SELL, 0.25 * qty, 510.0, 0.13, t + 9 * MINUTE),
+        Fill("x2", "x", "SPY", Side.SELL, 0.75 * qty, 508.0, 0.38, t + 10 * MINUTE),
+    ):
+        book.apply_fill(fill)
+        outcome = apply_fills(state, [fill], {"x": exit_order}, CONFIG, fill.ts_event)
+        state = outcome.state
+        closed.extend(outcome.closed)
+    assert state.positions == () and book.holdings() == {}
+    assert sum(trade.pnl for trade in closed) == pytest.approx(book.cash - 100_000.0, abs=1e-9)
+    assert sum(trade.fees for trade in closed) == pytest.approx(0.51 + 0.13 + 0.38)
+    # The first part carried a quarter of the entry fees; R (and so the strategy's statistics) is net of them.
+    first = closed[0]
+    assert first.fees == pytest.approx(0.25 * 0.51 + 0.13)
+    assert first.realized_r == pytest.approx(first.pnl / (0.25 * qty * proposal.risk_per_unit))
+    assert state.performance["cross_asset"].recent_r == (first.realized_r, closed[1].realized_r)
+
+
+def test_a_reconcile_close_charges_the_entry_fees_the_position_carries() -> None:
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, 500.0, 0.4, proposal.ts_event)
+    state = forget_entries(
+        apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state, [client_id]
+    )
+    outcome = reconcile_positions(state, {}, {"SPY": 501.0}, frozenset(), START + 30 * MINUTE)
+    [closed] = outcome.closed
+    assert closed.pnl == pytest.approx(1.0 * entry_order.qty - 0.4)
+    assert closed.fees == pytest.approx(0.4)
+
+
 def test_reconciliation_closes_what_the_broker_no_longer_holds_and_leaves_an_excess_unmanaged() -> None:
     state = cycles(3)[-1].state
     entry_order = cycles(3)[-1].entries[0]
