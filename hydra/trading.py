@@ -284,11 +284,7 @@ class TradingSession:
             tracked.view = view
             tracked.acknowledged = True
             fill = new_fill(
-                view,
-                tracked.recorded_qty,
-                tracked.recorded_avg_price,
-                self.broker.fee(view.symbol, (view.filled_qty - tracked.recorded_qty) * (view.filled_avg_price or 0.0)),
-                view.updated_at or now,
+                view, tracked.recorded_qty, tracked.recorded_avg_price, self.broker.fee, view.updated_at or now
             )
             if fill is not None:
                 fills.append(fill)
