@@ -6,6 +6,7 @@ Public API
 ``ExitReason``                           STOP | TARGET | TRAIL | TIME | EVENT (the trades.exit_reason values).
 ``ManagedPosition``                      one open trade; ``trail_level``, ``effective_stop``.
 ``ExitIntent``                           what to send: symbol, order side, qty, reason, price reference.
+``PendingExit``                          an exit decided for a position and not yet done.
 ``ClosedTrade``                          a round trip (or a part of one) with its P&L and realized R.
 
 ``open_position(proposal, trade_id, qty, entry_price, opened_at, entry_fees=0.0) -> ManagedPosition``
@@ -82,9 +83,10 @@ class ManagedPosition:
     highest: float
     lowest: float
     trail_pct: float | None = None
-    # Fees paid on the entry fills of the quantity still held. The default lets the stored
-    # states of runs recorded before the field existed decode (their entries were fee-less here).
+    # Fees paid on the entry fills of the quantity still held. The defaults of this field and the
+    # next let the stored states of runs recorded before they existed decode.
     entry_fees: float = 0.0
+    pending_exit: PendingExit | None = None
 
     def __post_init__(self) -> None:
         name = f"position {self.trade_id}"
@@ -113,6 +115,21 @@ class ManagedPosition:
     @property
     def deadline(self) -> datetime:
         return self.opened_at + self.horizon
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExit:
+    """An exit decided for a position, kept until the position is closed.
+
+    It waits while the symbol's market is closed, then its order is sent (``order_id``); while
+    that order works no other exit is decided, and if it ends with the position still held the
+    exit is sent again.
+    """
+
+    reason: ExitReason
+    price: float  # the reference: the level crossed, or the close
+    decided_at: datetime
+    order_id: str | None = None  # the client order id of the exit order working, if one is
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from core.pipeline import (
     REGIME_SYMBOLS,
     EngineState,
     apply_fills,
-    forget_entries,
+    forget_orders,
     reconcile_positions,
     regime_history,
     run_cycle,
@@ -208,7 +208,7 @@ class TradingSession:
         broker_qty = {symbol: holding.qty for symbol, holding in book.holdings().items()}
         prices = {symbol: price for symbol in broker_qty if (price := book.last_price(symbol)) is not None}
         reconciled = reconcile_positions(outcome.state, broker_qty, prices, working, now)
-        state = forget_entries(reconciled.state, finished)
+        state = forget_orders(reconciled.state, finished)
         for cid in finished:
             del self.tracked[cid]
 
@@ -253,7 +253,7 @@ class TradingSession:
         record_cycle(self.warehouse, self.run_id, record, recorded_at, self.buffer)
         marks.append(time.perf_counter())
         views, refused = self._submit(result.orders)
-        self.state = forget_entries(result.state, list(refused))
+        self.state = forget_orders(result.state, list(refused))
         marks.append(time.perf_counter())
         submitted = replace(record, state=self.state, orders=views, refused=refused)
         if result.orders:
