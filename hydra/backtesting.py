@@ -30,6 +30,7 @@ from hydra.context import open_warehouse
 from hydra.ingestion import record_result, validate_result
 from hydra.live import advance_sim_broker, decide, flush, open_job, preload, record_run, write_trade_log
 from hydra.recording import RecordBuffer
+from hydra.report import keep_run_prices
 from hydra.settings import with_overrides
 from hydra.sources import FeedResult, SourceContext
 from warehouse.load import copy_run
@@ -119,6 +120,9 @@ def run_backtest_on_file(
     if outcome.total_loaded == 0:
         raise NoHistory(f"{path}: none of its rows passed validation (reasons in the quarantine of {scratch})")
     result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
+    # The run's prices go with it: its report must not depend on the scratch warehouse staying.
+    symbols = sorted(set(batch.tables["bars"]["symbol"].to_list()))
+    keep_run_prices(local.warehouse, result.run_id, symbols, start, end, datetime.now(UTC))
     copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
     return FileBacktest(result, outcome.total_loaded, outcome.rows_quarantined, scratch)
 

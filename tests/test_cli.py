@@ -38,7 +38,7 @@ def test_init_twice_changes_nothing() -> None:
     )
     before = Path("data/hydra.duckdb").stat().st_size
     second = hydra("init")
-    assert second.returncode == 0 and "already at schema version 6" in second.stdout
+    assert second.returncode == 0 and "already at schema version 8" in second.stdout
     assert Path("data/hydra.duckdb").stat().st_size == before
 
 

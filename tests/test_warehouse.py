@@ -60,6 +60,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "004_analytics.sql",
         "005_alerts.sql",
         "006_analytics_operations.sql",
+        "008_run_prices.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -72,6 +73,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (4, "004_analytics.sql"),
         (5, "005_alerts.sql"),
         (6, "006_analytics_operations.sql"),
+        (8, "008_run_prices.sql"),
     ]
 
 
@@ -199,6 +201,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "004_analytics",
             "005_alerts",
             "006_analytics_operations",
+            "008_run_prices",
         )
     ]
 
