@@ -584,7 +584,7 @@ def _entry_order(decision: RiskDecision, now: datetime) -> Order:
 
 
 def _cycle_interval(state: EngineState, now: datetime) -> timedelta | None:
-    if state.last_cycle_at is None:
+    if state.last_cycle_at is None or now <= state.last_cycle_at:  # a cycle replayed at its own time
         return state.cycle_interval
     since_last = now - state.last_cycle_at
     return since_last if state.cycle_interval is None else min(state.cycle_interval, since_last)
@@ -622,15 +622,13 @@ def _manage_positions(
                 position, intent = update_position(position, unseen)
                 if intent is not None:
                     break
-            decided: PendingExit | None = None
             price = market.last_prices.get(position.symbol)
             if intent is not None:
-                decided = PendingExit(intent.reason, intent.price, intent.ts)
+                position = replace(position, pending_exit=PendingExit(intent.reason, intent.price, intent.ts))
             elif price is not None and position.symbol in flatten:
-                decided = PendingExit(ExitReason.EVENT, price, now)
+                position = replace(position, pending_exit=PendingExit(ExitReason.EVENT, price, now))
             elif price is not None and _closed_until_deadline(position, now, cycle_interval, is_tradable):
-                decided = PendingExit(ExitReason.TIME, price, now)
-            position = replace(position, pending_exit=decided)
+                position = replace(position, pending_exit=PendingExit(ExitReason.TIME, price, now))
         pending = position.pending_exit
         if pending is not None and pending.order_id is None and is_tradable(position.symbol, now):
             order = _exit_order(position, pending, now)
