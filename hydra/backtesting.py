@@ -121,8 +121,7 @@ def run_backtest_on_file(
         raise NoHistory(f"{path}: none of its rows passed validation (reasons in the quarantine of {scratch})")
     result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
     # The run's prices go with it: its report must not depend on the scratch warehouse staying.
-    symbols = sorted(set(batch.tables["bars"]["symbol"].to_list()))
-    keep_run_prices(local.warehouse, result.run_id, symbols, start, end, datetime.now(UTC))
+    keep_run_prices(local.warehouse, result.run_id, start, end, datetime.now(UTC))
     copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
     return FileBacktest(result, outcome.total_loaded, outcome.rows_quarantined, scratch)
 

@@ -92,13 +92,13 @@ def load_report_data(warehouse: Warehouse, settings: HydraSettings, run_id: str)
         )
 
 
-def keep_run_prices(
-    warehouse: Warehouse, run_id: str, symbols: list[str], start: datetime, end: datetime, recorded_at: datetime
-) -> int:
-    """Keep the closes of `symbols` over [start, end] from `warehouse`'s bars with the run, so its
-    report draws them wherever the run's rows are copied; returns the rows kept."""
+def keep_run_prices(warehouse: Warehouse, run_id: str, start: datetime, end: datetime, recorded_at: datetime) -> int:
+    """Keep the closes of every market with bars in `warehouse` over [start, end] with the run, so
+    its report draws them wherever the run's rows are copied; returns the rows kept."""
+    window: dict[str, object] = {"start": start, "end": end}
     with warehouse.connect() as con, in_transaction(con):
-        prices = query_frame(con, "report/reference_prices", {"symbols": symbols, "start": start, "end": end})
+        symbols = query_frame(con, "read/bar_symbols_between", window).get_column("symbol").to_list()
+        prices = query_frame(con, "report/reference_prices", {"symbols": symbols, **window})
         rows = prices.select(pl.lit(run_id).alias("run_id"), pl.all(), pl.lit(recorded_at).alias("ts_ingested"))
         return upsert_rows(con, "run_prices", rows)
 
