@@ -10,6 +10,7 @@ so reading an order twice never books a fill twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -121,12 +122,18 @@ class Broker(Protocol):
 
 
 def new_fill(
-    order: BrokerOrder, recorded_qty: float, recorded_avg_price: float | None, fee: float, ts: datetime
+    order: BrokerOrder,
+    recorded_qty: float,
+    recorded_avg_price: float | None,
+    fee: Callable[[str, float], float],
+    ts: datetime,
 ) -> Fill | None:
     """The fill behind the part of `order` filled since `recorded_qty` (at `recorded_avg_price`).
 
     Brokers report a cumulative quantity and average price; the increment's price follows
-    from the two averages. None when nothing new was filled.
+    from the two averages. Its fee is `fee(symbol, notional)` (the broker's) of the increment's
+    own notional, so the fees of an order's fills add up to what the broker charged for its
+    parts. None when nothing new was filled.
     """
     increment = order.filled_qty - recorded_qty
     if increment <= 1e-12 or order.filled_avg_price is None:
@@ -140,6 +147,6 @@ def new_fill(
         side=order.side,
         qty=increment,
         price=price,
-        fee=fee,
+        fee=fee(order.symbol, increment * price),
         ts_event=ts,
     )

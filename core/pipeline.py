@@ -61,6 +61,7 @@ from core.positions import (
     ExitIntent,
     ExitReason,
     ManagedPosition,
+    PendingExit,
     close_position,
     open_position,
     update_position,
@@ -95,6 +96,9 @@ class EngineState:
     performance: Mapping[str, StrategyPerformance] = field(default_factory=dict)
     pending_entries: Mapping[str, TradeProposal] = field(default_factory=dict)  # client order id -> proposal
     last_cycle_at: datetime | None = None  # exits replay every bar closed since then
+    # The shortest time between two of the run's cycles: when the next one is expected (a pause
+    # of the run lengthens one interval, never this).
+    cycle_interval: timedelta | None = None
 
     @property
     def cycle_no(self) -> int:
@@ -200,7 +204,10 @@ def run_cycle(
 
     approved = [d for d in evaluation.decisions if d.approved]
     entries = tuple(_entry_order(d, now) for d in approved)
-    positions, exits = _manage_positions(state.positions, snapshot, market, state.last_cycle_at, advice, now)
+    cycle_interval = _cycle_interval(state, now)
+    positions, exits = _manage_positions(
+        state.positions, snapshot, market, state.last_cycle_at, advice, now, cycle_interval, is_tradable
+    )
     new_state = EngineState(
         detector=detector_state,
         risk=evaluation.state,
@@ -211,6 +218,7 @@ def run_cycle(
             **{order.client_order_id: d.proposal for order, d in zip(entries, approved, strict=True)},
         },
         last_cycle_at=now,
+        cycle_interval=cycle_interval,
     )
     return CycleResult(
         now=now,
@@ -236,8 +244,9 @@ def apply_fills(
 ) -> FillOutcome:
     """Turn fills of entry orders into managed positions and fills of exits into closed trades.
 
-    `orders` maps client order ids to the orders the fills belong to. A partial exit fill
-    closes that part of the trade: the rest stays managed.
+    `orders` maps client order ids to the orders the fills belong to. A position carries the
+    fees of its entry fills; a partial exit fill closes that part of the trade, charged its
+    share of them: the rest stays managed with the rest of the fees.
     """
     manager = RiskManager(config.risk, lambda symbol, moment: True)
     risk = state.risk
@@ -256,21 +265,31 @@ def apply_fills(
             if proposal is None:
                 continue
             position = positions.get(order.client_order_id)
-            qty = fill.qty + (position.qty if position else 0.0)
-            entry = fill.price if position is None else (position.entry * position.qty + fill.price * fill.qty) / qty
-            position = open_position(proposal, order.client_order_id, qty, entry, fill.ts_event)
+            if position is None:
+                position = open_position(
+                    proposal, order.client_order_id, fill.qty, fill.price, fill.ts_event, entry_fees=fill.fee
+                )
+            else:
+                # A later part grows the trade opened by the first: its horizon, extremes and any
+                # exit already decided stay.
+                qty = position.qty + fill.qty
+                position = replace(
+                    position,
+                    qty=qty,
+                    entry=(position.entry * position.qty + fill.price * fill.qty) / qty,
+                    entry_fees=position.entry_fees + fill.fee,
+                )
             positions[position.trade_id] = position
             opened.append(position)
             continue
         position = positions.get(order.trade_id or "")
         if position is None:
             continue
-        exit_qty = min(fill.qty, position.qty)
         reason = ExitReason(order.reason)
-        trade = close_position(replace(position, qty=exit_qty), fill.price, fill.ts_event, reason, fill.fee)
+        trade = close_position(position, fill.price, fill.ts_event, reason, fill.fee, qty=fill.qty)
         closed.append(trade)
-        if position.qty - exit_qty > 1e-12:
-            positions[position.trade_id] = replace(position, qty=position.qty - exit_qty)
+        if trade.rest is not None:
+            positions[position.trade_id] = trade.rest
         else:
             del positions[position.trade_id]
         perf, update = record_trade(
@@ -294,10 +313,22 @@ def apply_fills(
     return FillOutcome(new_state, tuple(opened), tuple(closed), tuple(updates), tuple(events))
 
 
-def forget_entries(state: EngineState, client_order_ids: Sequence[str]) -> EngineState:
-    """Entry orders that reached a final state (filled, cancelled, rejected, expired) open nothing more."""
-    pending = {k: v for k, v in state.pending_entries.items() if k not in set(client_order_ids)}
-    return replace(state, pending_entries=pending)
+def forget_orders(state: EngineState, client_order_ids: Sequence[str]) -> EngineState:
+    """Orders that reached a final state (filled, cancelled, rejected, expired, or refused unsent).
+
+    An entry opens nothing more. An exit order that ended with its position still held (the
+    rest of a day order expired, a refusal) is sent again at the next cycle its market is
+    open: the exit stays decided.
+    """
+    ended = set(client_order_ids)
+    pending = {k: v for k, v in state.pending_entries.items() if k not in ended}
+    positions = tuple(
+        replace(p, pending_exit=replace(p.pending_exit, order_id=None))
+        if p.pending_exit is not None and p.pending_exit.order_id in ended
+        else p
+        for p in state.positions
+    )
+    return replace(state, pending_entries=pending, positions=positions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,10 +359,11 @@ def reconcile_positions(
 
     Symbols with an order still working are skipped: their fills are still arriving. A
     managed quantity the broker no longer holds (closed by hand, liquidated, lost in a
-    crash) is closed as 'reconcile' at the symbol's last price, newest trade first; it
-    feeds neither the strategy's statistics nor the loss streak, since no strategy chose
-    that exit. A holding larger than the managed quantity stays unmanaged: it counts in the
-    book and so in every exposure limit, but HYDRA places no stop on it.
+    crash) is closed as 'reconcile' at the symbol's last price, newest trade first, charged
+    the entry fees it carries (no exit fee: HYDRA did not trade it away); it feeds neither
+    the strategy's statistics nor the loss streak, since no strategy chose that exit. A
+    holding larger than the managed quantity stays unmanaged: it counts in the book and so
+    in every exposure limit, but HYDRA places no stop on it.
     """
     managed: dict[str, float] = {}
     for position in state.positions:
@@ -358,14 +390,12 @@ def reconcile_positions(
         ):
             if missing <= 0.0:
                 break
-            cut = min(position.qty, missing)
-            missing -= cut
-            closed.append(
-                close_position(replace(position, qty=cut), price or position.entry, now, ExitReason.RECONCILE)
-            )
+            trade = close_position(position, price or position.entry, now, ExitReason.RECONCILE, qty=missing)
+            missing -= trade.position.qty
+            closed.append(trade)
             positions.remove(position)
-            if position.qty - cut > _QTY_TOLERANCE * position.qty:
-                positions.append(replace(position, qty=position.qty - cut))
+            if trade.rest is not None:
+                positions.append(trade.rest)
         differences.append(
             PositionDifference(
                 symbol, expected, held, f"broker wins: managed qty {abs(expected) - kept:g} closed as 'reconcile'"
@@ -610,6 +640,13 @@ def _entry_order(decision: RiskDecision, now: datetime) -> Order:
     )
 
 
+def _cycle_interval(state: EngineState, now: datetime) -> timedelta | None:
+    if state.last_cycle_at is None or now <= state.last_cycle_at:  # a cycle replayed at its own time
+        return state.cycle_interval
+    since_last = now - state.last_cycle_at
+    return since_last if state.cycle_interval is None else min(state.cycle_interval, since_last)
+
+
 def _manage_positions(
     positions: tuple[ManagedPosition, ...],
     snapshot: MarketSnapshot,
@@ -617,38 +654,68 @@ def _manage_positions(
     since: datetime | None,
     advice: tuple[ExposureAdvice, ...],
     now: datetime,
+    cycle_interval: timedelta | None,
+    is_tradable: Callable[[str, datetime], bool],
 ) -> tuple[tuple[ManagedPosition, ...], tuple[Order, ...]]:
     """Stops, targets, trails and time exits on every bar closed since the last cycle, in order.
 
     Cycles may be minutes apart (sim runs, a skipped minute): a stop crossed by any bar
     in between must exit, not only one crossed by the latest bar. Flatten before events when advised.
+
+    An exit decided stays on its position (`PendingExit`) until the position is closed. Its
+    order is sent only at a cycle at which the symbol's market is open, never while it is
+    closed, and no other exit is decided while it works. A time exit whose deadline the
+    market would reach closed (after the close, overnight, over a weekend) is taken at the
+    last cycle before the close, not carried to the next session.
     """
     flatten = {a.symbol: a for a in advice if a.exposure_multiplier <= 0.0}
     kept: list[ManagedPosition] = []
     exits: list[Order] = []
     for position in positions:
-        price = market.last_prices.get(position.symbol)
-        intent: ExitIntent | None = None
-        start = position.opened_at if since is None else max(position.opened_at, since)
-        for unseen in _bars_closed_after(snapshot, position.symbol, start, now):
-            position, intent = update_position(position, unseen)
+        if position.pending_exit is None:
+            intent: ExitIntent | None = None
+            start = position.opened_at if since is None else max(position.opened_at, since)
+            for unseen in _bars_closed_after(snapshot, position.symbol, start, now):
+                position, intent = update_position(position, unseen)
+                if intent is not None:
+                    break
+            price = market.last_prices.get(position.symbol)
             if intent is not None:
-                break
-        if intent is None and position.symbol in flatten and price is not None:
-            intent = ExitIntent(
-                position.trade_id,
-                position.strategy,
-                position.symbol,
-                position.side.opposite,
-                position.qty,
-                ExitReason.EVENT,
-                price,
-                now,
-            )
+                position = replace(position, pending_exit=PendingExit(intent.reason, intent.price, intent.ts))
+            elif price is not None and position.symbol in flatten:
+                position = replace(position, pending_exit=PendingExit(ExitReason.EVENT, price, now))
+            elif price is not None and _closed_until_deadline(position, now, cycle_interval, is_tradable):
+                position = replace(position, pending_exit=PendingExit(ExitReason.TIME, price, now))
+        pending = position.pending_exit
+        if pending is not None and pending.order_id is None and is_tradable(position.symbol, now):
+            order = _exit_order(position, pending, now)
+            position = replace(position, pending_exit=replace(pending, order_id=order.client_order_id))
+            exits.append(order)
         kept.append(position)
-        if intent is not None:
-            exits.append(_exit_order(intent, now))
     return tuple(kept), tuple(exits)
+
+
+def _closed_until_deadline(
+    position: ManagedPosition,
+    now: datetime,
+    cycle_interval: timedelta | None,
+    is_tradable: Callable[[str, datetime], bool],
+) -> bool:
+    """Whether this cycle is the last, before the position's deadline, at which its market is open.
+
+    The next cycles are expected every `cycle_interval`: when the market is closed at each of
+    them up to the first at or after the deadline, a time exit left to the deadline would be
+    decided while the market is closed and could only be taken in the next session.
+    """
+    symbol, deadline = position.symbol, position.deadline
+    if cycle_interval is None or now >= deadline or not is_tradable(symbol, now):
+        return False
+    moment = now + cycle_interval
+    while not is_tradable(symbol, moment):
+        if moment >= deadline:
+            return True
+        moment += cycle_interval
+    return False
 
 
 def _bars_closed_after(snapshot: MarketSnapshot, symbol: str, start: datetime, now: datetime) -> list[Bar]:
@@ -661,16 +728,16 @@ def _bars_closed_after(snapshot: MarketSnapshot, symbol: str, start: datetime, n
     ]
 
 
-def _exit_order(intent: ExitIntent, now: datetime) -> Order:
+def _exit_order(position: ManagedPosition, pending: PendingExit, now: datetime) -> Order:
     return Order(
-        client_order_id=client_order_id(now, intent.strategy, intent.symbol, f"exit:{intent.trade_id}"),
-        symbol=intent.symbol,
-        side=intent.side,
-        qty=intent.qty,
-        strategy=intent.strategy,
+        client_order_id=client_order_id(now, position.strategy, position.symbol, f"exit:{position.trade_id}"),
+        symbol=position.symbol,
+        side=position.side.opposite,
+        qty=position.qty,
+        strategy=position.strategy,
         intent="exit",
-        decision_price=intent.price,
+        decision_price=pending.price,
         ts_event=now,
-        trade_id=intent.trade_id,
-        reason=intent.reason.value,
+        trade_id=position.trade_id,
+        reason=pending.reason.value,
     )

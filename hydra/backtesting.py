@@ -32,6 +32,7 @@ from hydra.context import market_calendar, open_warehouse
 from hydra.ingestion import ingest_chunks
 from hydra.live import advance_sim_broker, decide, flush, open_job, preload, record_run, write_trade_log
 from hydra.recording import RecordBuffer
+from hydra.report import keep_run_prices
 from hydra.scratch import ScratchFolder, content_key, touch
 from hydra.settings import with_overrides
 from hydra.sources import SourceContext
@@ -162,6 +163,8 @@ def run_backtest_on_file(
         local = _scratch_context(context, copy, {"engine.timeframe": bars.finest.value})
         migrate(local.warehouse)
         result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
+        # The run's prices go with it: its report must not depend on the scratch warehouse staying.
+        keep_run_prices(local.warehouse, result.run_id, start, end, datetime.now(UTC))
         copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
     return FileBacktest(result, loaded, quarantined, scratch, reused)
 

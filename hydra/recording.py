@@ -126,8 +126,10 @@ def record_cycle(
             "exit_ts": trade.exit_ts,
             "exit_price": trade.exit_price,
             "exit_reason": trade.reason.value,
+            "closes_trade": trade.rest is None,
+            "qty": trade.position.qty,
             "pnl": trade.pnl,
-            "fees": trade.fees,
+            "exit_fee": trade.exit_fee,
             "realized_r": trade.realized_r,
             "ts_ingested": recorded_at,
         }
@@ -453,7 +455,7 @@ def _open_trade_row(stamp: Mapping[str, Any], position: ManagedPosition, regime:
         "exit_price": None,
         "exit_reason": None,
         "pnl": None,
-        "fees": 0.0,
+        "fees": position.entry_fees,  # the entry fills' so far; each exit fill adds its own
         "realized_r": None,
         "status": "open",
     }

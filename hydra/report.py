@@ -3,6 +3,11 @@ network) and PNG charts beside it, built from the warehouse's analytics views.
 
 Every figure comes from a query in sql/report/, so what the report shows is what anyone can ask
 the warehouse. The same content is published as Prefect artifacts by the daily report flow.
+
+Prices: a run that replayed bars kept elsewhere (a backtest of a user's file, replayed in a
+scratch warehouse) takes its markets' closes with it (`keep_run_prices`, table run_prices); the
+report draws those, else the warehouse's own bars over the run's window. The price panels are the
+reference markets the run has prices for, else every market it has.
 """
 
 from __future__ import annotations
@@ -15,19 +20,23 @@ from typing import Any
 
 import polars as pl
 
+from core.types import Regime
 from hydra.settings import HydraSettings
 from warehouse import Warehouse
+from warehouse.connection import in_transaction
+from warehouse.load import upsert_rows
 from warehouse.read import query_frame
 
 REFERENCE_SYMBOLS = ["SPY", "BTC/USD"]
-REGIME_COLOURS = {
-    "TRENDING_UP": "#2ca02c",
-    "TRENDING_DOWN": "#d62728",
-    "MEAN_REVERTING": "#1f77b4",
-    "HIGH_VOLATILITY": "#ff7f0e",
-    "CRASH": "#7f0000",
-    "RECOVERY": "#9467bd",
+REGIME_COLOURS: dict[Regime, str] = {
+    Regime.TRENDING_UP: "#2ca02c",
+    Regime.TRENDING_DOWN: "#d62728",
+    Regime.MEAN_REVERTING: "#1f77b4",
+    Regime.HIGH_VOL: "#ff7f0e",
+    Regime.CRASH: "#7f0000",
+    Regime.RECOVERY: "#9467bd",
 }
+UNKNOWN_REGIME_COLOUR = "#777"
 
 
 class NoRun(Exception):
@@ -64,17 +73,16 @@ def load_report_data(warehouse: Warehouse, settings: HydraSettings, run_id: str)
         start = run["first_cycle"] or run["window_start"]
         end = run["last_cycle"] or run["window_end"]
         by_run: dict[str, object] = {"run_id": run_id}
+        prices = query_frame(con, "report/run_prices", by_run)
+        if prices.is_empty() and start is not None and end is not None:
+            prices = query_frame(
+                con, "report/reference_prices", {"symbols": REFERENCE_SYMBOLS, "start": start, "end": end}
+            )
         return ReportData(
             run=run,
             equity=query_frame(con, "report/equity_curve", by_run),
             regimes=query_frame(con, "report/regime_timeline", by_run),
-            prices=query_frame(
-                con,
-                "report/reference_prices",
-                {"symbols": REFERENCE_SYMBOLS, "start": start, "end": end},
-            )
-            if start is not None and end is not None
-            else pl.DataFrame(),
+            prices=prices,
             performance=query_frame(con, "report/performance", by_run),
             ratios=query_frame(con, "report/run_ratios", by_run),
             rejections=query_frame(con, "report/risk_rejections", by_run),
@@ -82,6 +90,32 @@ def load_report_data(warehouse: Warehouse, settings: HydraSettings, run_id: str)
             kill_switch=query_frame(con, "report/kill_switch_history", by_run),
             max_total_exposure=settings.risk.limits.max_total_exposure,
         )
+
+
+def keep_run_prices(warehouse: Warehouse, run_id: str, start: datetime, end: datetime, recorded_at: datetime) -> int:
+    """Keep the closes of every market with bars in `warehouse` over [start, end] with the run, so
+    its report draws them wherever the run's rows are copied; returns the rows kept."""
+    window: dict[str, object] = {"start": start, "end": end}
+    with warehouse.connect() as con, in_transaction(con):
+        symbols = query_frame(con, "read/bar_symbols_between", window).get_column("symbol").to_list()
+        prices = query_frame(con, "report/reference_prices", {"symbols": symbols, **window})
+        rows = prices.select(pl.lit(run_id).alias("run_id"), pl.all(), pl.lit(recorded_at).alias("ts_ingested"))
+        return upsert_rows(con, "run_prices", rows)
+
+
+def regime_colour(name: str) -> str:
+    """The colour of a regime as the warehouse stores it (its Regime's value)."""
+    try:
+        return REGIME_COLOURS[Regime(name)]
+    except ValueError:  # a name no Regime has any more, in an old run's rows
+        return UNKNOWN_REGIME_COLOUR
+
+
+def price_panels(prices: pl.DataFrame) -> list[str]:
+    """The markets the regime timeline is drawn under: the reference ones the run has prices for,
+    else all it has (a backtest of a file of other symbols)."""
+    present = set(prices["symbol"].to_list()) if not prices.is_empty() else set()
+    return [symbol for symbol in REFERENCE_SYMBOLS if symbol in present] or sorted(present)
 
 
 def build_report(data: ReportData, out: Path) -> Report:
@@ -103,24 +137,25 @@ def build_report(data: ReportData, out: Path) -> Report:
     curve.update_layout(title="Equity, drawdown and exposure against its limit", height=650)
     figures.append(("equity", curve))
 
-    markets = make_subplots(rows=len(REFERENCE_SYMBOLS) + 1, cols=1, shared_xaxes=True, vertical_spacing=0.04)
-    for row, symbol in enumerate(REFERENCE_SYMBOLS, start=1):
-        prices = data.prices.filter(pl.col("symbol") == symbol) if not data.prices.is_empty() else data.prices
-        if not prices.is_empty():
-            markets.add_trace(go.Scatter(x=prices["ts_event"], y=prices["close"], name=symbol), row=row, col=1)
+    panels = price_panels(data.prices)
+    markets = make_subplots(rows=len(panels) + 1, cols=1, shared_xaxes=True, vertical_spacing=0.04)
+    for row, symbol in enumerate(panels, start=1):
+        prices = data.prices.filter(pl.col("symbol") == symbol)
+        markets.add_trace(go.Scatter(x=prices["ts_event"], y=prices["close"], name=symbol), row=row, col=1)
     for regime, rows in data.regimes.group_by("regime", maintain_order=True) if not data.regimes.is_empty() else []:
+        name = str(regime[0])
         markets.add_trace(
             go.Scatter(
                 x=rows["ts_event"],
-                y=[str(regime[0])] * rows.height,
+                y=[name] * rows.height,
                 mode="markers",
-                marker={"color": REGIME_COLOURS.get(str(regime[0]), "#777"), "size": 6},
-                name=str(regime[0]),
+                marker={"color": regime_colour(name), "size": 6},
+                name=name,
             ),
-            row=len(REFERENCE_SYMBOLS) + 1,
+            row=len(panels) + 1,
             col=1,
         )
-    markets.update_layout(title="Regime timeline under SPY and BTC", height=550)
+    markets.update_layout(title=f"Regime timeline under {', '.join(panels) or 'no prices'}", height=550)
     figures.append(("regimes", markets))
 
     for grouping, title in (("strategy", "P&L by strategy"), ("regime", "P&L by regime")):

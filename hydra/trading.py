@@ -28,7 +28,7 @@ from core.book import Book, Holding
 from core.calendar import MarketCalendar
 from core.codec import decode
 from core.config import EngineConfig
-from core.pipeline import EngineState, apply_fills, forget_entries, reconcile_positions, run_cycle
+from core.pipeline import EngineState, apply_fills, forget_orders, reconcile_positions, run_cycle
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
 from core.types import Fill, Order, Side
@@ -159,7 +159,7 @@ class TradingSession:
         broker_qty = {symbol: holding.qty for symbol, holding in book.holdings().items()}
         prices = {symbol: price for symbol in broker_qty if (price := book.last_price(symbol)) is not None}
         reconciled = reconcile_positions(outcome.state, broker_qty, prices, working, now)
-        state = forget_entries(reconciled.state, finished)
+        state = forget_orders(reconciled.state, finished)
         for cid in finished:
             del self.tracked[cid]
 
@@ -204,7 +204,7 @@ class TradingSession:
         record_cycle(self.warehouse, self.run_id, record, recorded_at, self.buffer)
         marks.append(time.perf_counter())
         views, refused = self._submit(result.orders)
-        self.state = forget_entries(result.state, list(refused))
+        self.state = forget_orders(result.state, list(refused))
         marks.append(time.perf_counter())
         submitted = replace(record, state=self.state, orders=views, refused=refused)
         if result.orders:
@@ -235,11 +235,7 @@ class TradingSession:
             tracked.view = view
             tracked.acknowledged = True
             fill = new_fill(
-                view,
-                tracked.recorded_qty,
-                tracked.recorded_avg_price,
-                self.broker.fee(view.symbol, (view.filled_qty - tracked.recorded_qty) * (view.filled_avg_price or 0.0)),
-                view.updated_at or now,
+                view, tracked.recorded_qty, tracked.recorded_avg_price, self.broker.fee, view.updated_at or now
             )
             if fill is not None:
                 fills.append(fill)

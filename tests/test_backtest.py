@@ -20,6 +20,7 @@ from warehouse import Warehouse
 from warehouse.ingest import IngestionRun, record_ingestion
 from warehouse.load import upsert
 from warehouse.migrate import migrate
+from warehouse.sqlfiles import read_sql
 
 # What a decision is: the order it sends, and the risk manager's verdict on every proposal.
 ORDER_DECISION = (
@@ -96,6 +97,9 @@ def test_changing_only_what_happened_after_a_moment_changes_no_decision_before_i
     assert decisions(context, after.run_id, cutoff) == (orders, verdicts)
     # ... while the decisions after it did change: the comparison above could have failed.
     assert decisions(context, after.run_id, end) != decisions(context, before.run_id, end)
+    with context.warehouse.connect(read_only=True) as con:
+        for run in (before, after):
+            assert con.execute(read_sql("checks/pnl_not_reconciled"), {"run_id": run.run_id}).fetchall() == []
 
 
 def test_a_history_loaded_once_reads_at_each_moment_exactly_what_a_fresh_read_does(warehouse: Warehouse) -> None:

@@ -18,6 +18,7 @@ import pytest
 from real_format import minute_bars, write_csv
 
 from bench.regime_episodes import episodes
+from warehouse.sqlfiles import read_sql
 
 HYDRA = str(Path(sys.executable).with_name("hydra"))
 REAL = Path(__file__).resolve().parent / "data" / "real"
@@ -117,3 +118,4 @@ def test_real_daily_closes_backtest_at_a_daily_cadence_and_name_the_crises(tmp_p
     )
     assert [(strategy, symbol) for strategy, symbol, _ in filled] == [("cross_asset", "TLT")]
     assert filled[0][2] >= 10
+    assert run_rows(tmp_path, read_sql("checks/pnl_not_reconciled")) == [], "trades' P&L is the change in equity"

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from adapters.simulator import MarketSimulator
+from core.types import Regime
+from hydra.backtesting import run_backtest_on_file
 from hydra.context import load_context
-from hydra.report import NoRun, Report, build_report, load_report_data
+from hydra.report import REGIME_COLOURS, NoRun, Report, build_report, load_report_data, price_panels
 from hydra.simulation import run_simulation
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,3 +80,30 @@ def test_a_run_that_is_not_there_is_named(warehouse: object) -> None:
     migrate(context.warehouse)
     with pytest.raises(NoRun, match="no run 'nope'"):
         load_report_data(context.warehouse, context.settings, "nope")
+
+
+def test_every_regime_has_a_colour_and_every_colour_a_regime() -> None:
+    assert set(REGIME_COLOURS) == set(Regime)
+    assert len(set(REGIME_COLOURS.values())) == len(Regime)
+
+
+@pytest.mark.slow
+def test_a_file_backtest_s_report_draws_the_file_s_prices_once_its_scratch_warehouse_is_gone() -> None:
+    context = load_context()
+    epoch = datetime(2026, 3, 2, tzinfo=UTC)
+    simulator = MarketSimulator(seed=7, epoch=epoch, watchlist=["SPY", "QQQ"])
+    generated = simulator.generate(epoch, epoch + timedelta(days=2))
+    minute = generated["bars"].filter(pl.col("timeframe") == "1Min")
+    minute.select("symbol", "ts_event", "open", "high", "low", "close", "volume").write_csv("mine.csv")
+    start = epoch + timedelta(days=1, hours=14, minutes=30)
+    end = start + timedelta(hours=2)
+    backtest = run_backtest_on_file(context, Path("mine.csv"), start, end)
+    backtest.scratch.unlink()  # scratch warehouses are reused or removed: the report must not need it
+
+    prices = load_report_data(context.warehouse, context.settings, backtest.result.run_id).prices
+    spy = prices.filter(pl.col("symbol") == "SPY")
+    # A close each 15 minutes of the window (both ends included): the file's last in each quarter.
+    assert spy["ts_event"].to_list() == [start + timedelta(minutes=15 * i) for i in range(9)]
+    file_closes = dict(minute.filter(pl.col("symbol") == "SPY").select("ts_event", "close").iter_rows())
+    assert spy["close"].to_list()[:-1] == [file_closes[t + timedelta(minutes=14)] for t in spy["ts_event"][:-1]]
+    assert price_panels(prices) == ["SPY"]  # QQQ's prices are kept too; SPY is the reference market

@@ -31,6 +31,7 @@ def test_two_simulated_days_trade_several_strategies_within_the_limits(monkeypat
         assert rows(read_sql("checks/approvals_over_limits"), max_position=limits.max_position) == []
         assert rows(read_sql("checks/trades_per_day_over_limit"), max_trades_per_day=limits.max_trades_per_day) == []
         assert rows(read_sql("checks/views_entered_twice")) == []
+        assert rows(read_sql("checks/pnl_not_reconciled")) == []
         filled = rows("SELECT count(*) FROM orders WHERE run_id = $run_id AND status = 'filled'")[0][0]
         fills = rows("SELECT count(DISTINCT client_order_id) FROM fills WHERE run_id = $run_id")[0][0]
         assert filled > 0 and fills >= filled

@@ -37,6 +37,7 @@ TRADING_TABLES: tuple[str, ...] = (
     "kill_switch_events",
     "engine_state",
     "reconciliations",
+    "run_prices",
 )
 
 # What HYDRA told people (alerts), kept apart from any one run's rows.

@@ -430,13 +430,13 @@ def test_a_partial_fill_then_the_fill_yield_two_fills_at_the_implied_prices(
     assert partial is not None
     assert (partial.status, partial.filled_qty, partial.filled_avg_price) == (OrderStatus.PARTIALLY_FILLED, 0.4, 100.0)
     assert partial.symbol == "BTC/USD"
-    first = new_fill(partial, 0.0, None, broker.fee(partial.symbol, 0.4 * 100.0), NOW)
+    first = new_fill(partial, 0.0, None, broker.fee, NOW)
 
     fake.put("order_filled.json")
     filled = broker.order(client_id)
     assert filled is not None
     assert (filled.status, filled.filled_qty, filled.filled_avg_price) == (OrderStatus.FILLED, 1.0, 101.0)
-    second = new_fill(filled, partial.filled_qty, partial.filled_avg_price, 0.0, NOW)
+    second = new_fill(filled, partial.filled_qty, partial.filled_avg_price, broker.fee, NOW)
 
     assert first is not None and second is not None
     assert (first.qty, first.price) == (0.4, 100.0)
@@ -445,8 +445,9 @@ def test_a_partial_fill_then_the_fill_yield_two_fills_at_the_implied_prices(
     assert first.qty + second.qty == pytest.approx(1.0)
     assert first.qty * first.price + second.qty * second.price == pytest.approx(1.0 * 101.0)
     assert first.fee == pytest.approx(0.1)
+    assert first.fee + second.fee == pytest.approx(broker.fee(filled.symbol, 1.0 * 101.0))
     assert first.fill_id != second.fill_id
-    assert new_fill(filled, filled.filled_qty, filled.filled_avg_price, 0.0, NOW) is None
+    assert new_fill(filled, filled.filled_qty, filled.filled_avg_price, broker.fee, NOW) is None
 
 
 @pytest.mark.parametrize(

@@ -310,8 +310,8 @@ def test_an_order_larger_than_the_volume_share_fills_over_two_bars() -> None:
     # (10 x 100.1 + 5 x 110.11) / 15 = (1,001 + 550.55) / 15
     assert second.filled_avg_price == pytest.approx(1_551.55 / 15)
 
-    fill_1 = new_fill(first, 0.0, None, broker.fee(BTC, 1_001.0), T0 + MIN)
-    fill_2 = new_fill(second, first.filled_qty, first.filled_avg_price, broker.fee(BTC, 550.55), T0 + 2 * MIN)
+    fill_1 = new_fill(first, 0.0, None, broker.fee, T0 + MIN)
+    fill_2 = new_fill(second, first.filled_qty, first.filled_avg_price, broker.fee, T0 + 2 * MIN)
     assert fill_1 is not None
     assert fill_2 is not None
     assert fill_1.qty == pytest.approx(10.0)
@@ -320,7 +320,10 @@ def test_an_order_larger_than_the_volume_share_fills_over_two_bars() -> None:
     assert fill_2.price == pytest.approx(110.11)
     assert fill_1.qty + fill_2.qty == pytest.approx(15.0)
     assert fill_1.fill_id != fill_2.fill_id
-    assert new_fill(second, second.filled_qty, second.filled_avg_price, 0.0, T0 + 3 * MIN) is None
+    # Each part's fee is of its own notional, as the broker charged it.
+    assert (fill_1.fee, fill_2.fee) == (pytest.approx(broker.fee(BTC, 1_001.0)), pytest.approx(broker.fee(BTC, 550.55)))
+    assert fill_1.fee + fill_2.fee == pytest.approx(broker.export_state().fees)
+    assert new_fill(second, second.filled_qty, second.filled_avg_price, broker.fee, T0 + 3 * MIN) is None
     # 100,000 - 1,001 - 1.001 - 550.55 - 0.55055
     assert broker.account().cash == pytest.approx(98_446.89845)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_pipeline import CALENDAR, CONFIG, MINUTE, PRICES, START, STRATEGIES, always, snapshot_at
+from test_positions import position
 
 from core.codec import decode, encode
 from core.pipeline import EngineState
+from core.positions import ExitReason, PendingExit
 from core.types import ContractError, Regime, RegimeReading
 
 
@@ -48,3 +51,14 @@ def test_enums_times_and_mappings_keep_their_types() -> None:
 def test_a_value_of_the_wrong_shape_is_an_error() -> None:
     with pytest.raises((ContractError, TypeError, ValueError)):
         decode(RegimeReading, {"regime": "NOT_A_REGIME", "confidence": 1.0})
+
+
+def test_positions_with_their_fees_and_pending_exit_round_trip_and_older_states_still_decode() -> None:
+    exiting = PendingExit(ExitReason.TIME, 101.0, datetime(2026, 3, 2, 20, 45, tzinfo=UTC), "hy-exit")
+    state = EngineState(positions=(replace(position(), entry_fees=0.3, pending_exit=exiting),))
+    assert decode(EngineState, json.loads(json.dumps(encode(state)))) == state
+    stored = encode(state)
+    for field in ("entry_fees", "pending_exit"):
+        del stored["positions"][0][field]  # as runs recorded before the fields existed stored them
+    [older] = decode(EngineState, json.loads(json.dumps(stored))).positions
+    assert (older.entry_fees, older.pending_exit) == (0.0, None)

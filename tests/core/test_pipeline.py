@@ -20,14 +20,14 @@ from core.pipeline import (
     EngineState,
     apply_fills,
     client_order_id,
-    forget_entries,
+    forget_orders,
     reconcile_positions,
     run_cycle,
 )
-from core.positions import ExitReason
+from core.positions import ExitReason, ManagedPosition, open_position
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy, StrategyContext, StrategyOutput
-from core.types import Fill, Regime, Side, TradingState
+from core.types import Fill, Regime, Side, TradeProposal, TradingState
 
 # The regime features need five sessions of SPY; these tests care about the rest of the cycle.
 CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=2))
@@ -174,7 +174,7 @@ def test_a_strategy_sees_the_views_it_entered_while_the_entry_works_and_the_posi
     state, entry_order = first[-1].state, first[2].entries[0]
     fill = Fill("f1", entry_order.client_order_id, "SPY", Side.BUY, entry_order.qty, 501.0, 0.0, START + 13 * MINUTE)
     filled = apply_fills(state, [fill], {entry_order.client_order_id: entry_order}, CONFIG, fill.ts_event).state
-    held = forget_entries(filled, [entry_order.client_order_id])  # the order is final: the position remains
+    held = forget_orders(filled, [entry_order.client_order_id])  # the order is final: the position remains
 
     def entries(state: EngineState) -> int:
         now = START + 14 * MINUTE
@@ -224,12 +224,63 @@ def test_an_entry_filled_in_two_parts_manages_the_whole_quantity_at_the_average_
     assert position.entry == pytest.approx(0.4 * 500.0 + 0.6 * 502.0)
 
 
+def test_trade_pnl_pays_both_legs_fees_so_a_flat_book_gained_exactly_the_trades_pnl() -> None:
+    """Entry in two parts, exit in two parts, each fill with its fee: the trades' P&L is the cash made."""
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    qty = entry_order.qty
+    book = Book(100_000.0)
+    t = proposal.ts_event
+    entries = [
+        Fill("e1", client_id, "SPY", Side.BUY, 0.4 * qty, 500.0, 0.20, t + MINUTE),
+        Fill("e2", client_id, "SPY", Side.BUY, 0.6 * qty, 502.0, 0.31, t + 2 * MINUTE),
+    ]
+    for fill in entries:
+        book.apply_fill(fill)
+        state = apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state
+
+    exit_order = replace(entry_order, client_order_id="x", side=Side.SELL, intent="exit", trade_id=client_id)
+    exit_order = replace(exit_order, reason="target")
+    closed = []
+    for fill in (
+        Fill("x1", "x", "SPY", Side.SELL, 0.25 * qty, 510.0, 0.13, t + 9 * MINUTE),
+        Fill("x2", "x", "SPY", Side.SELL, 0.75 * qty, 508.0, 0.38, t + 10 * MINUTE),
+    ):
+        book.apply_fill(fill)
+        outcome = apply_fills(state, [fill], {"x": exit_order}, CONFIG, fill.ts_event)
+        state = outcome.state
+        closed.extend(outcome.closed)
+    assert state.positions == () and book.holdings() == {}
+    assert sum(trade.pnl for trade in closed) == pytest.approx(book.cash - 100_000.0, abs=1e-9)
+    assert sum(trade.fees for trade in closed) == pytest.approx(0.51 + 0.13 + 0.38)
+    # The first part carried a quarter of the entry fees; R (and so the strategy's statistics) is net of them.
+    first = closed[0]
+    assert first.fees == pytest.approx(0.25 * 0.51 + 0.13)
+    assert first.realized_r == pytest.approx(first.pnl / (0.25 * qty * proposal.risk_per_unit))
+    assert state.performance["cross_asset"].recent_r == (first.realized_r, closed[1].realized_r)
+
+
+def test_a_reconcile_close_charges_the_entry_fees_the_position_carries() -> None:
+    state = cycles(3)[-1].state
+    entry_order = cycles(3)[-1].entries[0]
+    [(client_id, proposal)] = state.pending_entries.items()
+    fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, 500.0, 0.4, proposal.ts_event)
+    state = forget_orders(
+        apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state, [client_id]
+    )
+    outcome = reconcile_positions(state, {}, {"SPY": 501.0}, frozenset(), START + 30 * MINUTE)
+    [closed] = outcome.closed
+    assert closed.pnl == pytest.approx(1.0 * entry_order.qty - 0.4)
+    assert closed.fees == pytest.approx(0.4)
+
+
 def test_reconciliation_closes_what_the_broker_no_longer_holds_and_leaves_an_excess_unmanaged() -> None:
     state = cycles(3)[-1].state
     entry_order = cycles(3)[-1].entries[0]
     [(client_id, proposal)] = state.pending_entries.items()
     fill = Fill("f1", client_id, "SPY", Side.BUY, entry_order.qty, 500.0, 0.0, proposal.ts_event)
-    state = forget_entries(
+    state = forget_orders(
         apply_fills(state, [fill], {client_id: entry_order}, CONFIG, fill.ts_event).state, [client_id]
     )
     now = START + 30 * MINUTE
@@ -255,7 +306,7 @@ def test_reconciliation_closes_what_the_broker_no_longer_holds_and_leaves_an_exc
 
 def test_unfilled_entries_are_forgotten() -> None:
     state = cycles(3)[-1].state
-    assert forget_entries(state, list(state.pending_entries)).pending_entries == {}
+    assert forget_orders(state, list(state.pending_entries)).pending_entries == {}
 
 
 def test_a_stop_crossed_between_two_cycles_exits_even_if_the_latest_bar_recovered() -> None:
@@ -287,3 +338,85 @@ def test_a_stop_crossed_between_two_cycles_exits_even_if_the_latest_bar_recovere
     [exit_order] = [o for o in result.orders if o.intent == "exit"]
     assert exit_order.reason == "stop" and exit_order.decision_price == proposal.stop
     assert result.state.last_cycle_at == now
+
+
+# --- exits and market hours: SPY trades 14:30-21:00 UTC on Monday 2 March 2026 (09:30-16:00 New York)
+
+CLOSE = START + timedelta(hours=6, minutes=30)
+NEXT_OPEN = START + timedelta(days=1)
+QUARTER = timedelta(minutes=15)
+
+
+def two_sessions(closes: Sequence[float] | None = None) -> pl.DataFrame:
+    """SPY's minute bars of the session (at 500 unless `closes` are given) and of the next one at 500."""
+    first = list(closes) if closes is not None else [500.0] * 390
+    return pl.concat([bar_frame({"SPY": first}), bar_frame({"SPY": [500.0] * 390}, start=NEXT_OPEN)])
+
+
+def held(horizon: timedelta, opened_at: datetime = CLOSE - timedelta(hours=1)) -> ManagedPosition:
+    proposal = TradeProposal(
+        strategy="cross_asset",
+        symbol="SPY",
+        side=Side.BUY,
+        entry=500.0,
+        stop=495.0,
+        target=510.0,
+        horizon=horizon,
+        confidence=0.7,
+        signal_ids=(),
+        ts_event=opened_at,
+    )
+    return open_position(proposal, "t1", 6.0, 500.0, opened_at, entry_fees=0.3)
+
+
+def cycle_at(now: datetime, state: EngineState, bars: pl.DataFrame) -> CycleResult:
+    snapshot = MarketSnapshot(as_of=now, tables={"bars": bars.filter(pl.col("ts_ingested") <= now)})
+    return run_cycle(
+        snapshot, Book(100_000.0), state, CONFIG, now, strategies=(), is_tradable=CALENDAR.is_open, calendar=CALENDAR
+    )
+
+
+def test_a_time_exit_due_after_the_close_is_taken_at_the_last_cycle_before_the_close() -> None:
+    bars = two_sessions()
+    # Cycles every 15 minutes; the deadline, 18:00 New York, falls after the 16:00 close.
+    state = EngineState(positions=(held(timedelta(hours=3)),), last_cycle_at=CLOSE - 2 * QUARTER)
+    last = cycle_at(CLOSE - QUARTER, state, bars)
+    [exit_order] = last.orders
+    assert (exit_order.intent, exit_order.reason, exit_order.qty) == ("exit", "time", 6.0)
+    # Earlier in the session it waits for that last cycle; a deadline in the next session's hours waits for it.
+    early = EngineState(positions=(held(timedelta(hours=3)),), last_cycle_at=CLOSE - 4 * QUARTER)
+    assert cycle_at(CLOSE - 3 * QUARTER, early, bars).orders == ()
+    tomorrow = EngineState(positions=(held(timedelta(hours=20)),), last_cycle_at=CLOSE - 2 * QUARTER)
+    assert cycle_at(CLOSE - QUARTER, tomorrow, bars).orders == ()
+
+
+def test_an_exit_decided_while_the_market_is_closed_is_sent_at_the_next_open_not_before() -> None:
+    # The stop is crossed at 15:50 New York; the next cycle, at the close, finds the market closed.
+    closes = [500.0] * 390
+    closes[380] = 490.0
+    bars = two_sessions(closes)
+    state = EngineState(positions=(held(timedelta(days=3)),), last_cycle_at=CLOSE - QUARTER)
+    at_close = cycle_at(CLOSE, state, bars)
+    assert at_close.orders == ()
+    overnight = cycle_at(CLOSE + 4 * QUARTER, at_close.state, bars)
+    assert overnight.orders == ()
+    # The price recovered by the open, but the stop was crossed: the exit goes out then.
+    [exit_order] = cycle_at(NEXT_OPEN + QUARTER, overnight.state, bars).orders
+    assert (exit_order.reason, exit_order.decision_price, exit_order.qty) == ("stop", 495.0, 6.0)
+
+
+def test_no_second_exit_while_one_works_and_an_exit_that_ended_unfilled_is_sent_again() -> None:
+    bars = two_sessions()
+    state = EngineState(positions=(held(timedelta(minutes=30), opened_at=START),), last_cycle_at=START + 40 * MINUTE)
+    first = cycle_at(START + 41 * MINUTE, state, bars)
+    [exit_order] = first.orders
+    assert exit_order.reason == "time"
+    part = Fill("x1", exit_order.client_order_id, "SPY", Side.SELL, 2.0, 500.0, 0.1, START + 41 * MINUTE)
+    state = apply_fills(first.state, [part], {exit_order.client_order_id: exit_order}, CONFIG, part.ts_event).state
+    working = cycle_at(START + 42 * MINUTE, state, bars)
+    assert working.orders == ()  # the exit order still works for the other 4
+    # It expires with 4 unfilled: the exit is still decided, and goes out again for what is held.
+    ended = forget_orders(working.state, [exit_order.client_order_id])
+    [again] = cycle_at(START + 43 * MINUTE, ended, bars).orders
+    assert (again.reason, again.qty, again.trade_id) == ("time", 4.0, "t1")
+    assert again.client_order_id != exit_order.client_order_id

@@ -159,9 +159,39 @@ def test_stop_beats_time_exit() -> None:
 
 def test_close_long_pnl_and_r() -> None:
     # (110 - 100) x 10 - 2 fees = 98; initial risk 10 x |100 - 95| = 50; R = 1.96
-    closed = close_position(position(), 110.0, T0 + timedelta(minutes=5), ExitReason.TARGET, fees=2.0)
+    closed = close_position(position(), 110.0, T0 + timedelta(minutes=5), ExitReason.TARGET, exit_fee=2.0)
     assert closed.pnl == pytest.approx(98.0)
     assert closed.realized_r == pytest.approx(1.96)
+
+
+def test_a_close_charges_the_entry_fees_and_the_exit_fee() -> None:
+    # (110 - 100) x 10 - 1.5 entry - 2 exit = 96.5; R = 96.5 / 50
+    opened = open_position(proposal(), "t1", 10.0, 100.0, T0, entry_fees=1.5)
+    closed = close_position(opened, 110.0, T0, ExitReason.TARGET, exit_fee=2.0)
+    assert (closed.pnl, closed.fees, closed.rest) == (pytest.approx(96.5), pytest.approx(3.5), None)
+    assert closed.realized_r == pytest.approx(96.5 / 50.0)
+
+
+def test_a_partial_close_takes_its_share_of_the_entry_fees_and_the_rest_keeps_the_others() -> None:
+    opened = open_position(proposal(), "t1", 10.0, 100.0, T0, entry_fees=2.0)
+    first = close_position(opened, 110.0, T0, ExitReason.TARGET, exit_fee=0.3, qty=4.0)
+    # 4 x 10 - 0.8 (4/10 of the entry fees) - 0.3 = 38.9; R on the part's own risk, 4 x 5
+    assert (first.position.qty, first.position.entry_fees, first.pnl) == (4.0, pytest.approx(0.8), pytest.approx(38.9))
+    assert first.realized_r == pytest.approx(38.9 / 20.0)
+    assert first.rest is not None
+    assert (first.rest.qty, first.rest.entry_fees) == (6.0, pytest.approx(1.2))
+    second = close_position(first.rest, 110.0, T0, ExitReason.TARGET, exit_fee=0.45)
+    whole = close_position(opened, 110.0, T0, ExitReason.TARGET, exit_fee=0.75)
+    # In parts or at once, the same exits make the same P&L and pay the same fees.
+    assert second.rest is None
+    assert first.pnl + second.pnl == pytest.approx(whole.pnl)
+    assert first.fees + second.fees == pytest.approx(whole.fees) == pytest.approx(2.75)
+
+
+def test_closing_all_but_a_rounding_residue_closes_the_whole_position() -> None:
+    opened = open_position(proposal(), "t1", 0.3, 100.0, T0, entry_fees=0.01)
+    closed = close_position(opened, 101.0, T0, ExitReason.TIME, qty=0.1 + 0.2 - 1e-15)
+    assert closed.rest is None and closed.position == opened
 
 
 def test_close_short_pnl_and_r() -> None:

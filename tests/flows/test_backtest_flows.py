@@ -13,6 +13,7 @@ from hydra.context import load_context
 from hydra.jobs import ingest_simulated
 from hydra.settings import ConfigError
 from hydra.sweeps import read_sweep_file, walk_forward_windows
+from warehouse.sqlfiles import read_sql
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 WAREHOUSE = Path("data/hydra.duckdb")
@@ -22,6 +23,15 @@ WINDOW = "[sweep]\nstart = 2026-03-09T00:00:00Z\nend = 2026-03-10T00:00:00Z\n"
 def query(sql: str, parent: str) -> list[tuple[object, ...]]:
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         return con.execute(sql, {"parent": parent}).fetchall()
+
+
+def assert_pnl_reconciles(parent: str) -> None:
+    """Every run of the sweep or walk-forward: its trades' P&L adds up to its change in equity."""
+    children = query("SELECT run_id FROM runs WHERE parent_run_id = $parent", parent)
+    assert children
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        for (run_id,) in children:
+            assert con.execute(read_sql("checks/pnl_not_reconciled"), {"run_id": run_id}).fetchall() == [], run_id
 
 
 def test_walk_forward_windows_tile_the_period_after_the_first_training_window() -> None:
@@ -78,6 +88,7 @@ def test_a_sweep_runs_every_point_on_dask_and_compares_them_in_one_table(monkeyp
     ) == [(4 * 8,)]
     profiles = query("SELECT DISTINCT profile FROM runs WHERE parent_run_id = $parent ORDER BY profile", parent)
     assert profiles == [("aggressive",), ("conservative",)]
+    assert_pnl_reconciles(parent)
     assert not (Path("data") / "backtests" / parent).exists()  # the points' copies are gone
 
 
@@ -100,6 +111,7 @@ def test_walk_forward_chooses_on_each_training_window_and_trades_the_next_out_of
     windows = outcome["windows"]
     assert [w["test_start"] for w in windows] == [start + timedelta(days=1), start + timedelta(days=1.5)]
     assert all(w["settings"].startswith(f"window {i}: sim.slippage_bps=") for i, w in enumerate(windows))
+    assert_pnl_reconciles(outcome["walk_forward"])
     stitched = outcome["stitched"]
     assert stitched["windows"] == 2 and stitched["trades"] == sum(w["trades"] for w in windows)
     growth = 1.0

@@ -1,7 +1,8 @@
 """A soak of the full decision path (five strategies, regime, risk, positions, simulated broker,
 recording), checking the invariants after every cycle: the account adds up, no approved entry
 exceeds its limits, a tripped kill switch holds for the rest of its day, memory stays flat; and
-at the end, that no strategy held one view twice (sql/checks/views_entered_twice.sql).
+at the end, that no strategy held one view twice (sql/checks/views_entered_twice.sql) and that
+the trades' P&L reconciles to the change in equity (sql/checks/pnl_not_reconciled.sql).
 
 The default suite runs HYDRA_SOAK_CYCLES (300) cycles; `make soak` runs 20,000.
 """
@@ -86,6 +87,7 @@ def test_every_cycle_of_a_long_run_keeps_the_invariants(monkeypatch: pytest.Monk
     assert entries > 0, "a soak that never trades proves nothing"
     with context.warehouse.connect(read_only=True) as con:
         assert con.execute(read_sql("checks/views_entered_twice"), {"run_id": job.run_id}).fetchall() == []
+        assert con.execute(read_sql("checks/pnl_not_reconciled"), {"run_id": job.run_id}).fetchall() == []
     # After the first tenth (caches, the regime fit), resident memory must not keep climbing.
     settled = resident[len(resident) // 10 :]
     assert max(settled) - settled[0] < 150, resident
