@@ -60,6 +60,7 @@ class ReplayResult:
     start: datetime
     end: datetime
     cycles: int
+    cadence: str  # when the cycles came: "every 30 minutes on 30Min bars", "at each session's open on 1Day bars"
     overview: dict[str, object]
     orders_by_strategy: pl.DataFrame
     trade_log: Path
@@ -74,9 +75,20 @@ def cycle_times(
     if not timeframe.intraday:
         opens = sessions.opens[(sessions.opens > micros(start)) & (sessions.opens <= micros(end))]
         return [from_micros(int(moment)) for moment in opens]
-    step = max(timedelta(minutes=cycle_minutes), timeframe.length)
+    step = cycle_step(cycle_minutes, timeframe)
     count = int((end - start) / step)
     return [start + step * (index + 1) for index in range(count)]
+
+
+def cycle_step(cycle_minutes: int, timeframe: Timeframe) -> timedelta:
+    """How far apart intraday cycles come: `cycle_minutes`, never more often than the bars."""
+    return max(timedelta(minutes=cycle_minutes), timeframe.length)
+
+
+def cadence(cycle_minutes: int, timeframe: Timeframe) -> str:
+    if not timeframe.intraday:
+        return f"at each session's open on {timeframe} bars"
+    return f"every {cycle_step(cycle_minutes, timeframe) // timedelta(minutes=1)} minutes on {timeframe} bars"
 
 
 def run_backtest(
@@ -231,4 +243,5 @@ def replay(
             overview = query_frame(con, "report/run_overview", {"run_id": run_id}).row(0, named=True)
             by_strategy = query_frame(con, "report/orders_by_strategy", {"run_id": run_id})
     log = write_trade_log(context, run_id)
-    return ReplayResult(run_id, start, end, len(times), overview, by_strategy, log)
+    every = cadence(context.settings.sim.cycle_minutes, engine.timeframe)
+    return ReplayResult(run_id, start, end, len(times), every, overview, by_strategy, log)

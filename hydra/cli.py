@@ -212,7 +212,7 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
             f"(scratch warehouse {from_file.scratch}{', loaded before: reused' if from_file.reused else ''})"
         )
     console.print(
-        f"backtest {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} minutes, "
+        f"backtest {outcome.run_id}: {outcome.cycles} cycles {outcome.cadence}, "
         f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC, profile {loaded.risk.profile.value}"
     )
     _print_overview(outcome.overview, outcome.orders_by_strategy)

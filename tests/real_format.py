@@ -7,7 +7,7 @@ are shaped like Alpaca's: only the minutes of NYSE sessions (holidays skipped, h
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +52,25 @@ def minute_bars(symbol: str, first: date, last: date, *, start_price: float, see
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     frame.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(path)
     return path
+
+
+def crypto_bars(
+    symbol: str, start: datetime, days: int, *, minutes: int, start_price: float, seed: int
+) -> pl.DataFrame:
+    """A crypto pair's bars of `minutes` around the clock, like Alpaca's crypto bars, without a
+    timeframe column (the file says nothing of it: the spacing must)."""
+    count = days * 24 * 60 // minutes
+    rng = np.random.default_rng(seed)
+    path = start_price * np.exp(np.cumsum(rng.normal(0.0, 0.004, count + 1)))
+    opens, closes = path[:-1], path[1:]
+    return pl.DataFrame(
+        {
+            "symbol": symbol,
+            "timestamp": [start + timedelta(minutes=minutes * i) for i in range(count)],
+            "open": opens,
+            "high": np.maximum(opens, closes) * 1.001,
+            "low": np.minimum(opens, closes) * 0.999,
+            "close": closes,
+            "volume": rng.integers(10, 500, count).astype(float),
+        }
+    )

@@ -9,13 +9,13 @@ import gzip
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
-from real_format import minute_bars, write_csv
+from real_format import crypto_bars, minute_bars, write_csv
 
 from bench.regime_episodes import episodes
 from warehouse.sqlfiles import read_sql
@@ -119,3 +119,29 @@ def test_real_daily_closes_backtest_at_a_daily_cadence_and_name_the_crises(tmp_p
     assert [(strategy, symbol) for strategy, symbol, _ in filled] == [("cross_asset", "TLT")]
     assert filled[0][2] >= 10
     assert run_rows(tmp_path, read_sql("checks/pnl_not_reconciled")) == [], "trades' P&L is the change in equity"
+
+
+@pytest.mark.slow
+def test_thirty_minute_bars_without_a_timeframe_are_decided_every_thirty_minutes(tmp_path: Path) -> None:
+    """Issue 15, defect 5: 30-minute bars without a `timeframe` column loaded as 1-minute bars,
+    each known 29 minutes before it closed. Here the spacing says 30 minutes, the cycle decides on
+    them every 30 minutes, and the strategies that need minute bars say so."""
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    bars = pl.concat(
+        [
+            crypto_bars("BTC/USD", start, 30, minutes=30, start_price=60_000.0, seed=1),
+            crypto_bars("ETH/USD", start, 30, minutes=30, start_price=3_400.0, seed=2),
+        ]
+    )
+    data = write_csv(bars, tmp_path / "crypto.csv")
+    out = completed(
+        hydra("backtest", "--data", str(data), "--start", "2024-03-20", "--end", "2024-03-27", cwd=tmp_path)
+    )
+    assert "cycles every 30 minutes on 30Min bars" in out
+    abstentions = dict(
+        run_rows(
+            tmp_path, "SELECT strategy, any_value(reason) FROM strategy_abstentions WHERE run_id = $run_id GROUP BY ALL"
+        )
+    )
+    assert abstentions["liquidation_cascade"] == "needs 1Min bars or finer; the cycle decides on 30Min"
+    assert "cross_asset" not in abstentions, "lead-lag over hours runs on 30-minute bars"
