@@ -30,7 +30,16 @@ from core.config import Mode
 from core.timestamps import from_micros, micros
 from hydra.context import market_calendar, open_warehouse
 from hydra.ingestion import ingest_chunks
-from hydra.live import advance_sim_broker, decide, flush, open_job, preload, record_run, write_trade_log
+from hydra.live import (
+    TradingJob,
+    advance_sim_broker,
+    decide,
+    flush,
+    open_job,
+    preload,
+    record_run,
+    write_trade_log,
+)
 from hydra.recording import RecordBuffer
 from hydra.report import keep_run_prices
 from hydra.scratch import ScratchFolder, content_key, touch
@@ -181,6 +190,23 @@ def run_backtest_on_file(
     return FileBacktest(result, loaded, quarantined, scratch, reused)
 
 
+def _replay_cycles(job: TradingJob, times: list[datetime], start: datetime, progress: Progress | None) -> None:
+    chunk_end = start
+    for done, now in enumerate(times, start=1):
+        if now > chunk_end:
+            # One load and one write per chunk of cycles instead of a read and two writes
+            # per cycle; memory stays bounded by the decision windows plus a chunk.
+            flush(job, now)
+            chunk_end = min(now + REPLAY_CHUNK, times[-1])
+            preload(job, now, chunk_end)
+        advance_sim_broker(job, now)
+        decide(job, now, recorded_at=now)
+        if progress is not None:
+            progress(done, len(times))
+    if times:
+        flush(job, times[-1])
+
+
 def _scratch_context(context: SourceContext, path: Path, overrides: dict[str, object] | None = None) -> SourceContext:
     settings = with_overrides(context.settings, {"warehouse.path": path, **(overrides or {})})
     return SourceContext(settings, context.secrets, open_warehouse(settings))
@@ -224,20 +250,15 @@ def replay(
         job = open_job(context, mode, run_id, label)
         run_row(status="running")
         job.session.buffer = RecordBuffer()
-        chunk_end = start
-        for done, now in enumerate(times, start=1):
-            if now > chunk_end:
-                # One load and one write per chunk of cycles instead of a read and two writes
-                # per cycle; memory stays bounded by the decision windows plus a chunk.
-                flush(job, now)
-                chunk_end = min(now + REPLAY_CHUNK, times[-1])
-                preload(job, now, chunk_end)
-            advance_sim_broker(job, now)
-            decide(job, now, recorded_at=now)
-            if progress is not None:
-                progress(done, len(times))
-        if times:
-            flush(job, times[-1])
+        try:
+            _replay_cycles(job, times, start, progress)
+        except KeyboardInterrupt:
+            # The run's row must not say `running` for ever: what it recorded stays, marked as cut short.
+            run_row(status="aborted", ended_at=datetime.now(UTC))
+            raise
+        except Exception:
+            run_row(status="failed", ended_at=datetime.now(UTC))
+            raise
         run_row(status="completed", ended_at=datetime.now(UTC))
         with warehouse.connect() as con:
             overview = query_frame(con, "report/run_overview", {"run_id": run_id}).row(0, named=True)

@@ -37,6 +37,7 @@ EXIT_WAREHOUSE = 3
 EXIT_SQL = 4
 EXIT_FEED = 5
 EXIT_TRADE = 6
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process stopped by SIGINT
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 
 
@@ -206,6 +207,10 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
             fail(str(bad_file), EXIT_CONFIG)
         except NoHistory as missing:
             fail(str(missing), EXIT_WAREHOUSE)
+        except KeyboardInterrupt:
+            fail(
+                "backtest interrupted: its run is recorded as aborted, with the cycles written so far", EXIT_INTERRUPTED
+            )
     if data is not None:
         console.print(
             f"{data}: {from_file.loaded} bars loaded, {from_file.quarantined} quarantined "

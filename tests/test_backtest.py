@@ -68,6 +68,23 @@ def test_a_window_without_history_is_a_clear_error() -> None:
         run_backtest(context, start, start + timedelta(hours=1))
 
 
+def test_a_replay_cut_short_ends_its_run_aborted_not_running() -> None:
+    """Issue 15, defect 1: a replay that stopped on an error left its run `running` for ever."""
+    context = load_context()
+    start = context.settings.sim.start + timedelta(days=7)
+    ingest_simulated(context, start, start + timedelta(hours=3), feeds=["bars"])
+
+    def interrupt(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_backtest(context, start, start + timedelta(hours=3), progress=interrupt)
+    with context.warehouse.connect(read_only=True) as con:
+        rows = con.execute("SELECT status, ended_at IS NOT NULL FROM runs WHERE mode = 'backtest'").fetchall()
+    assert rows == [("aborted", True)]
+
+
 @pytest.mark.slow
 def test_changing_only_what_happened_after_a_moment_changes_no_decision_before_it(
     monkeypatch: pytest.MonkeyPatch,
