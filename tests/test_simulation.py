@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from hydra.context import load_context
+from hydra.jobs import ingest_simulated
 from hydra.simulation import run_simulation
+from warehouse.migrate import migrate
 from warehouse.sqlfiles import read_sql
+
+
+def test_the_warm_up_ingestion_loads_the_daily_history_through_validation() -> None:
+    context = load_context()
+    migrate(context.warehouse)
+    start = context.settings.sim.start
+    ingested = ingest_simulated(context, start, start + timedelta(hours=1), feeds=["bars"])
+    assert [result.run.status for result in ingested.results] == ["ok"]
+    with context.warehouse.connect(read_only=True) as con:
+        history = con.execute(
+            "SELECT symbol, count(*), max(ts_ingested) FROM bars WHERE timeframe = '1Day' AND ts_event < $start "
+            "GROUP BY symbol",
+            {"start": start},
+        ).fetchall()
+        (quarantined,) = con.execute("SELECT count(*) FROM quarantine").fetchone() or (None,)
+    watchlist = context.settings.engine.watchlist
+    assert {symbol: count for symbol, count, _ in history} == dict.fromkeys(watchlist, 300)
+    assert max(known for _, _, known in history) <= start + timedelta(minutes=1)
+    assert quarantined == 0
 
 
 @pytest.mark.slow
