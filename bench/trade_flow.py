@@ -54,10 +54,11 @@ def run(cycles: int, runs: int, out: Path) -> dict[str, Any]:
     from hydra.context import load_context
     from hydra.jobs import ingest_simulated
     from hydra.live import advance_sim_broker, decide, open_job
+    from hydra.simulation import trading_start
 
     context = load_context()
     start = context.settings.sim.start
-    trading = start + timedelta(days=context.settings.sim.warmup_days)
+    trading = trading_start(context.settings.sim)
     ingest_simulated(context, start, trading + timedelta(hours=15))  # a week of history, then a US session
 
     job = open_job(context, Mode.SIM, "bench-decide")

@@ -49,7 +49,9 @@ class WarehouseConfig(Frozen):
 class SimConfig(Frozen):
     seed: int = 42
     start: datetime = Field(default=datetime(2026, 3, 2, tzinfo=UTC), description="the simulated history begins")
-    warmup_days: float = Field(default=7.0, ge=0, description="history before trading: the regime needs 5 sessions")
+    warmup_sessions: int = Field(
+        default=5, ge=0, description="NYSE sessions of minute history before trading (the regime needs 5)"
+    )
     daily_history_sessions: int = Field(
         default=300, ge=0, description="sessions of daily bars simulated before `start` (crypto: days)"
     )
