@@ -103,8 +103,8 @@ first three days (sessions) hold at least one of every episode)
     CRASH, the spread 3.0 to 6.0), so both rise with HIGH_VOL and CRASH.
 
 Publication latencies (ts_ingested - ts_event)
-    bars +1 min after the bar's close (a daily bar's: its session's close, 13:00 New York on a
-    half day; a crypto day's end); funding +5 s; premium index +2 s; open interest +30 s;
+    minute bars +1 min (the bar's close); daily bars a minute after their close (the session's,
+    13:00 New York on a half day; a crypto day's end); funding +5 s; premium index +2 s; open interest +30 s;
     margin snapshots +1 min; margin notices 0 (the notice time); metal premiums +15 min;
     economic events -7 days (scheduled ahead); GitHub releases +2 min; repo stats +1 min;
     headlines +5 min; VIX +15 min; BAMLH0A0HYM2 +18 h (FRED publishes it the next day).
@@ -439,6 +439,8 @@ LATENCY_US = {
     "VIX": 15 * MICROS_PER_MINUTE,
     "BAMLH0A0HYM2": 18 * 60 * MICROS_PER_MINUTE,
 }
+# A daily bar is final a little after its close, when the closing prints are in.
+DAILY_BAR_DELAY_US = MICROS_PER_MINUTE
 
 
 # --- scheduled episodes: pure functions of (seed, day) ---------------------------------------
@@ -1350,7 +1352,7 @@ class MarketSimulator:
 
     def _daily_known(self, symbol: str, stamp: int) -> int:
         """When a daily bar is published: at its close (the session's, early on a half day)."""
-        return micros(self._calendar.bar_close(symbol, Timeframe.DAY_1, from_micros(stamp))) + LATENCY_US["bars"]
+        return micros(self._calendar.bar_close(symbol, Timeframe.DAY_1, from_micros(stamp))) + DAILY_BAR_DELAY_US
 
     def _derivatives(
         self,
