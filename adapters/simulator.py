@@ -1437,6 +1437,7 @@ class MarketSimulator:
         usd_cny = state.usd_cny * float(np.exp(rng.normal(0.0, 0.001)))
         premium = state.premium
         rows: dict[str, list[Any]] = {name: [] for name in TABLE_SCHEMAS["metal_premiums"]}
+        # The Shanghai Gold Exchange fixes on weekdays; China's holidays are not modelled.
         if on.weekday() < 5:
             gold = self._column[GOLD_SYMBOL]
             for session, at in PREMIUM_FIXINGS:

@@ -219,6 +219,6 @@ NYSE_SPAN = (date(1990, 1, 1), date(2099, 12, 31))
 
 @functools.cache
 def market_calendar() -> MarketCalendar:
-    """The NYSE calendar over NYSE_SPAN: the simulator's, the simulated broker's and the
-    market-hours checks' one calendar."""
+    """The NYSE calendar over NYSE_SPAN, the one calendar of every world: the simulator's, the
+    simulated broker's, the market-hours checks', the decision windows' and the sim clock's."""
     return nyse_calendar(*NYSE_SPAN)
