@@ -2,13 +2,15 @@
 
 API
     broker = SimBroker(starting_cash=100_000.0, slippage_bps=2.0, fee_bps=1.0,
-                       max_volume_share=0.1, is_open=us_equity_hours)
+                       max_volume_share=0.1, calendar=market_calendar())
     broker.on_bar({"SPY": Bar(ts, open, high, low, close, volume), ...}, now) -> list[BrokerOrder]
         the orders this step filled, partially filled or expired
     broker.account() / positions() / open_orders() / clock() / submit(order) / order(id) / cancel(id) / fee(...)
         the Broker Protocol of adapters.broker
-    us_equity_hours(symbol, ts)   crypto always; equities 09:30-16:00 America/New_York on weekdays
-    us_market_open(ts)            the US equity session alone
+
+Market hours are the calendar's (core.calendar, the NYSE's by default): crypto always, US
+equities and ETFs in NYSE sessions, so never on an exchange holiday and only until 13:00 New
+York on a half day.
 
 Deterministic: no wall clock, no randomness. The same calls give the same orders, fills
 and account, so a backtest replays exactly.
@@ -36,20 +38,22 @@ Latency and fill prices
     next bars. A bar whose volume is unknown (None: its source has none, such as index
     levels) puts no cap on fills. filled_qty and filled_avg_price are cumulative, as at Alpaca, so
     adapters.broker.new_fill derives each fill the same way for both brokers.
-    A symbol trades only on bars inside is_open(symbol, bar ts): an equity order placed in
-    the session never fills on a pre- or post-market bar of recorded history.
+    A symbol trades only on bars inside the calendar's hours (calendar.is_open(symbol, bar
+    ts)): an equity order placed in the session never fills on a pre- or post-market bar of
+    recorded history.
     Each fill costs fee_bps of its notional, charged to cash through core.book.Book.
 
 Time in force and final states
     Crypto orders are 'gtc' (Alpaca accepts nothing longer) and stay open until filled or
-    canceled. Equity orders are 'day': one still open at the US session close after its
-    submission (16:00 New York) ends EXPIRED, keeping what it filled. The check runs after
-    that step's fills, so the bar of 15:59, delivered at 16:00, still fills.
+    canceled. Equity orders are 'day': one still open at the close of the session it was
+    placed in (16:00 New York, 13:00 on a half day) ends EXPIRED, keeping what it filled. The
+    check runs after that step's fills, so the bar of 15:59, delivered at 16:00, still fills.
     cancel() takes effect at once: the order ends CANCELED, keeping what it filled.
 
 Refusals and rejections, as at Alpaca so sim and paper behave alike
-    Refused (OrderRefused, nothing recorded, the id stays free): a symbol outside
-    is_open at the broker's time (equities outside the session); a crypto sell of more
+    Refused (OrderRefused, nothing recorded, the id stays free): a symbol outside its
+    hours at the broker's time (equities outside a session: at night, on a weekend or an
+    exchange holiday, after a half day's early close); a crypto sell of more
     than is held less what open sells already claim (no crypto shorts, Alpaca's
     "insufficient qty available"); a stop_limit order, whose stop price Order does not
     carry. A positive qty is Order's own contract and never reaches the broker otherwise.
@@ -60,7 +64,7 @@ Refusals and rejections, as at Alpaca so sim and paper behave alike
     paper (margin) account, and the risk manager bounds them.
 
 Valuation: positions are marked at their symbol's last close; equity = cash + marked
-positions. Exchange holidays are not modelled, like in the market simulator.
+positions.
 
 Performance: a step costs one dict update plus work for each open order; prices are
 marked on the book only when account() or positions() read it.
@@ -69,20 +73,17 @@ marked on the book only when account() or positions() read it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from adapters.broker import Account, BrokerError, BrokerOrder, BrokerPosition, MarketClock, OrderRefused, OrderStatus
 from core.book import Book, Holding
+from core.calendar import MarketCalendar, market_calendar
 from core.config import is_crypto
 from core.types import Fill, Order, Side
 
-US_EASTERN = ZoneInfo("America/New_York")
-SESSION_OPEN = time(9, 30)
-SESSION_CLOSE = time(16, 0)
 BPS = 1e-4
 INSUFFICIENT_BUYING_POWER = "insufficient buying power"
 INSUFFICIENT_QTY = "insufficient qty available"
@@ -90,7 +91,6 @@ INSUFFICIENT_QTY = "insufficient qty available"
 # position, may differ from the recorded quantity by a few ulps and must still count.
 QTY_TOLERANCE = 1e-9
 
-MarketHours = Callable[[str, datetime], bool]
 BarTuple = tuple[datetime, float, float, float, float, float | None]
 
 
@@ -103,31 +103,6 @@ class Bar(NamedTuple):
     low: float
     close: float
     volume: float | None  # None: unknown, no cap on fills
-
-
-def us_market_open(ts: datetime) -> bool:
-    """Whether the US equity session (09:30-16:00 New York, weekdays) is open at ts."""
-    if ts.tzinfo is None:
-        raise ValueError(f"market hours need an aware timestamp, got {ts!r}")
-    local = ts.astimezone(US_EASTERN)
-    return local.weekday() < 5 and SESSION_OPEN <= local.time() < SESSION_CLOSE
-
-
-def us_equity_hours(symbol: str, ts: datetime) -> bool:
-    """Whether symbol trades at ts: crypto around the clock, everything else in the US session."""
-    return is_crypto(symbol) or us_market_open(ts)
-
-
-def next_session_time(ts: datetime, at: time) -> datetime:
-    """The first weekday New York wall-clock time `at` strictly after ts, in UTC (DST-correct)."""
-    day = ts.astimezone(US_EASTERN).date()
-    while True:
-        if day.weekday() < 5:
-            # Session edges are never in the 02:00 DST gap or fold, so the wall time is unambiguous.
-            edge = datetime.combine(day, at, tzinfo=US_EASTERN)
-            if edge > ts:
-                return edge.astimezone(UTC)
-        day += timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -187,7 +162,7 @@ class SimBroker:
         slippage_bps: float,
         fee_bps: float,
         max_volume_share: float = 0.1,
-        is_open: MarketHours = us_equity_hours,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         if not (math.isfinite(starting_cash) and starting_cash > 0):
             raise ValueError(f"starting_cash must be positive, got {starting_cash}")
@@ -199,7 +174,7 @@ class SimBroker:
         self._slippage = slippage_bps * BPS
         self._fee_rate = fee_bps * BPS
         self._max_volume_share = max_volume_share
-        self._is_open = is_open
+        self._calendar = calendar if calendar is not None else market_calendar()
         self._now: datetime | None = None
         self._last_bars: dict[str, BarTuple] = {}
         self._orders: dict[str, _SimOrder] = {}
@@ -219,7 +194,7 @@ class SimBroker:
         )
 
     def restore(self, state: SimBrokerState) -> None:
-        """Take over an exported account (this broker's costs and hours stay as constructed)."""
+        """Take over an exported account (this broker's costs and calendar stay as constructed)."""
         self._book = Book(state.cash, state.holdings, {symbol: bar[4] for symbol, bar in state.last_bars.items()})
         self._book.realized_pnl = state.realized_pnl
         self._book.fees = state.fees
@@ -281,9 +256,9 @@ class SimBroker:
                 price = max(price, limit)
         already = taken.get(symbol, 0.0)
         room = math.inf if volume is None else self._max_volume_share * volume - already
-        # Market hours last: the time-zone conversion costs more than the price checks that
-        # keep a resting limit order waiting bar after bar.
-        if room <= 0.0 or not self._is_open(symbol, ts):
+        # Market hours last: the calendar's lookup costs more than the price checks that keep a
+        # resting limit order waiting bar after bar.
+        if room <= 0.0 or not self._calendar.is_open(symbol, ts):
             return False
         remaining = order.qty - sim.filled_qty
         if room >= remaining - QTY_TOLERANCE * order.qty:
@@ -316,11 +291,12 @@ class SimBroker:
         if self._now is None:
             raise BrokerError("the simulated broker has no time before its first bar")
         now = self._now
+        sessions = self._calendar.equities
         return MarketClock(
             timestamp=now,
-            is_open=us_market_open(now),
-            next_open=next_session_time(now, SESSION_OPEN),
-            next_close=next_session_time(now, SESSION_CLOSE),
+            is_open=sessions.is_open(now),
+            next_open=sessions.next_open(now),
+            next_close=sessions.next_close(now),
         )
 
     # --- orders -------------------------------------------------------------------------
@@ -334,7 +310,7 @@ class SimBroker:
             raise OrderRefused(coid, "stop_limit needs a stop price, which Order does not carry")
         symbol = order.symbol
         at = self._now if self._now is not None else order.ts_event
-        if not self._is_open(symbol, at):
+        if not self._calendar.is_open(symbol, at):
             raise OrderRefused(coid, f"market is closed for {symbol} at {at.isoformat()}")
         crypto = is_crypto(symbol)
         if crypto and order.side is Side.SELL:
@@ -356,7 +332,8 @@ class SimBroker:
             submitted_at=at,
             updated_at=at,
             eligible_from=max(at, order.ts_event),
-            expires_at=None if crypto else next_session_time(at, SESSION_CLOSE),
+            # Placed in a session (a closed market refuses it above): it expires at that session's close.
+            expires_at=None if crypto else self._calendar.equities.next_close(at),
             limit_price=limit,
             status_reason=reason,
         )

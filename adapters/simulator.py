@@ -5,13 +5,22 @@ simulated days exercise every strategy, and each one is caused, timed and sized 
 seed alone.
 
 API
-    sim = MarketSimulator(seed=42, epoch=datetime(2026, 3, 2, tzinfo=UTC))
+    sim = MarketSimulator(seed=42, epoch=datetime(2026, 3, 2, tzinfo=UTC), daily_history_sessions=300)
     sim.generate(start, end)            -> {warehouse table: rows with ts_event in [start, end)}
+    sim.daily_history()                 -> the daily bars before the epoch
     sim.regime_path(start, end)         -> one row per minute: ts_event, regime (the ground truth)
     sim.economic_calendar(start, end)   -> economic_events rows, cheap: no prices are simulated
 
-`epoch` is the start of simulated history; windows are clipped to it. Frames carry exactly
-the columns and types of sql/schema/001_feeds.sql, `source`/`venue` 'sim'.
+`epoch` is the start of simulated minute history; windows are clipped to it, and the window
+that holds the epoch brings the daily history before it too (as a new deployment backfills
+daily bars), ahead of its other bars. Frames carry exactly the columns and types of
+sql/schema/001_feeds.sql, `source`/`venue` 'sim'.
+
+Exchange calendar
+    Sessions, holidays and early closes are the NYSE's (core.calendar): no equity bars on a
+    holiday, sessions that end at 13:00 New York on a half day, overnight gaps across
+    holidays. Cadences of US-market episodes count NYSE sessions. BLS releases follow federal
+    holidays instead, as the BLS does (pandas' US federal holiday calendar).
 
 Determinism and chunk invariance
     History is simulated one UTC day at a time from the epoch's midnight. Every random draw
@@ -33,12 +42,27 @@ Market model
     per-asset loadings plus idiosyncratic noise. In HIGH_VOL and CRASH (risk off) TLT, UUP
     and GLD load negatively on equities and HYG and crypto more positively; VIXY loads -3x.
     Every asset has a latent price every minute; crypto bars are emitted 24/7, US equities
-    and ETFs only 09:30-16:00 America/New_York on weekdays (exchange holidays are not
-    modelled), their latent price moving slowly overnight, which opens with a gap.
+    and ETFs only in NYSE sessions, their latent price moving slowly overnight (and over
+    weekends and holidays), so a session opens with a gap.
+
+Daily bars
+    Besides its minute bars, every asset has a `1Day` bar per NYSE session (crypto: per UTC
+    day), stamped as Alpaca stamps them (midnight New York; crypto midnight UTC), the exact
+    aggregate of that session's (day's) minute bars: first open, high, low, last close,
+    volume and trade count summed, volume-weighted vwap.
+    Before the epoch, `daily_history_sessions` sessions of daily bars per asset (UTC days for
+    crypto), so windows counted in sessions are full from the first simulated minute. They
+    are simulated a calendar day at a time with the same factors, loadings, risk-off switch,
+    drifts (scaled down by HISTORY_DRIFT_SCALE) and regime volatility at a daily scale, the
+    regime chain running a day for each hour of its minute-model durations, so the history
+    has calm and stressed stretches of days to weeks; each asset's is then moved so that its
+    last close is the price the minute history starts from (the first crypto minute's open,
+    the latent price an equity's first session gaps from). Seeded like the rest; generated
+    once per simulator, in milliseconds.
 
 Episodes and their frequencies (d = simulated day counted from the epoch's midnight;
-"business day" = Monday-Friday; each cadence counts from the epoch with a seeded offset,
-so the first three (business) days hold at least one of every episode)
+"session" = NYSE session; each cadence counts from the epoch with a seeded offset, so the
+first three days (sessions) hold at least one of every episode)
     Funding / liquidation cascade, every 2nd day: funding builds over 6 h to 0.0008-0.0014
     per interval (x1.3 on ETH) and prints above 0.0005 at 1-2 consecutive 00/08/16 UTC
     stamps while open interest rises 6-12% and crypto drifts up 2-3.5%. 1-5 h after the last
@@ -46,24 +70,27 @@ so the first three (business) days hold at least one of every episode)
     12-20% and BTC 4-7% (ETH x1.3) within 20-45 min, volatility x2; funding turns
     negative, 45-60% of the drop rebounds over 4 h (so crypto does not bleed across
     episodes) and open interest rebuilds over a day.
-    Macro events, importance 3: NFP on the first Friday 08:30 ET, CPI on a seeded business
-    day of the 10th-15th 08:30 ET, FOMC in 8 months a year on a seeded Wednesday of the
-    15th-28th 14:00 ET; and, so the strategy trades every week, an extra NFP/CPI/FOMC-typed
-    release (title marked "simulated extra release") every 2nd business day that has none.
+    Macro events, importance 3: NFP on the first Friday 08:30 ET (a federal holiday moves
+    it to the Thursday before, or a week later in January; on Good Friday it comes out with
+    the market shut), CPI on a seeded federal working day of the 10th-15th 08:30 ET, FOMC in
+    8 months a year on a seeded Wednesday (a federal working day) of the 15th-28th 14:00 ET;
+    and, so the strategy trades every week, an extra NFP/CPI/FOMC-typed release (title
+    marked "simulated extra release") every 2nd session that has none.
     Around each: volatility x1.3 in the hour before and x2 in the first 15 minutes; a
     seeded surprise moves every asset (SPY 0.8-1.45%; hawkish = stocks, bonds, gold and
     crypto down, dollar and VIXY up), half in the first 15 minutes after the reaction
     starts (at the event for crypto, at the next session minute for equities, so an 08:30
     release shows in the 09:30 candle) and half over the next 45 minutes.
-    Metals week, every 5th business day (first on business day 1 or 2): the Shanghai
-    premium (about 0.8%) falls 1.5-2.5 points between the AM fixing (10:15 Beijing) and the
-    PM fixing and recovers over the next 22-30 h, through the next day's fixings, while GLD
-    rallies 3-5% (SLV x1.8, GDX x1.6) in that day's session. After the close, 16:15-17:45
-    ET, a CME margin hike: GC maintenance +8-20% and SI 1-1.4x that (change_pct is in
-    percent), effective the next business day; over the next two sessions GLD falls 3-5%,
-    SLV 1.8x and GDX 1.6x as much. A cut back to 100-110% of base follows on a business day
-    when GC stands 35% above base, keeping margins bounded.
-    AI-lab release, every 10th business day (first on business day 1-3) at 14:00-21:00 UTC:
+    Metals week, every 5th session (first on session 1 or 2): the Shanghai premium (about
+    0.8%) falls 1.5-2.5 points between the AM fixing (10:15 Beijing) and the PM fixing and
+    recovers over the next 22-30 h, through the next day's fixings, while GLD rallies 3-5%
+    (SLV x1.8, GDX x1.6) in the sessions of those hours. 15-105 minutes after the session's
+    close (16:15-17:45 ET on a full day), a CME margin hike: GC maintenance +8-20% and SI
+    1-1.4x that (change_pct is in percent), effective the next session; over the next two
+    sessions GLD falls 3-5%, SLV 1.8x and GDX 1.6x as much. A cut back to 100-110% of base
+    follows 45 minutes after the close of a session when GC stands 35% above base, keeping
+    margins bounded.
+    AI-lab release, every 10th session (first on session 1-3) at 14:00-21:00 UTC:
     a minor (80%) or major version of a lab repository; LZ falls 10-16% over the next two
     sessions (counted from the release) and regains 60% of it over sessions 3-10; CRM, ADBE
     (5-8%), SHOP (x1.3), WDAY (x0.8) and IGV (x0.5) dip over sessions 1-2 and regain 110%
@@ -71,12 +98,13 @@ so the first three (business) days hold at least one of every episode)
     tickers (the first one LZ), and the repository gains 2-5% more stars over four days.
     Patch releases come at random, each repository on 30% of days, with no market effect;
     routine headlines 2-5 a day. A tag ends in ".0" exactly when the release is a launch.
-    VIX and the high-yield spread, one value per weekday at the 16:00 ET close, move toward
+    VIX and the high-yield spread, one value per session at its close, move toward
     the regime target of the day's most stressed hours (VIX 14 in TRENDING_UP to 42 in
     CRASH, the spread 3.0 to 6.0), so both rise with HIGH_VOL and CRASH.
 
 Publication latencies (ts_ingested - ts_event)
-    bars +1 min (the bar's close); funding +5 s; premium index +2 s; open interest +30 s;
+    minute bars +1 min (the bar's close); daily bars a minute after their close (the session's,
+    13:00 New York on a half day; a crypto day's end); funding +5 s; premium index +2 s; open interest +30 s;
     margin snapshots +1 min; margin notices 0 (the notice time); metal premiums +15 min;
     economic events -7 days (scheduled ahead); GitHub releases +2 min; repo stats +1 min;
     headlines +5 min; VIX +15 min; BAMLH0A0HYM2 +18 h (FRED publishes it the next day).
@@ -86,7 +114,7 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum
@@ -98,22 +126,29 @@ import numpy.typing as npt
 import polars as pl
 
 from adapters.tables import TABLE_SCHEMAS, TIMESTAMP
+from core.calendar import MarketCalendar, Timeframe, market_calendar
 from core.config import DEFAULT_WATCHLIST, is_crypto
+from core.snapshot import from_micros, micros
 
 SOURCE = "sim"
 MINUTES_PER_DAY = 1440
 MICROS_PER_MINUTE = 60_000_000
 MICROS_PER_SECOND = 1_000_000
 US_EASTERN = ZoneInfo("America/New_York")
-SESSION_OPEN = time(9, 30)
-SESSION_CLOSE = time(16, 0)
-SESSION_MINUTES = 390
-# Equities' latent price keeps moving overnight, at a tenth of the per-minute variance, so
-# sessions open with realistic gaps; the session carries the rest of a day's variance.
+# Sessions come from the exchange calendar; this is only the variance budget: equities' latent
+# price keeps moving overnight, at a tenth of the per-minute variance, so sessions open with
+# realistic gaps, and the minutes of a regular session (6.5 h) carry the rest of a day's variance.
+# A half day trades fewer minutes at the same weight, so it is a quieter day, as it is in fact.
+REGULAR_SESSION_MINUTES = 390
 OFF_SESSION_WEIGHT = 0.1
-ON_SESSION_WEIGHT = (MINUTES_PER_DAY - (MINUTES_PER_DAY - SESSION_MINUTES) * OFF_SESSION_WEIGHT) / SESSION_MINUTES
-# The longest episode effect (10 sessions after an AI release) ends within 15 days.
-LOOKBACK_DAYS = 16
+ON_SESSION_WEIGHT = (
+    MINUTES_PER_DAY - (MINUTES_PER_DAY - REGULAR_SESSION_MINUTES) * OFF_SESSION_WEIGHT
+) / REGULAR_SESSION_MINUTES
+# The share of a regular weekday's variance that falls outside its session.
+OFF_SESSION_SHARE = (MINUTES_PER_DAY - REGULAR_SESSION_MINUTES) * OFF_SESSION_WEIGHT / MINUTES_PER_DAY
+# The longest episode effect (10 sessions after an AI release) ends within 21 days, even across
+# the longest closure on record (September 2001); 18 is the most in the calendar after 2026.
+LOOKBACK_DAYS = 22
 FUNDING_STAMPS = (0, 480, 960)
 PREMIUM_EVERY_MINUTES = 5
 
@@ -141,6 +176,9 @@ class _Stream(IntEnum):
     RELEASES = 15
     REPO_STATS = 16
     HEADLINES = 17
+    HISTORY_REGIME = 18
+    HISTORY_FACTORS = 19
+    HISTORY_ASSET = 20
 
 
 # --- regimes -------------------------------------------------------------------------------
@@ -290,6 +328,12 @@ ASSETS: dict[str, AssetProfile] = {
 }
 DEFAULT_EQUITY = AssetProfile(100.0, {"equity": 1.0}, 0.015, 2_000.0, 50.0, -0.9)
 DEFAULT_CRYPTO = AssetProfile(50.0, {"equity": 0.6, "crypto": 1.2}, 0.02, 500.0, 20.0, -1.2, {"equity": 0.9})
+# The daily history before the epoch: sessions of daily bars per asset (UTC days for crypto).
+DAILY_HISTORY_SESSIONS = 300
+# It runs the regime chain at a slower clock, a day for each hour of the minute model's
+# durations, so its calm and stressed stretches last weeks; drifts are scaled down to match
+# (a crash loses a few percent a day, a trend makes about 25% a year).
+HISTORY_DRIFT_SCALE = 0.125
 # The gold reference (and so the Shanghai premium) is read off GLD, simulated even when
 # the watchlist leaves it out.
 GOLD_SYMBOL = "GLD"
@@ -298,16 +342,19 @@ GRAMS_PER_TROY_OUNCE = 31.1034768
 
 # --- episodes ------------------------------------------------------------------------------
 
-# Cadences are counted from the epoch with a small seeded offset, so the first three
-# (business) days always hold one of each. Metals episodes come weekly and AI releases
+# Cadences are counted from the epoch with a small seeded offset, so the first three days
+# (NYSE sessions) always hold one of each. Metals episodes come weekly and AI releases
 # fortnightly so that one episode's aftermath is over before the next begins.
 FUNDING_CADENCE_DAYS = 2
-MACRO_EXTRA_CADENCE_BUSINESS_DAYS = 2
-METALS_CADENCE_BUSINESS_DAYS = 5
-AI_CADENCE_BUSINESS_DAYS = 10
-BUSINESS_DAY_ANCHOR = np.datetime64("2000-01-03")
+MACRO_EXTRA_CADENCE_SESSIONS = 2
+METALS_CADENCE_SESSIONS = 5
+AI_CADENCE_SESSIONS = 10
 
 MACRO_TYPES = ("NFP", "CPI", "FOMC")
+# CME posts margin changes after the session's close: a hike 15-105 minutes after it (16:15-17:45
+# New York after a regular close; the upper bound is exclusive), a cut 45 minutes after.
+HIKE_AFTER_CLOSE_MINUTES = (15, 106)
+CUT_AFTER_CLOSE_MINUTES = 45
 MACRO_TIMES = {"NFP": time(8, 30), "CPI": time(8, 30), "FOMC": time(14, 0)}
 FOMC_MONTHS = (1, 3, 4, 6, 7, 9, 10, 12)
 MACRO_FIRST_CANDLE_MINUTES = 15
@@ -392,6 +439,8 @@ LATENCY_US = {
     "VIX": 15 * MICROS_PER_MINUTE,
     "BAMLH0A0HYM2": 18 * 60 * MICROS_PER_MINUTE,
 }
+# A daily bar is final a little after its close, when the closing prints are in.
+DAILY_BAR_DELAY_US = MICROS_PER_MINUTE
 
 
 # --- scheduled episodes: pure functions of (seed, day) ---------------------------------------
@@ -528,7 +577,7 @@ class _PricePath:
     log_open: npt.NDArray[np.float64]
     log_close: npt.NDArray[np.float64]
     in_session: npt.NDArray[np.bool_]
-    session_start: int | None
+    session: tuple[int, int] | None  # the NYSE session's first and end minute of the day
     equity_shock: float
     sigma: npt.NDArray[np.float64]
     surprise: npt.NDArray[np.float64]
@@ -548,18 +597,27 @@ class MarketSimulator:
 
     CACHED_DAYS = 8
 
-    def __init__(self, *, seed: int, epoch: datetime, watchlist: Sequence[str] = DEFAULT_WATCHLIST) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        epoch: datetime,
+        watchlist: Sequence[str] = DEFAULT_WATCHLIST,
+        daily_history_sessions: int = DAILY_HISTORY_SESSIONS,
+    ) -> None:
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if epoch.tzinfo is None:
             raise ValueError("epoch must be timezone-aware (UTC)")
+        if daily_history_sessions < 0:
+            raise ValueError(f"daily_history_sessions must be >= 0, got {daily_history_sessions}")
         symbols = tuple(watchlist)
         if not symbols or len(set(symbols)) != len(symbols):
             raise ValueError("watchlist must be non-empty and without repeats")
         self._seed = seed
         self._epoch = epoch.astimezone(UTC)
         self._origin = self._epoch.replace(hour=0, minute=0, second=0, microsecond=0)
-        self._origin_us = _micros(self._origin)
+        self._origin_us = micros(self._origin)
         self._watchlist = symbols
         self._symbols = symbols if GOLD_SYMBOL in symbols else (*symbols, GOLD_SYMBOL)
         self._column = {symbol: j for j, symbol in enumerate(self._symbols)}
@@ -581,30 +639,59 @@ class MarketSimulator:
         phases = self._rng(_Stream.PHASES)
         self._phases = _Phases(
             funding=int(phases.integers(FUNDING_CADENCE_DAYS)),
-            macro=int(phases.integers(MACRO_EXTRA_CADENCE_BUSINESS_DAYS)),
-            # The metals week starts on the first or second business day, so the premium's
+            macro=int(phases.integers(MACRO_EXTRA_CADENCE_SESSIONS)),
+            # The metals week starts on the first or second session, so the premium's
             # recovery the day after is inside the first three too.
             metals=int(phases.integers(2)),
             ai=int(phases.integers(3)),
         )
-        # Counting business days on a weekend gives the following Monday's index.
-        self._first_business_day = self._business_index(self._origin.date())
+        self._calendar: MarketCalendar = market_calendar()
+        self._nyse = self._calendar.equities
+        # Cadences count NYSE sessions from the first one on or after the origin's date.
+        self._first_session = self._nyse.first_on_or_after(self._origin.date())
+        if self._first_session < daily_history_sessions:
+            raise ValueError(
+                f"{daily_history_sessions} sessions of daily history before {self._origin.date().isoformat()} "
+                f"reach before the calendar's first session, {self._nyse.first_day.isoformat()}"
+            )
+        self._daily_history_sessions = daily_history_sessions
+        self._history: pl.DataFrame | None = None
         self._states: list[_DayState] = [self._initial_state()]
         self._outputs: OrderedDict[int, _DayOutput] = OrderedDict()
         self._schedules: dict[int, _Schedule] = {}
         self._sessions: dict[int, tuple[int, int] | None] = {}
+        self._federal_holidays: dict[int, frozenset[date]] = {}
 
     # --- public API ------------------------------------------------------------------------
 
     def generate(self, start: datetime, end: datetime) -> dict[str, pl.DataFrame]:
-        """Every feed table's rows with ts_event in [start, end), sorted by ts_event."""
+        """Every feed table's rows with ts_event in [start, end), sorted by ts_event.
+
+        The window is clipped to the epoch; the window that holds the epoch also brings the
+        daily bars stamped before it (the history a new deployment backfills), first.
+        """
         first, last, low, high = self._window(start, end)
         days = [self._day(day).tables for day in range(first, last + 1)]
         frames = {}
         for table, schema in TABLE_SCHEMAS.items():
             parts = [tables[table] for tables in days]
             frames[table] = _cut(parts, schema, low, high)
+        if low == self._epoch < high:
+            frames["bars"] = pl.concat([self.daily_history(), frames["bars"]])
         return frames
+
+    def daily_history(self) -> pl.DataFrame:
+        """The daily bars stamped before the epoch: `daily_history_sessions` sessions per asset
+        (UTC days for crypto) that end where the simulation starts, then the bars of the epoch's
+        own day if they are stamped before it (an epoch after midnight)."""
+        if self._history is None:
+            history = self._simulate_daily_history()
+            if self._epoch > self._origin:
+                own_day = self._day(0).tables["bars"]
+                early = own_day.filter(pl.col("timeframe") == Timeframe.DAY_1.value, pl.col("ts_event") < self._epoch)
+                history = pl.concat([history, early])
+            self._history = history
+        return self._history
 
     def regime_path(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The regime in force each minute of [start, end): the ground truth for detection."""
@@ -632,8 +719,8 @@ class MarketSimulator:
         if high <= low:
             return 0, -1, low, high
         day_us = MINUTES_PER_DAY * MICROS_PER_MINUTE
-        first = (_micros(low) - self._origin_us) // day_us
-        last = (_micros(high) - self._origin_us - 1) // day_us
+        first = (micros(low) - self._origin_us) // day_us
+        last = (micros(high) - self._origin_us - 1) // day_us
         return first, last, low, high
 
     def _day(self, day: int) -> _DayOutput:
@@ -668,12 +755,19 @@ class MarketSimulator:
         return int((moment - self._origin).total_seconds() // 60)
 
     def _session(self, day: int) -> tuple[int, int] | None:
+        """The NYSE session held on the day's date, in minutes from the origin: its open and
+        close (13:00 New York on a half day); None on a holiday or a weekend."""
         if day not in self._sessions:
-            on = self._date(day)
+            index = self._nyse.session_on(self._date(day))
             self._sessions[day] = (
-                None if on.weekday() >= 5 else (self._minute_at(on, SESSION_OPEN), self._minute_at(on, SESSION_CLOSE))
+                None
+                if index is None
+                else (self._minute_of(int(self._nyse.opens[index])), self._minute_of(int(self._nyse.closes[index])))
             )
         return self._sessions[day]
+
+    def _minute_of(self, moment_us: int) -> int:
+        return (moment_us - self._origin_us) // MICROS_PER_MINUTE
 
     def _sessions_after(self, minute: int, count: int) -> list[tuple[int, int]]:
         """The next `count` sessions still open after `minute`, the first clipped to start there."""
@@ -694,13 +788,24 @@ class MarketSimulator:
                 overlap.append((max(session[0], start), min(session[1], end)))
         return overlap
 
-    def _business_index(self, on: date) -> int:
-        return int(np.busday_count(BUSINESS_DAY_ANCHOR, np.datetime64(on.isoformat())))
-
     def _on_cadence(self, on: date, cadence: int, offset: int) -> bool:
-        if on.weekday() >= 5:
-            return False
-        return (self._business_index(on) - self._first_business_day - offset) % cadence == 0
+        """Whether `on` is a NYSE session `offset` + a multiple of `cadence` sessions from the first."""
+        index = self._nyse.session_on(on)
+        return index is not None and (index - self._first_session - offset) % cadence == 0
+
+    def _next_session_day(self, on: date) -> date:
+        return self._nyse.day_of(self._nyse.first_on_or_after(on + timedelta(days=1)))
+
+    def _federal_working_day(self, on: date) -> bool:
+        """Whether US federal offices work on `on`: the BLS publishes on these, NYSE session or not
+        (the jobs report came out on Good Friday 2021 with the market shut)."""
+        if on.year not in self._federal_holidays:
+            # Imported here: pandas costs a second to import, and only a running simulation needs it.
+            from pandas.tseries.holiday import USFederalHolidayCalendar
+
+            holidays = USFederalHolidayCalendar().holidays(date(on.year, 1, 1), date(on.year, 12, 31))
+            self._federal_holidays[on.year] = frozenset(holidays.date)
+        return on.weekday() < 5 and on not in self._federal_holidays[on.year]
 
     # --- the initial state ------------------------------------------------------------------
 
@@ -732,6 +837,107 @@ class MarketSimulator:
         drawn = median * float(np.exp(rng.normal(0.0, REGIME_DURATION_SPREAD)))
         return int(np.clip(drawn, REGIME_MIN_MINUTES, REGIME_MAX_MINUTES))
 
+    # --- the daily history before the epoch ------------------------------------------------------
+
+    def _simulate_daily_history(self) -> pl.DataFrame:
+        """Daily bars of the sessions before the origin's date, simulated a calendar day at a
+        time with the minute model's factors, loadings, drifts and regime volatility at a daily
+        scale, then moved so that each asset's last close is the price the simulation starts from.
+
+        A calendar day's move comes in two parts: outside the session (an equity's overnight
+        gap; a tenth of a day's variance on days without a session) and in it; crypto trades
+        both. The regime chain runs a day for each hour of the minute model's durations.
+        """
+        count = self._daily_history_sessions
+        if count == 0:
+            return pl.DataFrame(schema=TABLE_SCHEMAS["bars"])
+        sessions = slice(self._first_session - count, self._first_session)
+        session_days = self._nyse.days[sessions]
+        origin_day = np.datetime64(self._origin.date(), "D")
+        grid = np.arange(min(session_days[0], origin_day - count), origin_day)
+        days, n = grid.size, len(self._symbols)
+        in_session = np.isin(grid, session_days)
+        session_minutes = np.zeros(days)
+        session_minutes[in_session] = (self._nyse.closes[sessions] - self._nyse.opens[sessions]) / MICROS_PER_MINUTE
+        traded = self._is_crypto[None, :] | in_session[:, None]
+        # Variance (and drift) weights of each day's two parts: (days, parts, assets).
+        weight = np.stack(
+            [np.where(traded, OFF_SESSION_SHARE, OFF_SESSION_WEIGHT), np.where(traded, 1 - OFF_SESSION_SHARE, 0.0)],
+            axis=1,
+        )
+
+        codes = self._history_regimes(days)
+        regime_vol = REGIME_VOL[codes]
+        risk_off = REGIME_RISK_OFF[codes][:, None]
+        factor = self._rng(_Stream.HISTORY_FACTORS).standard_normal((days, 2, len(FACTORS)))
+        factor *= FACTOR_DAILY_VOL * (1 + (regime_vol[:, None, None] - 1) * FACTOR_STRESS)
+        systematic = np.where(risk_off[:, :, None], factor @ self._loadings_risk_off.T, factor @ self._loadings_calm.T)
+        noise = np.stack(
+            [self._rng(_Stream.HISTORY_ASSET, key).standard_normal((5, days)) for key in self._symbol_keys], axis=2
+        )
+        idio = np.moveaxis(noise[:2], 0, 1) * self._idio_vol * np.sqrt(MINUTES_PER_DAY)
+        idio *= REGIME_IDIO_VOL[codes][:, None, None]
+        factor_drift = FACTOR_DRIFTS[codes] * HISTORY_DRIFT_SCALE
+        drift = np.where(risk_off, factor_drift @ self._loadings_risk_off.T, factor_drift @ self._loadings_calm.T)
+        shock = (systematic + idio) * np.sqrt(weight)
+        returns = shock + (drift + self._asset_drift * MINUTES_PER_DAY)[:, None, :] * weight
+
+        # Crypto's bars are the last `count` days', an equity's its sessions'; each asset's last
+        # bar closes at the price the simulation starts from.
+        bars = np.where(self._is_crypto[None, :], (grid >= origin_day - count)[:, None], in_session[:, None])
+        log_close = np.cumsum(returns.sum(axis=1), axis=0)
+        log_open = np.vstack([np.zeros((1, n)), log_close[:-1]]) + returns[:, 0, :]
+        last_bar = days - 1 - np.argmax(bars[::-1], axis=0)
+        # Subtracting the last close first makes it exactly the starting price, not a rounding away.
+        last_close, start = log_close[last_bar, np.arange(n)], self._states[0].log_price
+        session_vol = self._total_vol * np.sqrt(MINUTES_PER_DAY * weight[:, 1, :]) * regime_vol[:, None]
+        prices = _bar_prices(
+            log_open - last_close + start, log_close - last_close + start, np.abs(noise[2:4]), session_vol
+        )
+        surprise = np.abs(shock[:, 1, :]) / np.maximum(session_vol, 1e-12)
+        minutes = np.where(self._is_crypto[None, :], float(MINUTES_PER_DAY), session_minutes[:, None])
+        activity = minutes * regime_vol[:, None] * (0.5 + 0.7 * surprise) * np.exp(0.25 * noise[4] - 0.03)
+        volume, trade_count = self._volume_and_trades(self._volume * activity)
+
+        rows, cols = np.nonzero(bars[:, : len(self._watchlist)])
+        symbols = [self._watchlist[col] for col in cols]
+        stamps = [self._daily_stamp(symbol, on) for symbol, on in zip(symbols, grid[rows].tolist(), strict=True)]
+        frame = _frame(
+            "bars",
+            len(rows),
+            symbol=pl.Series(symbols, dtype=pl.String()),
+            timeframe=Timeframe.DAY_1.value,
+            ts_event=stamps,
+            **{name: values[rows, cols] for name, values in prices.items()},
+            volume=volume[rows, cols],
+            trade_count=trade_count[rows, cols],
+            source=SOURCE,
+            ts_ingested=[self._daily_known(symbol, stamp) for symbol, stamp in zip(symbols, stamps, strict=True)],
+        )
+        return frame.sort("ts_event", maintain_order=True)
+
+    def _history_regimes(self, days: int) -> npt.NDArray[np.intp]:
+        """The daily history's regime each day: the minute model's chain, a day for each hour."""
+        rng = self._rng(_Stream.HISTORY_REGIME)
+        codes = np.empty(days, dtype=np.intp)
+        regime = int(rng.choice([TRENDING_UP, MEAN_REVERTING, TRENDING_DOWN]))
+        filled = 0
+        while filled < days:
+            take = max(1, round(self._regime_duration(rng, regime) / 60))
+            codes[filled : filled + take] = regime
+            filled += take
+            regime = int(rng.choice(len(REGIMES), p=TRANSITIONS[regime]))
+        return codes
+
+    def _volume_and_trades(
+        self, volume: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Volumes as venues report them (whole shares; crypto to 6 decimals, never zero) and
+        the trade counts they make at each asset's mean trade size."""
+        volume = np.where(self._is_crypto, np.round(volume, 6), np.round(volume))
+        volume = np.maximum(volume, np.where(self._is_crypto, 1e-6, 1.0))
+        return volume, np.maximum(np.round(volume / self._trade_size), 1).astype(np.int64)
+
     # --- schedules: episodes placed by seed and calendar alone ---------------------------------
 
     def _schedule(self, day: int) -> _Schedule:
@@ -745,12 +951,13 @@ class MarketSimulator:
         schedule.events = self._macro_events(day)
         for event in schedule.events:
             self._schedule_macro_reaction(event, schedule)
-        if self._on_cadence(on, METALS_CADENCE_BUSINESS_DAYS, self._phases.metals):
+        session = self._session(day)
+        if session is not None and self._on_cadence(on, METALS_CADENCE_SESSIONS, self._phases.metals):
             # The premium's recovery rally runs in the session before the hike's notice,
             # the sell-off in the two after it: the two episodes never blur each other.
             self._schedule_premium_dip(day, schedule)
-            self._schedule_margin_hike(day, schedule)
-        if self._on_cadence(on, AI_CADENCE_BUSINESS_DAYS, self._phases.ai):
+            self._schedule_margin_hike(day, session[1], schedule)
+        if self._on_cadence(on, AI_CADENCE_SESSIONS, self._phases.ai):
             self._schedule_ai_release(day, schedule)
         self._schedules[day] = schedule
         return schedule
@@ -802,17 +1009,15 @@ class MarketSimulator:
 
     def _macro_events(self, day: int) -> list[_MacroEvent]:
         on = self._date(day)
-        if on.weekday() >= 5:
-            return []
         rng = self._rng(_Stream.MACRO, day)
         kinds: list[tuple[str, bool]] = []
-        if on.weekday() == 4 and on.day <= 7:
+        if on == self._nfp_day(on.year, on.month):
             kinds.append(("NFP", False))
         if on == self._cpi_day(on.year, on.month):
             kinds.append(("CPI", False))
         if on == self._fomc_day(on.year, on.month):
             kinds.append(("FOMC", False))
-        if not kinds and self._on_cadence(on, MACRO_EXTRA_CADENCE_BUSINESS_DAYS, self._phases.macro):
+        if not kinds and self._on_cadence(on, MACRO_EXTRA_CADENCE_SESSIONS, self._phases.macro):
             kinds.append((str(rng.choice(MACRO_TYPES)), True))
         reference = (on.replace(day=1) - timedelta(days=1)).strftime("%B %Y")
         events = []
@@ -828,14 +1033,28 @@ class MarketSimulator:
             events.append(_MacroEvent(kind, self._minute_at(on, MACRO_TIMES[kind]), title, surprise))
         return events
 
+    def _nfp_day(self, year: int, month: int) -> date:
+        """The first Friday; when federal offices close that day, the Thursday before (2 July
+        2020, 3 July 2025), or a week later when that Thursday is in the month before (8 January
+        2021)."""
+        first_friday = date(year, month, 1 + (4 - date(year, month, 1).weekday()) % 7)
+        if self._federal_working_day(first_friday):
+            return first_friday
+        thursday = first_friday - timedelta(days=1)
+        return thursday if thursday.month == month else first_friday + timedelta(days=7)
+
     def _cpi_day(self, year: int, month: int) -> date:
-        candidates = [date(year, month, d) for d in range(10, 16) if date(year, month, d).weekday() < 5]
+        candidates = [date(year, month, d) for d in range(10, 16) if self._federal_working_day(date(year, month, d))]
         return candidates[int(self._rng(_Stream.CALENDAR, year, month, 0).integers(len(candidates)))]
 
     def _fomc_day(self, year: int, month: int) -> date | None:
         if month not in FOMC_MONTHS:
             return None
-        wednesdays = [date(year, month, d) for d in range(15, 29) if date(year, month, d).weekday() == 2]
+        wednesdays = [
+            on
+            for on in (date(year, month, d) for d in range(15, 29))
+            if on.weekday() == 2 and self._federal_working_day(on)
+        ]
         return wednesdays[int(self._rng(_Stream.CALENDAR, year, month, 1).integers(len(wednesdays)))]
 
     def _schedule_macro_reaction(self, event: _MacroEvent, schedule: _Schedule) -> None:
@@ -854,10 +1073,10 @@ class MarketSimulator:
             schedule.bump(j, before, 1.3)
             schedule.bump(j, [(react, candle_end)], 2.0)
 
-    def _schedule_margin_hike(self, day: int, schedule: _Schedule) -> None:
+    def _schedule_margin_hike(self, day: int, close: int, schedule: _Schedule) -> None:
         rng = self._rng(_Stream.MARGIN, day)
-        # CME posts advisories after the close; the sell-off comes in the next two sessions.
-        minute = self._minute_at(self._date(day), time(16, 15)) + int(rng.integers(0, 91))
+        # CME posts advisories after the session's close; the sell-off comes in the next two sessions.
+        minute = close + int(rng.integers(*HIKE_AFTER_CLOSE_MINUTES))
         gc_pct = rng.uniform(0.08, 0.2)
         schedule.hike = _Hike(minute, gc_pct, gc_pct * rng.uniform(1.0, 1.4))
         selloff = rng.uniform(0.03, 0.05)
@@ -936,7 +1155,7 @@ class MarketSimulator:
         schedules = self._active_schedules(day)
 
         path = self._prices(day, state, codes, schedules)
-        tables: dict[str, pl.DataFrame] = {"bars": self._bars_frame(ts, path)}
+        tables: dict[str, pl.DataFrame] = {"bars": self._bars_frame(day, ts, path)}
 
         derivatives, log_oi = self._derivatives(day, state, codes, schedules, path.log_open)
         tables.update(derivatives)
@@ -1040,7 +1259,7 @@ class MarketSimulator:
             log_open=log_open,
             log_close=log_close,
             in_session=in_session,
-            session_start=None if session is None else session[0] - g0,
+            session=None if session is None else (session[0] - g0, session[1] - g0),
             equity_shock=float(equity[-1]),
             sigma=sigma,
             surprise=np.abs(shock) / sigma,
@@ -1049,21 +1268,21 @@ class MarketSimulator:
             activity=vol_factor * own_factor * regime_vol[:, None],
         )
 
-    def _bars_frame(self, ts: npt.NDArray[np.int64], path: _PricePath) -> pl.DataFrame:
-        # A minute's high and low stretch beyond open and close by about half its volatility.
-        high = np.exp(np.maximum(path.log_open, path.log_close) + path.range_noise[0] * path.sigma * 0.5)
-        low = np.exp(np.minimum(path.log_open, path.log_close) - path.range_noise[1] * path.sigma * 0.5)
-        open_, close = np.exp(path.log_open), np.exp(path.log_close)
-        vwap = np.clip((high + low + close) / 3, low, high)
+    def _bars_frame(self, day: int, ts: npt.NDArray[np.int64], path: _PricePath) -> pl.DataFrame:
+        """The day's minute bars and its daily bars (the NYSE session's, and the UTC day's for
+        crypto), in ts_event order."""
+        prices = _bar_prices(path.log_open, path.log_close, path.range_noise, path.sigma)
+        open_, high, low, close, vwap = (prices[name] for name in ("open", "high", "low", "close", "vwap"))
 
         minute = np.arange(MINUTES_PER_DAY)
         # Crypto trades most while the US is awake (peak 16:00 UTC); equities trade most
-        # just after the open and just before the close.
+        # just after the open and just before the close (13:00 New York on a half day).
         crypto_profile = 1 + 0.3 * np.sin(2 * np.pi * (minute - 600) / MINUTES_PER_DAY)
         equity_profile = np.ones(MINUTES_PER_DAY)
-        if path.session_start is not None:
-            into = np.clip(minute - path.session_start, 0, SESSION_MINUTES - 1)
-            equity_profile = 1 + 1.5 * np.exp(-into / 25) + np.exp(-(SESSION_MINUTES - 1 - into) / 25)
+        if path.session is not None:
+            last = path.session[1] - path.session[0] - 1
+            into = np.clip(minute - path.session[0], 0, last)
+            equity_profile = 1 + 1.5 * np.exp(-into / 25) + np.exp(-(last - into) / 25)
         profile = np.where(self._is_crypto[None, :], crypto_profile[:, None], equity_profile[:, None])
         volume = (
             self._volume
@@ -1072,19 +1291,17 @@ class MarketSimulator:
             * (0.5 + 0.7 * path.surprise)
             * np.exp(0.25 * path.volume_noise - 0.03)
         )
-        volume = np.where(self._is_crypto[None, :], np.round(volume, 6), np.round(volume))
-        volume = np.maximum(volume, np.where(self._is_crypto[None, :], 1e-6, 1.0))
-        trade_count = np.maximum(np.round(volume / self._trade_size), 1).astype(np.int64)
+        volume, trade_count = self._volume_and_trades(volume)
 
         emitted = len(self._watchlist)
         active = (self._is_crypto[None, :] | path.in_session[:, None])[:, :emitted]
         rows, cols = np.nonzero(active)
         bar_ts = ts[rows]
-        return _frame(
+        minutes = _frame(
             "bars",
             len(rows),
             symbol=pl.Series(self._watchlist, dtype=pl.String()).gather(cols),
-            timeframe="1Min",
+            timeframe=Timeframe.MIN_1.value,
             ts_event=bar_ts,
             open=open_[rows, cols],
             high=high[rows, cols],
@@ -1096,6 +1313,46 @@ class MarketSimulator:
             source=SOURCE,
             ts_ingested=bar_ts + LATENCY_US["bars"],
         )
+        # A daily bar aggregates exactly the minute bars of its session (crypto: of its UTC day).
+        candidates = ((j, (0, MINUTES_PER_DAY) if self._is_crypto[j] else path.session) for j in range(emitted))
+        spans = [(j, span) for j, span in candidates if span is not None]
+
+        def per_bar(values: npt.NDArray[Any], reduce: Callable[[npt.NDArray[Any]], Any]) -> npt.NDArray[Any]:
+            return np.array([reduce(values[first:end, j]) for j, (first, end) in spans])
+
+        columns = [j for j, _ in spans]
+        firsts = [first for _, (first, _) in spans]
+        lasts = [end - 1 for _, (_, end) in spans]
+        symbols = [self._watchlist[j] for j in columns]
+        stamps = [self._daily_stamp(symbol, self._date(day)) for symbol in symbols]
+        daily_volume, daily_high, daily_low = per_bar(volume, np.sum), per_bar(high, np.max), per_bar(low, np.min)
+        daily = _frame(
+            "bars",
+            len(symbols),
+            symbol=pl.Series(symbols, dtype=pl.String()),
+            timeframe=Timeframe.DAY_1.value,
+            ts_event=stamps,
+            open=open_[firsts, columns],
+            high=daily_high,
+            low=daily_low,
+            close=close[lasts, columns],
+            volume=daily_volume,
+            trade_count=per_bar(trade_count, np.sum),
+            vwap=np.clip(per_bar(vwap * volume, np.sum) / daily_volume, daily_low, daily_high),
+            source=SOURCE,
+            ts_ingested=[self._daily_known(symbol, stamp) for symbol, stamp in zip(symbols, stamps, strict=True)],
+        )
+        return pl.concat([minutes, daily]).sort("ts_event", maintain_order=True)
+
+    def _daily_stamp(self, symbol: str, on: date) -> int:
+        """Where Alpaca stamps a daily bar: midnight New York of an equity's session date,
+        midnight UTC of a crypto day."""
+        zone = UTC if is_crypto(symbol) else US_EASTERN
+        return micros(datetime.combine(on, time(0), tzinfo=zone))
+
+    def _daily_known(self, symbol: str, stamp: int) -> int:
+        """When a daily bar is published: at its close (the session's, early on a half day)."""
+        return micros(self._calendar.bar_close(symbol, Timeframe.DAY_1, from_micros(stamp))) + DAILY_BAR_DELAY_US
 
     def _derivatives(
         self,
@@ -1180,6 +1437,7 @@ class MarketSimulator:
         usd_cny = state.usd_cny * float(np.exp(rng.normal(0.0, 0.001)))
         premium = state.premium
         rows: dict[str, list[Any]] = {name: [] for name in TABLE_SCHEMAS["metal_premiums"]}
+        # The Shanghai Gold Exchange fixes on weekdays; China's holidays are not modelled.
         if on.weekday() < 5:
             gold = self._column[GOLD_SYMBOL]
             for session, at in PREMIUM_FIXINGS:
@@ -1218,20 +1476,20 @@ class MarketSimulator:
         hike = self._schedule(day).hike
         latest = margins if pending is None else (pending[0], pending[1])
         change: tuple[int, tuple[float, float]] | None = None
+        session = self._session(day)
         if hike is not None:
             change = (hike.minute, (latest[0] * (1 + hike.gc_pct), latest[1] * (1 + hike.si_pct)))
-        elif on.weekday() < 5 and latest[0] > MARGIN_CUT_TRIGGER * GC_BASE_MAINTENANCE:
+        elif session is not None and latest[0] > MARGIN_CUT_TRIGGER * GC_BASE_MAINTENANCE:
             rng = self._rng(_Stream.MARGIN_CUT, day)
             change = (
-                self._minute_at(on, time(16, 45)),
+                session[1] + CUT_AFTER_CLOSE_MINUTES,
                 (GC_BASE_MAINTENANCE * rng.uniform(1.0, 1.1), SI_BASE_MAINTENANCE * rng.uniform(1.0, 1.1)),
             )
         if change is not None:
             minute, targets = change
             new = (_round_margin(targets[0]), _round_margin(targets[1]))
-            effective = on + timedelta(days=1)
-            while effective.weekday() >= 5:
-                effective += timedelta(days=1)
+            # Effective the next business day, counted in NYSE sessions (CME closes for the same holidays).
+            effective = self._next_session_day(on)
             ts = self._origin_us + minute * MICROS_PER_MINUTE
             effective_text = f"{effective:%B} {effective.day}, {effective:%Y}"
             title = f"Performance Bond Requirements: Metals Margins - Effective {effective_text}"
@@ -1430,13 +1688,28 @@ def _loading_matrix(profiles: Sequence[AssetProfile], *, risk_off: bool) -> npt.
     return matrix
 
 
+def _bar_prices(
+    log_open: npt.NDArray[np.float64],
+    log_close: npt.NDArray[np.float64],
+    range_noise: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """A bar's prices: the high and low stretch beyond open and close by about half the bar's
+    volatility (`range_noise`: two arrays of |normal| draws, for the high and the low)."""
+    high = np.exp(np.maximum(log_open, log_close) + range_noise[0] * sigma * 0.5)
+    low = np.exp(np.minimum(log_open, log_close) - range_noise[1] * sigma * 0.5)
+    close = np.exp(log_close)
+    return {
+        "open": np.exp(log_open),
+        "high": high,
+        "low": low,
+        "close": close,
+        "vwap": np.clip((high + low + close) / 3, low, high),
+    }
+
+
 def _round_margin(value: float) -> float:
     return float(round(value / 50) * 50)
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * MICROS_PER_SECOND + delta.microseconds
 
 
 def _series(values: Any, dtype: pl.DataType) -> pl.Series:
@@ -1479,4 +1752,4 @@ def _cut(days: list[pl.DataFrame], schema: dict[str, pl.DataType], low: datetime
 def _position(frame: pl.DataFrame, moment: datetime) -> int:
     """How many rows have ts_event before `moment`; searched on the raw microseconds,
     which is far cheaper than a polars expression per call."""
-    return int(np.searchsorted(frame["ts_event"].to_physical().to_numpy(), _micros(moment), side="left"))
+    return int(np.searchsorted(frame["ts_event"].to_physical().to_numpy(), micros(moment), side="left"))

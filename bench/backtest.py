@@ -43,15 +43,19 @@ from bench._report import current_rss_mb, peak_rss_mb, run_machine, write_files
 
 TARGET_ASSET_BARS_PER_S = 500_000
 WARM_UP = timedelta(days=7)
-SESSION_OPEN = timedelta(hours=14, minutes=30)  # 09:30 New York in March, before daylight saving
 WEEK = timedelta(days=7)  # of history per ingestion, and between two samples of memory
 
 
 def window(hours: float | None, weeks: int | None) -> tuple[timedelta, timedelta]:
-    """Start and end of the replayed window, as offsets from the simulator's start (a Monday)."""
+    """Start and end of the replayed window, as offsets from the simulator's start (a Monday):
+    `weeks` from the end of the warm-up, or `hours` from the open of the session after it."""
     if weeks is not None:
         return WARM_UP, WARM_UP + timedelta(weeks=weeks)
-    start = WARM_UP + SESSION_OPEN
+    from core.calendar import market_calendar
+    from hydra.settings import SimConfig
+
+    first = SimConfig().start
+    start = market_calendar().equities.next_open(first + WARM_UP) - first
     return start, start + timedelta(hours=hours or 6.5)
 
 

@@ -49,20 +49,22 @@ def run(cycles: int, runs: int, out: Path) -> dict[str, Any]:
     # Settings are read from the working directory: the benchmark gets a fresh one of its own.
     home = Path(tempfile.mkdtemp(prefix="hydra-bench-trade-"))
     os.chdir(home)
+    from core.calendar import market_calendar
     from core.config import Mode
     from flows.trade import trade
     from hydra.context import load_context
     from hydra.jobs import ingest_simulated
     from hydra.live import advance_sim_broker, decide, open_job
+    from hydra.simulation import trading_start
 
     context = load_context()
-    start = context.settings.sim.start
-    trading = start + timedelta(days=context.settings.sim.warmup_days)
-    ingest_simulated(context, start, trading + timedelta(hours=15))  # a week of history, then a US session
+    session_open = market_calendar().equities.next_open(trading_start(context.settings.sim))
+    # The warm-up's history, then the minutes of the US session the cycles decide in.
+    ingest_simulated(context, context.settings.sim.start, session_open + cycles * MINUTE)
 
     job = open_job(context, Mode.SIM, "bench-decide")
     stages: dict[str, list[float]] = {}
-    now = trading + timedelta(hours=14, minutes=30)  # 09:30 New York
+    now = session_open
     for _ in range(cycles):
         now += MINUTE
         started = time.perf_counter()

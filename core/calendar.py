@@ -96,9 +96,19 @@ class Sessions:
             raise ValueError(f"{self.name}: no session after {moment.isoformat()} within {self._span}")
         return from_micros(int(self.closes[index]))
 
+    def first_on_or_after(self, day: date) -> int:
+        """The index of the first session held on or after `day` (the exchange's date)."""
+        index = self._day_index(day)
+        if index >= self.days.size:
+            raise ValueError(f"{self.name}: no session on or after {day.isoformat()} within {self._span}")
+        return index
+
+    def day_of(self, index: int) -> date:
+        return _as_date(self.days[index])
+
     def session_on(self, day: date) -> int | None:
         """The index of the session held on `day` (the exchange's date), or None on a holiday or weekend."""
-        index = int(np.searchsorted(self.days, np.datetime64(day, "D")))
+        index = self._day_index(day)
         return index if index < self.days.size and _as_date(self.days[index]) == day else None
 
     def close_of(self, index: int) -> datetime:
@@ -113,6 +123,9 @@ class Sessions:
         self._check_covers(moment)
         current = int(np.searchsorted(self.opens, micros(moment), side="right")) - 1
         return from_micros(int(self.opens[max(current - count + 1, 0)]))
+
+    def _day_index(self, day: date) -> int:
+        return int(np.searchsorted(self.days, np.datetime64(day, "D")))
 
     def _check_covers(self, moment: datetime) -> None:
         if moment.tzinfo is None:
@@ -196,3 +209,16 @@ class MarketCalendar:
 
 def nyse_calendar(first: date, last: date) -> MarketCalendar:
     return MarketCalendar(nyse_sessions(first, last))
+
+
+# Every moment HYDRA trades, simulates or replays falls in this span: real histories reach back
+# decades, the simulator runs on from 2026. A century's calendar costs about what a year's does
+# (the library's import dominates), so one span serves all and is built once per process.
+NYSE_SPAN = (date(1990, 1, 1), date(2099, 12, 31))
+
+
+@functools.cache
+def market_calendar() -> MarketCalendar:
+    """The NYSE calendar over NYSE_SPAN, the one calendar of every world: the simulator's, the
+    simulated broker's, the market-hours checks', the decision windows' and the sim clock's."""
+    return nyse_calendar(*NYSE_SPAN)

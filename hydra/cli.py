@@ -106,7 +106,7 @@ def run(
     console.print(
         f"run {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} simulated minutes, "
         f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC "
-        f"(seed {loaded.sim.seed}, {loaded.sim.warmup_days:g} days of warm-up history)"
+        f"(seed {loaded.sim.seed}, {loaded.sim.warmup_sessions} sessions of warm-up history)"
     )
     _print_overview(overview, outcome.orders_by_strategy)
     console.print(f"trade log: {outcome.trade_log.resolve()}")

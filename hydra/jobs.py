@@ -10,7 +10,7 @@ import polars as pl
 
 from hydra.ingestion import ingest
 from hydra.settings import HydraSettings
-from hydra.sources import FEEDS, FeedRequest, SourceContext, simulator
+from hydra.sources import FEEDS, FeedRequest, SourceContext, settings_simulator
 from warehouse.ingest import IngestionResult
 
 
@@ -29,7 +29,8 @@ def default_sim_window(settings: HydraSettings) -> tuple[datetime, datetime]:
 def ingest_simulated(
     context: SourceContext, start: datetime, end: datetime, feeds: Sequence[str] = FEEDS
 ) -> SimulatedIngestion:
-    """The feeds' facts of [start, end) from the simulator, through the real ingestion path.
+    """The feeds' facts of [start, end) from the simulator, through the real ingestion path (a
+    window that holds `sim.start` brings the daily history before it too).
 
     Run ids are derived from the seed and the window, so loading the same simulated window
     twice rewrites the same rows, ingestion_runs included.
@@ -37,5 +38,5 @@ def ingest_simulated(
     sim = context.settings.sim
     run_id = f"sim:{sim.seed}:{start.isoformat()}:{end.isoformat()}"
     results = [ingest(context, FeedRequest(feed, now=end, start=start, end=end), run_id) for feed in feeds]
-    regimes = simulator(sim.seed, sim.start, context.settings.engine.watchlist).regime_path(start, end)
+    regimes = settings_simulator(context.settings).regime_path(start, end)
     return SimulatedIngestion(start=start, end=end, results=results, regimes=regimes)

@@ -89,7 +89,12 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
         )
     elif mode in (Mode.SIM, Mode.BACKTEST):
         sim = settings.sim
-        sim_broker = SimBroker(starting_cash=sim.starting_cash, slippage_bps=sim.slippage_bps, fee_bps=sim.fee_bps)
+        sim_broker = SimBroker(
+            starting_cash=sim.starting_cash,
+            slippage_bps=sim.slippage_bps,
+            fee_bps=sim.fee_bps,
+            calendar=market_calendar(),
+        )
         saved = stored_value(context.warehouse, run_id, SIM_BROKER_KEY)
         if saved is not None:
             sim_broker.restore(decode(SimBrokerState, saved))

@@ -49,7 +49,12 @@ class WarehouseConfig(Frozen):
 class SimConfig(Frozen):
     seed: int = 42
     start: datetime = Field(default=datetime(2026, 3, 2, tzinfo=UTC), description="the simulated history begins")
-    warmup_days: float = Field(default=7.0, ge=0, description="history before trading: the regime needs 5 sessions")
+    warmup_sessions: int = Field(
+        default=5, ge=0, description="NYSE sessions of minute history before trading (the regime needs 5)"
+    )
+    daily_history_sessions: int = Field(
+        default=300, ge=0, description="sessions of daily bars simulated before `start` (crypto: days)"
+    )
     days: float = Field(default=2.0, gt=0, description="simulated days of trading after the warm-up")
     cycle_minutes: int = Field(default=15, ge=1, description="simulated minutes between decision cycles")
     starting_cash: float = Field(default=100_000.0, gt=0)

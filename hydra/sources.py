@@ -92,17 +92,21 @@ def collect(request: FeedRequest, parts: Sequence[Part]) -> FeedResult:
 def simulated(settings: HydraSettings, request: FeedRequest) -> FeedResult:
     if request.start is None or request.end is None:
         raise ValueError("a simulated ingestion needs an explicit window (start and end)")
-    frames = simulator(settings.sim.seed, settings.sim.start, settings.engine.watchlist).generate(
-        request.start, request.end
-    )
+    frames = settings_simulator(settings).generate(request.start, request.end)
     tables = {table: frames[table] for table in TABLES_BY_FEED[request.feed] if table in frames}
     return FeedResult(request.feed, FeedBatch(request.feed, tables), "ok", (), request.start, request.end)
 
 
+def settings_simulator(settings: HydraSettings) -> MarketSimulator:
+    """The simulator `settings` describe (sim.seed, sim.start, the watchlist, the daily history)."""
+    sim = settings.sim
+    return simulator(sim.seed, sim.start, settings.engine.watchlist, sim.daily_history_sessions)
+
+
 @cache
-def simulator(seed: int, epoch: datetime, watchlist: tuple[str, ...]) -> MarketSimulator:
+def simulator(seed: int, epoch: datetime, watchlist: tuple[str, ...], daily_history_sessions: int) -> MarketSimulator:
     """One simulator per process and seed: it caches the days it has generated."""
-    return MarketSimulator(seed=seed, epoch=epoch, watchlist=watchlist)
+    return MarketSimulator(seed=seed, epoch=epoch, watchlist=watchlist, daily_history_sessions=daily_history_sessions)
 
 
 def _secret(secrets: Secrets, field: str) -> str | None:

@@ -102,8 +102,8 @@ def test_a_lock_held_too_long_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_run_trades_a_simulated_window_and_twice_leaves_the_feeds_identical() -> None:
-    # A short run: one day of history, six hours of trading, an hourly cycle.
-    env = {"HYDRA_SIM__WARMUP_DAYS": "1", "HYDRA_SIM__DAYS": "0.25", "HYDRA_SIM__CYCLE_MINUTES": "60"}
+    # A short run: one session of history, six hours of trading, an hourly cycle.
+    env = {"HYDRA_SIM__WARMUP_SESSIONS": "1", "HYDRA_SIM__DAYS": "0.25", "HYDRA_SIM__CYCLE_MINUTES": "60"}
     first = hydra("run", env=env)
     assert first.returncode == 0, first.stderr
     assert "orders by strategy" in first.stdout and "cycles" in first.stdout

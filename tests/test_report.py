@@ -26,7 +26,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     home = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(home)
-        for name, value in {"WARMUP_DAYS": "1", "DAYS": "0.5", "CYCLE_MINUTES": "30"}.items():
+        for name, value in {"WARMUP_SESSIONS": "1", "DAYS": "0.5", "CYCLE_MINUTES": "30"}.items():
             patch.setenv(f"HYDRA_SIM__{name}", value)
         patch.setenv("HYDRA_ENGINE__REGIME__OBSERVATION_CYCLES", "2")
         context = load_context()

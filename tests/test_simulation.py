@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from hydra.context import load_context
-from hydra.simulation import run_simulation
+from hydra.jobs import ingest_simulated
+from hydra.settings import SimConfig
+from hydra.simulation import run_simulation, trading_start
+from warehouse.migrate import migrate
 from warehouse.sqlfiles import read_sql
+
+
+def test_the_warm_up_is_counted_in_nyse_sessions() -> None:
+    # Monday 2 March 2026 plus five sessions: trading starts as the next week's Monday begins.
+    assert trading_start(SimConfig()) == datetime(2026, 3, 9, tzinfo=UTC)
+    # Thanksgiving week holds four sessions (the 26th is a holiday), so the warm-up reaches Monday.
+    thanksgiving_week = datetime(2026, 11, 23, tzinfo=UTC)
+    assert trading_start(SimConfig(start=thanksgiving_week)) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert trading_start(SimConfig(start=thanksgiving_week, warmup_sessions=0)) == thanksgiving_week
+    # A session already under way at the start is not a whole one.
+    mid_session = datetime(2026, 11, 23, 15, tzinfo=UTC)
+    assert trading_start(SimConfig(start=mid_session, warmup_sessions=1)) == datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def test_the_warm_up_ingestion_loads_the_daily_history_through_validation() -> None:
+    context = load_context()
+    migrate(context.warehouse)
+    start = context.settings.sim.start
+    ingested = ingest_simulated(context, start, start + timedelta(hours=1), feeds=["bars"])
+    assert [result.run.status for result in ingested.results] == ["ok"]
+    with context.warehouse.connect(read_only=True) as con:
+        history = con.execute(
+            "SELECT symbol, count(*), max(ts_ingested) FROM bars WHERE timeframe = '1Day' AND ts_event < $start "
+            "GROUP BY symbol",
+            {"start": start},
+        ).fetchall()
+        (quarantined,) = con.execute("SELECT count(*) FROM quarantine").fetchone() or (None,)
+    watchlist = context.settings.engine.watchlist
+    assert {symbol: count for symbol, count, _ in history} == dict.fromkeys(watchlist, 300)
+    assert max(known for _, _, known in history) <= start + timedelta(minutes=1)
+    assert quarantined == 0
 
 
 @pytest.mark.slow

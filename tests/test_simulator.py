@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from adapters.simulator import REGIMES, MarketSimulator
+from adapters.simulator import MINUTES_PER_DAY, REGIMES, MarketSimulator
+from core.calendar import market_calendar
 from core.config import DEFAULT_WATCHLIST, is_crypto
 from warehouse.connection import Warehouse
 from warehouse.load import upsert
@@ -56,8 +59,16 @@ def long_regimes(sim: MarketSimulator) -> pl.DataFrame:
     return sim.regime_path(EPOCH, LONG_END)
 
 
+def minutes(bars: pl.DataFrame) -> pl.DataFrame:
+    return bars.filter(pl.col("timeframe") == "1Min")
+
+
+def dailies(bars: pl.DataFrame) -> pl.DataFrame:
+    return bars.filter(pl.col("timeframe") == "1Day")
+
+
 def closes(bars: pl.DataFrame, symbol: str) -> pl.DataFrame:
-    return bars.filter(pl.col("symbol") == symbol).select("ts_event", "open", "close").sort("ts_event")
+    return minutes(bars).filter(pl.col("symbol") == symbol).select("ts_event", "open", "close").sort("ts_event")
 
 
 def price_before(bars: pl.DataFrame, symbol: str, moment: datetime) -> float:
@@ -77,7 +88,7 @@ def session_close(bars: pl.DataFrame, symbol: str, after: datetime, sessions: in
 
 def minute_returns(bars: pl.DataFrame) -> pl.DataFrame:
     """One column of log returns per symbol, one row per minute where SPY traded."""
-    returns = bars.select("ts_event", "symbol", (pl.col("close") / pl.col("open")).log().alias("r"))
+    returns = minutes(bars).select("ts_event", "symbol", (pl.col("close") / pl.col("open")).log().alias("r"))
     return returns.pivot(on="symbol", index="ts_event", values="r").drop_nulls("SPY").sort("ts_event")
 
 
@@ -149,7 +160,10 @@ def test_asset_paths_do_not_depend_on_the_rest_of_the_watchlist(frames: dict[str
 
 def test_window_is_clipped_to_the_epoch_and_may_be_empty(sim: MarketSimulator) -> None:
     before = sim.generate(EPOCH - timedelta(days=2), EPOCH + timedelta(hours=1))
-    assert before["bars"]["ts_event"].min() == EPOCH
+    assert minutes(before["bars"])["ts_event"].min() == EPOCH
+    assert all((frame["ts_event"] >= EPOCH).all() for table, frame in before.items() if table != "bars")
+    # Before the epoch there is only the daily history, whole, in the window that holds the epoch.
+    assert_frame_equal(before["bars"].filter(pl.col("ts_event") < EPOCH), sim.daily_history())
     empty = sim.generate(EPOCH + timedelta(hours=5), EPOCH + timedelta(hours=5))
     assert all(frame.is_empty() for frame in empty.values())
     assert empty["bars"].schema == before["bars"].schema
@@ -206,9 +220,9 @@ def test_every_row_carries_sim_source_and_a_publication_time(frames: dict[str, p
             assert (lag == timedelta(days=-7)).all()
         else:
             assert (lag >= timedelta(0)).all(), table
-    bars = frames["bars"]
+    bars = minutes(frames["bars"])
     assert (bars["ts_ingested"] - bars["ts_event"] == timedelta(minutes=1)).all()
-    assert set(bars["timeframe"]) == {"1Min"}
+    assert set(frames["bars"]["timeframe"]) == {"1Min", "1Day"}
     assert set(frames["open_interest"]["period"]) == {"5m"}
 
 
@@ -223,6 +237,7 @@ def test_rows_are_sorted_by_event_time(long_frames: dict[str, pl.DataFrame]) -> 
 def test_ohlc_is_consistent(long_frames: dict[str, pl.DataFrame]) -> None:
     bars = long_frames["bars"]
     assert set(bars["symbol"]) == set(DEFAULT_WATCHLIST)
+    assert set(bars["timeframe"]) == {"1Min", "1Day"}
     broken = bars.filter(
         (pl.col("high") < pl.max_horizontal("open", "close"))
         | (pl.col("low") > pl.min_horizontal("open", "close"))
@@ -241,7 +256,7 @@ def test_ohlc_is_consistent(long_frames: dict[str, pl.DataFrame]) -> None:
 def test_equities_trade_only_in_new_york_market_hours_across_dst() -> None:
     epoch = datetime(2026, 3, 5, tzinfo=UTC)  # Thursday; clocks go forward on Sunday 8 March
     bars = MarketSimulator(seed=3, epoch=epoch).generate(epoch, epoch + timedelta(days=6))["bars"]
-    equities = bars.filter(~pl.col("symbol").str.ends_with("/USD"))
+    equities = minutes(bars).filter(~pl.col("symbol").str.ends_with("/USD"))
     local = equities.with_columns(pl.col("ts_event").dt.convert_time_zone("America/New_York").alias("local"))
     assert local["local"].dt.weekday().max() <= 5
     assert local["local"].dt.time().min() == time(9, 30)
@@ -263,7 +278,7 @@ def test_equities_trade_only_in_new_york_market_hours_across_dst() -> None:
 
 
 def test_crypto_trades_every_minute_of_every_day(long_frames: dict[str, pl.DataFrame]) -> None:
-    crypto = long_frames["bars"].filter(pl.col("symbol").map_elements(is_crypto, return_dtype=pl.Boolean))
+    crypto = minutes(long_frames["bars"]).filter(pl.col("symbol").map_elements(is_crypto, return_dtype=pl.Boolean))
     for symbol in ("BTC/USD", "ETH/USD"):
         times = crypto.filter(pl.col("symbol") == symbol)["ts_event"]
         assert times.len() == (LONG_END - EPOCH) // timedelta(minutes=1)
@@ -512,3 +527,245 @@ def test_vix_and_credit_spread_rise_with_stress(
         calm = values.filter(pl.col("stressed_minutes") == 0)["value"].mean()
         assert isinstance(stressed, float) and isinstance(calm, float)
         assert stressed > calm + gap, name
+
+
+# --- the exchange calendar ---------------------------------------------------------------------
+
+THANKSGIVING_WEEK = datetime(2026, 11, 25, tzinfo=UTC)  # Thanksgiving on the 26th, a half day on the 27th
+INDEPENDENCE_WEEK = datetime(2026, 7, 2, tzinfo=UTC)  # Independence Day observed on Friday 3 July
+
+
+@pytest.fixture(scope="module")
+def thanksgiving_bars() -> pl.DataFrame:
+    return MarketSimulator(seed=SEED, epoch=THANKSGIVING_WEEK).generate(
+        THANKSGIVING_WEEK, datetime(2026, 12, 1, tzinfo=UTC)
+    )["bars"]
+
+
+def new_york_days(bars: pl.DataFrame) -> pl.DataFrame:
+    local = pl.col("ts_event").dt.convert_time_zone("America/New_York")
+    return bars.with_columns(local.dt.date().alias("day"), local.dt.time().alias("time"))
+
+
+def test_a_holiday_has_no_equity_bars_and_crypto_trades_as_usual(thanksgiving_bars: pl.DataFrame) -> None:
+    bars = new_york_days(minutes(thanksgiving_bars))
+    spy_days = bars.filter(pl.col("symbol") == "SPY")["day"].unique().sort().to_list()
+    assert spy_days == [date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 30)]
+    btc = minutes(thanksgiving_bars).filter(pl.col("symbol") == "BTC/USD")
+    assert btc.height == 6 * MINUTES_PER_DAY
+    assert (btc["ts_event"].diff().drop_nulls() == timedelta(minutes=1)).all()
+
+
+def test_a_half_day_ends_at_13_00_new_york(thanksgiving_bars: pl.DataFrame) -> None:
+    bars = new_york_days(minutes(thanksgiving_bars)).filter(~pl.col("symbol").str.ends_with("/USD"))
+    by_day = bars.group_by("day", "symbol").agg(pl.col("time").min().alias("first"), pl.col("time").max().alias("last"))
+    half = by_day.filter(pl.col("day") == date(2026, 11, 27))
+    assert set(half["first"]) == {time(9, 30)} and set(half["last"]) == {time(12, 59)}
+    full = by_day.filter(pl.col("day") == date(2026, 11, 30))
+    assert set(full["last"]) == {time(15, 59)}
+    # The closing rush of volume comes before the early close.
+    spy = bars.filter(pl.col("symbol") == "SPY", pl.col("day") == date(2026, 11, 27)).sort("ts_event")
+    assert spy["volume"].tail(10).mean() > 1.3 * spy["volume"].slice(90, 60).mean()
+
+
+def test_an_exchange_holiday_ends_no_session_but_moves_the_overnight_price() -> None:
+    bars = MarketSimulator(seed=SEED, epoch=INDEPENDENCE_WEEK).generate(
+        INDEPENDENCE_WEEK, datetime(2026, 7, 7, tzinfo=UTC)
+    )["bars"]
+    spy = new_york_days(minutes(bars)).filter(pl.col("symbol") == "SPY")
+    assert spy["day"].unique().sort().to_list() == [date(2026, 7, 2), date(2026, 7, 6)]
+    thursday_close = spy.filter(pl.col("day") == date(2026, 7, 2))["close"][-1]
+    monday_open = spy.filter(pl.col("day") == date(2026, 7, 6))["open"][0]
+    assert monday_open != thursday_close  # the latent price moved over the long weekend: a gap
+
+
+def test_uneven_chunks_equal_one_call_across_a_holiday_and_a_half_day(thanksgiving_bars: pl.DataFrame) -> None:
+    start, end = THANKSGIVING_WEEK, datetime(2026, 12, 1, tzinfo=UTC)
+    cuts = [
+        start,
+        datetime(2026, 11, 25, 21, 0, 30, tzinfo=UTC),  # the close before the holiday, mid-minute
+        datetime(2026, 11, 26, 15, tzinfo=UTC),  # Thanksgiving, when a session would be open
+        datetime(2026, 11, 27, 4, 59, tzinfo=UTC),  # a minute before the half day's daily bar is stamped
+        datetime(2026, 11, 27, 17, 59, tzinfo=UTC),  # the half day's last minute
+        datetime(2026, 11, 27, 18, 0, tzinfo=UTC),  # its early close
+        end,
+    ]
+    chunked = MarketSimulator(seed=SEED, epoch=start)
+    parts = [chunked.generate(a, b) for a, b in reversed(list(pairwise(cuts)))][::-1]
+    whole = MarketSimulator(seed=SEED, epoch=start).generate(start, end)
+    assert_frame_equal(whole["bars"], thanksgiving_bars)
+    for table, frame in whole.items():
+        assert_frame_equal(pl.concat([part[table] for part in parts]), frame)
+    # What makes the window worth chunking: no equity session on the holiday, daily bars on the others.
+    days = new_york_days(dailies(whole["bars"]).filter(pl.col("symbol") == "SPY", pl.col("ts_event") >= start))
+    assert days["day"].to_list() == [date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 30)]
+
+
+# --- daily bars --------------------------------------------------------------------------------
+
+
+def test_a_daily_bar_aggregates_its_session_or_day_of_minutes(thanksgiving_bars: pl.DataFrame) -> None:
+    bars = thanksgiving_bars.filter(pl.col("ts_event") >= THANKSGIVING_WEEK)
+    daily = dailies(bars)
+    minute = minutes(bars).with_columns(
+        pl.when(pl.col("symbol").str.ends_with("/USD"))
+        .then(pl.col("ts_event").dt.date())
+        .otherwise(pl.col("ts_event").dt.convert_time_zone("America/New_York").dt.date())
+        .alias("day")
+    )
+    aggregated = minute.group_by("symbol", "day").agg(
+        pl.col("open").sort_by("ts_event").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").sort_by("ts_event").last(),
+        pl.col("volume").sum(),
+        pl.col("trade_count").sum(),
+        ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("vwap"),
+        pl.col("ts_event").max().alias("last_minute"),
+    )
+    daily = daily.with_columns(
+        pl.when(pl.col("symbol").str.ends_with("/USD"))
+        .then(pl.col("ts_event").dt.date())
+        .otherwise(pl.col("ts_event").dt.convert_time_zone("America/New_York").dt.date())
+        .alias("day")
+    )
+    joined = daily.join(aggregated, on=["symbol", "day"], suffix="_minutes", how="full", coalesce=True)
+    assert joined.height == daily.height == aggregated.height == 6 * 2 + 3 * 17
+    for column in ("open", "high", "low", "close", "volume", "vwap"):
+        assert np.allclose(joined[column], joined[f"{column}_minutes"], rtol=1e-12), column
+    assert (joined["trade_count"] == joined["trade_count_minutes"]).all()
+    # Stamped as Alpaca stamps them, published at the close: the half day's at 13:00 New York.
+    equities = joined.filter(~pl.col("symbol").str.ends_with("/USD"))
+    assert (equities["ts_event"].dt.convert_time_zone("America/New_York").dt.time() == time(0, 0)).all()
+    assert (equities["ts_ingested"] == equities["last_minute"] + timedelta(minutes=2)).all()
+    assert set(equities.filter(pl.col("day") == date(2026, 11, 27))["ts_ingested"]) == {
+        datetime(2026, 11, 27, 18, 1, tzinfo=UTC)
+    }
+    crypto = joined.filter(pl.col("symbol").str.ends_with("/USD"))
+    assert (crypto["ts_event"].dt.time() == time(0, 0)).all()
+    assert (crypto["ts_ingested"] == crypto["ts_event"] + timedelta(days=1, minutes=1)).all()
+
+
+def test_the_daily_history_ends_where_the_simulation_starts(
+    sim: MarketSimulator, frames: dict[str, pl.DataFrame]
+) -> None:
+    history = sim.daily_history()
+    assert (history["timeframe"] == "1Day").all() and (history["ts_event"] < EPOCH).all()
+    assert (history["ts_ingested"] <= EPOCH + timedelta(minutes=1)).all()
+    counts = dict(history.group_by("symbol").len().iter_rows())
+    assert counts == dict.fromkeys(DEFAULT_WATCHLIST, 300)
+    spy = new_york_days(history.filter(pl.col("symbol") == "SPY"))
+    # NYSE sessions only: no Christmas, no New Year's Day; the half day after Thanksgiving published at 13:00.
+    assert date(2025, 12, 25) not in spy["day"] and date(2026, 1, 1) not in spy["day"]
+    assert spy["day"][-1] == date(2026, 2, 27)
+    half_day = spy.filter(pl.col("day") == date(2025, 11, 28))
+    assert half_day["ts_ingested"].to_list() == [datetime(2025, 11, 28, 18, 1, tzinfo=UTC)]
+    btc = history.filter(pl.col("symbol") == "BTC/USD")
+    assert (btc["ts_event"].diff().drop_nulls() == timedelta(days=1)).all() and btc["ts_event"][
+        -1
+    ] == EPOCH - timedelta(days=1)
+    # Each asset's last daily close is the price the minute history starts from: exactly the first
+    # crypto minute's open; an equity's first session then opens a small overnight move away.
+    first_open = minutes(frames["bars"]).group_by("symbol").agg(pl.col("open").sort_by("ts_event").first())
+    last_close = history.group_by("symbol").agg(pl.col("close").sort_by("ts_event").last())
+    joined = dict(
+        (symbol, (opened, closed)) for symbol, opened, closed in first_open.join(last_close, on="symbol").iter_rows()
+    )
+    for symbol, (opened, closed) in joined.items():
+        if is_crypto(symbol):
+            assert opened == closed, symbol
+        else:
+            assert abs(np.log(opened / closed)) < 0.02, symbol
+
+
+def test_the_daily_history_is_seeded_and_looks_like_a_market(sim: MarketSimulator) -> None:
+    history = sim.daily_history()
+    assert_frame_equal(MarketSimulator(seed=SEED, epoch=EPOCH).daily_history(), history)
+    other = MarketSimulator(seed=SEED + 1, epoch=EPOCH).daily_history()
+    assert other.height == history.height and not other["close"].equals(history["close"])
+    broken = history.filter(
+        (pl.col("high") < pl.max_horizontal("open", "close"))
+        | (pl.col("low") > pl.min_horizontal("open", "close"))
+        | (pl.col("low") <= 0)
+        | (pl.col("volume") <= 0)
+        | ~pl.col("vwap").is_between(pl.col("low"), pl.col("high"))
+    )
+    assert broken.is_empty(), broken
+
+    def daily_returns(symbol: str) -> npt.NDArray[np.float64]:
+        return np.diff(np.log(history.filter(pl.col("symbol") == symbol)["close"].to_numpy()))
+
+    spy, vixy, hyg, tlt = (daily_returns(symbol) for symbol in ("SPY", "VIXY", "HYG", "TLT"))
+    assert 0.1 < spy.std() * np.sqrt(252) < 0.4
+    assert np.corrcoef(spy, vixy)[0, 1] < -0.5 and np.corrcoef(spy, hyg)[0, 1] > 0.3
+    # Calm and stressed stretches: a month's volatility varies severalfold, and the market draws down.
+    monthly = np.array([spy[k - 21 : k].std() for k in range(21, spy.size)])
+    assert monthly.max() > 2.5 * monthly.min()
+    closes_spy = np.exp(np.cumsum(spy))
+    assert (closes_spy / np.maximum.accumulate(closes_spy)).min() < 0.9
+    assert tlt.std() < spy.std()
+
+
+def test_the_window_that_holds_the_epoch_brings_the_daily_history(sim: MarketSimulator) -> None:
+    cut = EPOCH + timedelta(hours=2)
+    first, second = sim.generate(EPOCH - timedelta(days=1), cut), sim.generate(cut, DEFAULT_END)
+    assert_frame_equal(first["bars"].filter(pl.col("ts_event") < EPOCH), sim.daily_history())
+    assert (second["bars"]["ts_event"] >= cut).all()
+    assert sim.generate(EPOCH - timedelta(days=3), EPOCH)["bars"].is_empty()
+    none = MarketSimulator(seed=SEED, epoch=EPOCH, daily_history_sessions=0)
+    assert none.daily_history().is_empty()
+    assert_frame_equal(none.generate(EPOCH, cut)["bars"], first["bars"].filter(pl.col("ts_event") >= EPOCH))
+
+
+def test_an_epoch_after_midnight_keeps_its_days_daily_bars() -> None:
+    epoch = datetime(2026, 3, 2, 15, tzinfo=UTC)  # Monday 10:00 New York, after SPY's daily bar is stamped
+    late = MarketSimulator(seed=SEED, epoch=epoch, daily_history_sessions=5)
+    history = late.daily_history()
+    assert (history["ts_event"] < epoch).all()
+    assert set(history.filter(pl.col("ts_event") >= EPOCH)["symbol"]) == set(DEFAULT_WATCHLIST)
+    frames = late.generate(epoch, epoch + timedelta(days=1))
+    assert dailies(frames["bars"]).filter(pl.col("ts_event") >= EPOCH, pl.col("ts_event") < epoch).height == len(
+        DEFAULT_WATCHLIST
+    )
+
+
+# --- episodes on the calendar -------------------------------------------------------------------
+
+
+def test_bls_releases_follow_federal_holidays_not_the_exchange() -> None:
+    calendar = MarketSimulator(seed=SEED, epoch=EPOCH).economic_calendar(EPOCH, datetime(2027, 2, 1, tzinfo=UTC))
+    nfp = calendar.filter(pl.col("event_type") == "NFP", ~pl.col("title").str.contains("simulated extra"))
+    days = nfp["ts_event"].dt.convert_time_zone("America/New_York").dt.date().to_list()
+    assert date(2026, 4, 3) in days  # Good Friday: the market is shut, the BLS publishes
+    assert date(2026, 7, 2) in days and date(2026, 7, 3) not in days  # Independence Day observed: Thursday
+    assert date(2027, 1, 8) in days and date(2027, 1, 1) not in days  # New Year's Day: a week later
+    extras = calendar.filter(pl.col("title").str.contains("simulated extra"))
+    sessions = market_calendar().equities
+    assert all(
+        sessions.session_on(moment.astimezone(ZoneInfo("America/New_York")).date()) is not None
+        for moment in extras["ts_event"]
+    )
+
+
+def test_metals_weeks_and_margin_notices_count_nyse_sessions() -> None:
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    frames = MarketSimulator(seed=SEED, epoch=start).generate(start, datetime(2027, 1, 12, tzinfo=UTC))
+    sessions = market_calendar().equities
+    hikes = frames["margin_notices"].filter(pl.col("product") == "GC", pl.col("change_pct") > 0)
+    notices = [sessions.session_on(day) for day in hikes["notice_date"]]
+    assert None not in notices and len(notices) >= 6
+    assert {b - a for a, b in pairwise(notices) if a is not None and b is not None} == {5}
+    for notice, effective in zip(hikes["notice_date"], hikes["effective_date"], strict=True):
+        index = sessions.session_on(notice)
+        assert index is not None and sessions.day_of(index + 1) == effective
+    # The hike is posted after that day's close, early on a half day.
+    for moment, notice in zip(hikes["ts_event"], hikes["notice_date"], strict=True):
+        index = sessions.session_on(notice)
+        assert index is not None and timedelta(minutes=15) <= moment - sessions.close_of(index) <= timedelta(
+            minutes=105
+        )
+    # VIX and the high-yield spread close with the session, none on a holiday.
+    vix = frames["market_series"].filter(pl.col("series") == "VIX")
+    for moment in vix["ts_event"]:
+        index = sessions.session_on(moment.astimezone(ZoneInfo("America/New_York")).date())
+        assert index is not None and sessions.close_of(index) == moment

@@ -5,12 +5,15 @@ Unless a test says otherwise: 100,000 cash, slippage 10 bps, fee 10 bps, 10% of 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, OrderStatus, new_fill
-from adapters.sim_broker import INSUFFICIENT_BUYING_POWER, Bar, SimBroker, us_equity_hours
+from adapters.sim_broker import INSUFFICIENT_BUYING_POWER, Bar, SimBroker
+from core.calendar import MarketCalendar, Sessions, market_calendar
+from core.snapshot import micros
 from core.types import Order, Side
 
 BTC = "BTC/USD"
@@ -189,6 +192,11 @@ def test_crypto_cannot_be_sold_short() -> None:
         (datetime(2026, 3, 6, 13, 45, tzinfo=UTC), False),  # Friday 08:45 EST
         (datetime(2026, 3, 9, 13, 45, tzinfo=UTC), True),  # Monday 09:45 EDT: the same UTC time, after DST
         (datetime(2026, 3, 4, 21, 0, tzinfo=UTC), False),  # Wednesday 16:00 EST: the close
+        (datetime(2026, 11, 26, 15, 0, tzinfo=UTC), False),  # Thanksgiving 10:00 EST: an exchange holiday
+        (datetime(2026, 7, 3, 14, 0, tzinfo=UTC), False),  # Friday 3 July 10:00 EDT: Independence Day observed
+        (datetime(2026, 11, 27, 17, 59, tzinfo=UTC), True),  # the half day after Thanksgiving, 12:59 EST
+        (datetime(2026, 11, 27, 18, 0, tzinfo=UTC), False),  # 13:00 EST: its early close
+        (datetime(2026, 11, 30, 14, 30, tzinfo=UTC), True),  # Monday 09:30 EST
     ],
 )
 def test_equity_orders_are_refused_while_the_market_is_closed(now: datetime, accepted: bool) -> None:
@@ -203,25 +211,6 @@ def test_equity_orders_are_refused_while_the_market_is_closed(now: datetime, acc
         with pytest.raises(OrderRefused, match="market is closed"):
             broker.submit(order)
         assert broker.order("spy") is None
-
-
-@pytest.mark.parametrize(
-    ("symbol", "ts", "is_open"),
-    [
-        (SPY, datetime(2026, 3, 6, 14, 30, tzinfo=UTC), True),  # Friday 09:30 EST
-        (SPY, datetime(2026, 3, 6, 14, 29, tzinfo=UTC), False),
-        (SPY, datetime(2026, 3, 6, 20, 59, tzinfo=UTC), True),  # 15:59 EST
-        (SPY, datetime(2026, 3, 6, 21, 0, tzinfo=UTC), False),  # 16:00 EST
-        (SPY, datetime(2026, 3, 9, 13, 30, tzinfo=UTC), True),  # Monday 09:30 EDT
-        (SPY, datetime(2026, 3, 9, 20, 0, tzinfo=UTC), False),  # 16:00 EDT
-        (SPY, datetime(2026, 10, 30, 13, 30, tzinfo=UTC), True),  # Friday 09:30 EDT
-        (SPY, datetime(2026, 11, 2, 13, 30, tzinfo=UTC), False),  # Monday 08:30 EST, after DST ends
-        (SPY, datetime(2026, 3, 7, 15, 0, tzinfo=UTC), False),  # Saturday
-        (BTC, datetime(2026, 3, 7, 15, 0, tzinfo=UTC), True),  # crypto trades all week
-    ],
-)
-def test_us_equity_hours(symbol: str, ts: datetime, is_open: bool) -> None:
-    assert us_equity_hours(symbol, ts) is is_open
 
 
 def test_clock_reports_the_simulated_time_and_the_us_session() -> None:
@@ -240,6 +229,22 @@ def test_clock_reports_the_simulated_time_and_the_us_session() -> None:
     assert not clock.is_open
     assert clock.next_open == datetime(2026, 3, 9, 13, 30, tzinfo=UTC)  # Monday 09:30 EDT
     assert clock.next_close == datetime(2026, 3, 9, 20, 0, tzinfo=UTC)
+
+
+def test_the_clock_follows_the_exchange_calendar_through_holidays_and_half_days() -> None:
+    broker = make_broker()
+    broker.on_bar({}, datetime(2026, 11, 25, 22, 0, tzinfo=UTC))  # Wednesday evening before Thanksgiving
+    clock = broker.clock()
+    assert not clock.is_open
+    assert clock.next_open == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)  # not Thursday: the half-day Friday
+    assert clock.next_close == datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # which closes at 13:00 EST
+    broker.on_bar({}, datetime(2026, 11, 26, 15, 0, tzinfo=UTC))  # Thanksgiving, 10:00 EST
+    assert not broker.clock().is_open
+    broker.on_bar({}, datetime(2026, 11, 27, 17, 0, tzinfo=UTC))  # Friday 12:00 EST
+    clock = broker.clock()
+    assert clock.is_open
+    assert clock.next_close == datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+    assert clock.next_open == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
 
 
 def test_time_only_moves_forward() -> None:
@@ -443,6 +448,33 @@ def test_an_equity_day_order_expires_at_the_session_close() -> None:
     assert [o.client_order_id for o in broker.open_orders()] == ["btc"]  # crypto is gtc
 
 
+def test_a_day_order_placed_on_a_half_day_expires_at_its_early_close() -> None:
+    broker = make_broker()
+    t_1257 = datetime(2026, 11, 27, 17, 57, tzinfo=UTC)  # Friday after Thanksgiving, 12:57 EST
+    step(broker, t_1257, spy=bar(t_1257, 100.0, volume=500.0))
+    broker.submit(make_order("spy", qty=200.0, symbol=SPY, ts=t_1257 + MIN))
+    step(broker, t_1257 + MIN, spy=bar(t_1257 + MIN, 100.0, volume=500.0))  # 50 @ 100.1
+    # The 12:59 bar, known at 13:00, still fills; then the half day is over.
+    changed = step(broker, t_1257 + 2 * MIN, spy=bar(t_1257 + 2 * MIN, 101.0, volume=500.0))
+    expired = order_of(broker, "spy")
+    assert changed == [expired]
+    assert expired.status is OrderStatus.EXPIRED
+    assert expired.filled_qty == pytest.approx(100.0)
+    assert expired.updated_at == datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+
+
+def test_a_holiday_bar_never_fills_an_equity_order() -> None:
+    """Recorded history may hold a print on a holiday; the broker trades only in sessions."""
+    broker = make_broker()
+    wednesday = datetime(2026, 11, 25, 20, 58, tzinfo=UTC)  # 15:58 EST, the day before Thanksgiving
+    step(broker, wednesday, spy=bar(wednesday, 100.0))
+    broker.submit(make_order("spy", qty=1.0, symbol=SPY, ts=wednesday + MIN))
+    thanksgiving = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
+    step(broker, thanksgiving, spy=bar(thanksgiving, 100.0))
+    assert order_of(broker, "spy").status is OrderStatus.EXPIRED
+    assert order_of(broker, "spy").filled_qty == 0.0
+
+
 def test_a_bar_outside_the_session_never_fills_a_day_order() -> None:
     broker = make_broker()
     t_1558 = datetime(2026, 3, 4, 20, 58, tzinfo=UTC)  # Wednesday 15:58 EST
@@ -457,9 +489,15 @@ def test_a_bar_outside_the_session_never_fills_a_day_order() -> None:
     assert broker.positions() == []
 
 
-def test_market_hours_can_be_replaced() -> None:
-    broker = SimBroker(100_000.0, slippage_bps=0.0, fee_bps=0.0, is_open=lambda symbol, ts: True)
+def test_the_calendar_can_be_replaced() -> None:
     saturday = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)
+    weekend = Sessions(
+        "weekend",
+        days=np.array([date(2026, 3, 7)], dtype="datetime64[D]"),
+        opens=np.array([micros(saturday - timedelta(hours=1))]),
+        closes=np.array([micros(saturday + timedelta(hours=1))]),
+    )
+    broker = SimBroker(100_000.0, slippage_bps=0.0, fee_bps=0.0, calendar=MarketCalendar(weekend))
     step(broker, saturday, spy=bar(saturday, 100.0))
     broker.submit(make_order("spy", qty=1.0, symbol=SPY, ts=saturday + MIN))
     step(broker, saturday + MIN, spy=bar(saturday + MIN, 101.0))
@@ -487,7 +525,7 @@ def _scenario() -> tuple[object, ...]:
         ts = t + minute * MIN
         price = 100.0 + (minute * 7 % 5) - 2.0
         bars = {BTC: bar(ts, price, price + 1.5, price - 1.5, price + 0.5, 60.0)}
-        if us_equity_hours(SPY, ts):
+        if market_calendar().is_open(SPY, ts):
             bars[SPY] = bar(ts, 3 * price, 3 * price + 1.0, 3 * price - 1.0, 3 * price, 400.0)
         seen += broker.on_bar(bars, ts + MIN)
         now = ts + MIN
@@ -495,7 +533,7 @@ def _scenario() -> tuple[object, ...]:
             broker.submit(make_order(f"btc-{minute}", qty=7.5, ts=now))
         if minute % 4 == 1:
             broker.submit(make_order(f"lim-{minute}", qty=2.0, ts=now, limit=price - 1.0))
-        if minute % 5 == 2 and us_equity_hours(SPY, now):
+        if minute % 5 == 2 and market_calendar().is_open(SPY, now):
             broker.submit(make_order(f"spy-{minute}", qty=100.0, symbol=SPY, ts=now))
         if minute == 9:
             broker.cancel("lim-5")

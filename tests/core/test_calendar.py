@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from core.calendar import NO_SESSION, MarketCalendar, Timeframe, nyse_calendar, nyse_sessions
+from core.calendar import NO_SESSION, MarketCalendar, Timeframe, market_calendar, nyse_calendar, nyse_sessions
 from core.snapshot import micros
 
 DAY_MICROS = micros(datetime(1970, 1, 2, tzinfo=UTC))
@@ -103,3 +103,21 @@ def test_a_moment_outside_the_span_or_naive_is_refused() -> None:
         sessions.is_open(utc(2020, 3, 9, 15))
     with pytest.raises(ValueError, match="naive"):
         sessions.is_open(datetime(2018, 3, 9, 15))  # noqa: DTZ001 - the point of the test
+
+
+def test_sessions_on_or_after_a_day_and_their_dates(calendar: MarketCalendar) -> None:
+    sessions = calendar.equities
+    thanksgiving = sessions.first_on_or_after(date(2026, 11, 26))
+    assert sessions.day_of(thanksgiving) == date(2026, 11, 27)
+    assert sessions.first_on_or_after(date(2026, 11, 27)) == thanksgiving
+    assert sessions.day_of(sessions.first_on_or_after(date(2026, 11, 28))) == date(2026, 11, 30)
+    with pytest.raises(ValueError, match="no session on or after 2028-01-01"):
+        sessions.first_on_or_after(date(2028, 1, 1))
+
+
+def test_one_market_calendar_covers_decades_of_history_and_the_simulated_future() -> None:
+    calendar = market_calendar()
+    assert calendar is market_calendar()  # built once per process
+    assert calendar.equities.first_day <= date(1990, 1, 2) and calendar.equities.last_day >= date(2099, 12, 30)
+    assert not calendar.is_open("SPY", utc(2001, 9, 11, 15))  # closed after the attacks
+    assert calendar.is_open("SPY", utc(2008, 9, 29, 15)) and calendar.is_open("ETH/USD", utc(2056, 12, 25))

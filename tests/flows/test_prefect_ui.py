@@ -94,7 +94,7 @@ def test_the_ui_shows_the_deployments_and_the_completed_runs_with_their_artifact
     server: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
     url, environment = server
-    hydra = {**environment, "HYDRA_SIM__WARMUP_DAYS": "0.5", "HYDRA_SIM__DAYS": "0.1"}
+    hydra = {**environment, "HYDRA_SIM__WARMUP_SESSIONS": "0", "HYDRA_SIM__DAYS": "0.1"}
     subprocess.run([sys.executable, "-c", RUN_FLOWS], cwd=tmp_path, env=hydra, check=True, timeout=300)
     subprocess.run([PREFECT, "work-pool", "create", "hydra", "--type", "process"], env=environment, check=True)
     subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=environment, check=True, timeout=300)

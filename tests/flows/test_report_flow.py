@@ -32,7 +32,7 @@ def test_with_no_run_yet_the_report_is_skipped_with_the_reason() -> None:
 
 @pytest.mark.slow
 def test_the_report_of_the_newest_run_is_published_as_artifacts(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"WARMUP_DAYS": "1", "DAYS": "0.25", "CYCLE_MINUTES": "60"}.items():
+    for name, value in {"WARMUP_SESSIONS": "1", "DAYS": "0.25", "CYCLE_MINUTES": "60"}.items():
         monkeypatch.setenv(f"HYDRA_SIM__{name}", value)
     run = run_simulation(load_context())
     outcome = daily_report()

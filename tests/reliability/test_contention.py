@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from hydra.settings import load_settings
-from hydra.sources import simulator
+from hydra.sources import settings_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("HYDRA_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -106,9 +106,7 @@ def test_ingestion_and_trading_share_the_warehouse_without_losing_or_failing(tmp
     # Every bar the simulator made for those minutes, no more (no duplicates) and no fewer (none lost).
     settings = load_settings()
     first = settings.sim.start + timedelta(days=7, hours=14, minutes=30)
-    made = simulator(settings.sim.seed, settings.sim.start, settings.engine.watchlist).generate(
-        first, first + timedelta(minutes=MINUTES)
-    )["bars"]
+    made = settings_simulator(settings).generate(first, first + timedelta(minutes=MINUTES))["bars"]
     assert bars == made.filter(pl.col("timeframe") == "1Min").height > 0
     assert statuses == [("ok",)]
     assert cycles == len(latencies) and cycles > 0
