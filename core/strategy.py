@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from core.calendar import Timeframe
 from core.signals import Modifier
 from core.snapshot import MarketSnapshot
-from core.types import Regime, RegimeReading, Side, Signal, TradeProposal
+from core.types import Reason, ReasonCode, Regime, RegimeReading, Side, Signal, TradeProposal
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +61,14 @@ class StrategyOutput:
     proposals: tuple[TradeProposal, ...] = ()
     modifiers: tuple[Modifier, ...] = ()
     exposure_advice: tuple[ExposureAdvice, ...] = ()
-    abstention: str | None = None
+    abstention: Reason | None = None
 
     @classmethod
-    def abstain(cls, reason: str) -> StrategyOutput:
+    def abstain(cls, reason: Reason) -> StrategyOutput:
         return cls(abstention=reason)
+
+
+DISABLED_IN_CONFIGURATION = Reason(ReasonCode.DISABLED, "in configuration")
 
 
 class Strategy(Protocol):
@@ -94,14 +97,15 @@ class SignalStrategy(Protocol):
         ...
 
 
-def missing_inputs(strategy: Strategy, snapshot: MarketSnapshot) -> str | None:
+def missing_inputs(strategy: Strategy, snapshot: MarketSnapshot) -> Reason | None:
     """Why the strategy cannot decide on this snapshot (bars too coarse, an input missing or stale), or None."""
     if snapshot.timeframe.length > strategy.coarsest_timeframe.length:
-        return f"needs {strategy.coarsest_timeframe} bars or finer; the cycle decides on {snapshot.timeframe}"
+        detail = f"needs {strategy.coarsest_timeframe} bars or finer; the cycle decides on {snapshot.timeframe}"
+        return Reason(ReasonCode.TIMEFRAME_TOO_COARSE, detail)
     for table, max_age in strategy.inputs.items():
         age = snapshot.input_age(table)
         if age is None:
-            return f"input {table} missing"
+            return Reason(ReasonCode.INPUT_MISSING, table)
         if age > max_age:
-            return f"input {table} stale: newest row is {age} old (max {max_age})"
+            return Reason(ReasonCode.INPUT_STALE, f"{table}: newest row is {age} old (max {max_age})")
     return None

@@ -283,7 +283,14 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
             for s in result.signals
         ],
         "strategy_abstentions": [
-            {**stamp, "ts_event": now, "strategy": strategy, "reason": reason}
+            {
+                **stamp,
+                "ts_event": now,
+                "strategy": strategy,
+                "reason": str(reason),
+                "code": reason.code.value,
+                "detail": reason.detail or None,
+            }
             for strategy, reason in result.abstentions.items()
         ],
         "proposals": [
@@ -318,7 +325,9 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
                 "notional": d.notional,
                 "kelly_fraction": d.kelly_fraction,
                 "vol_scale": d.vol_scale,
-                "reasons": list(d.reasons),
+                "reasons": [str(reason) for reason in d.reasons],
+                "reason_codes": [reason.code.value for reason in d.reasons],
+                "reason_details": [reason.detail or None for reason in d.reasons],
             }
             for d in result.decisions
         ],
@@ -461,8 +470,13 @@ def _open_trade_row(stamp: Mapping[str, Any], position: ManagedPosition, regime:
     }
 
 
-# Columns whose type cannot be inferred when every row of a batch holds an empty list.
-LIST_COLUMNS = {"signal_ids": pl.List(pl.Utf8), "reasons": pl.List(pl.Utf8)}
+# Columns whose type cannot be inferred when every row of a batch holds an empty list (or only nulls).
+LIST_COLUMNS = {
+    "signal_ids": pl.List(pl.Utf8),
+    "reasons": pl.List(pl.Utf8),
+    "reason_codes": pl.List(pl.Utf8),
+    "reason_details": pl.List(pl.Utf8),
+}
 
 
 def _frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:

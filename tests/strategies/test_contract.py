@@ -17,7 +17,7 @@ from adapters.simulator import MarketSimulator
 from core.config import DEFAULT_WATCHLIST, StrategiesConfig
 from core.signals import MAX_MULTIPLIER, MIN_MULTIPLIER
 from core.snapshot import MarketSnapshot
-from core.types import Regime, RegimeReading, TradeProposal
+from core.types import ReasonCode, Regime, RegimeReading, TradeProposal
 from strategies import REGISTRY
 from strategies.base import Strategy, StrategyContext, StrategyOutput
 from warehouse.tables import FEED_TABLES
@@ -128,8 +128,8 @@ def test_abstains_on_an_empty_snapshot_naming_a_missing_input(strategy: Strategy
     output = strategy.evaluate(
         StrategyContext(empty, RegimeReading(Regime.HIGH_VOL, 0.8), TIMES[0], params_of(strategy))
     )
-    assert output.abstention is not None and "missing" in output.abstention
-    assert any(table in output.abstention for table in strategy.inputs)
+    assert output.abstention is not None and output.abstention.code is ReasonCode.INPUT_MISSING
+    assert output.abstention.detail in strategy.inputs
     assert output == StrategyOutput.abstain(output.abstention)
 
 
