@@ -10,6 +10,10 @@ the risk manager may size or refuse), modifiers (strategy 5's amplifiers/dampene
 others), exposure advice (macro's "reduce before the event") and, when it cannot decide, the
 reason it abstains. It never sees which world (sim, paper, backtest) it runs in.
 
+What it reads is declared: its input tables (`inputs`, with how old their newest row may be)
+and, under given parameters, the bar symbols it trades, needs and reads when present
+(`bar_needs`).
+
 A SignalStrategy is the other kind: a rule from a symbol's closes to the position wanted
 after each close (long or flat), for backtest.vector's whole-history replay. It sees no
 snapshot, regime or risk manager; the cycle does not run it.
@@ -71,6 +75,20 @@ class StrategyOutput:
 DISABLED_IN_CONFIGURATION = Reason(ReasonCode.DISABLED, "in configuration")
 
 
+@dataclass(frozen=True, slots=True)
+class BarNeeds:
+    """The bar symbols a strategy reads under its parameters: it can decide when each of
+    `required` and at least one of `traded` has bars; `optional` ones it reads when present."""
+
+    traded: tuple[str, ...]
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.traded, *self.required, *self.optional)))
+
+
 class Strategy(Protocol):
     name: ClassVar[str]
     symbols: ClassVar[tuple[str, ...]]  # what it may trade
@@ -78,6 +96,10 @@ class Strategy(Protocol):
     inputs: ClassVar[Mapping[str, timedelta]]  # snapshot tables it needs -> max age of their newest row
     overrides_regime: ClassVar[bool]  # scheduled events override the regime (strategy 2)
     coarsest_timeframe: ClassVar[Timeframe]  # the coarsest bars its rule means anything on
+
+    def bar_needs(self, params: Any) -> BarNeeds:
+        """The bar symbols it reads under `params` (its parameter model from core.config)."""
+        ...
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput: ...
 
@@ -109,3 +131,4 @@ def missing_inputs(strategy: Strategy, snapshot: MarketSnapshot) -> Reason | Non
         if age > max_age:
             return Reason(ReasonCode.INPUT_STALE, f"{table}: newest row is {age} old (max {max_age})")
     return None
+

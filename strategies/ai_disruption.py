@@ -70,7 +70,7 @@ from core.calendar import Timeframe
 from core.config import AiDisruptionParams
 from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
 from core.types import Reason, ReasonCode, Regime, Side, Signal, TradeProposal
-from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from strategies.base import BarNeeds, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import TimeSeries, bracket, columns, read_only, resample, table_column
 
 NAME = "ai_disruption"
@@ -332,6 +332,14 @@ class AiDisruptionShock:
     )
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
+
+    def bar_needs(self, params: AiDisruptionParams) -> BarNeeds:
+        # Sessions are counted on the sector gauge's bars: without them nothing can be timed.
+        return BarNeeds(
+            traded=tuple(symbol for symbol in (*params.impaired, *params.quality) if symbol in self.symbols),
+            required=(params.sector_gauge,),
+            optional=("SPY", "HYG"),  # macro_weakness's confirmations
+        )
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)

@@ -41,7 +41,7 @@ from core.calendar import Timeframe
 from core.config import LiquidationCascadeParams
 from core.snapshot import MICROSECOND, BarArrays, FloatArray, IntArray, MarketSnapshot, from_micros, micros, micros_of
 from core.types import Reason, ReasonCode, Regime, Side, Signal, TradeProposal
-from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from strategies.base import BarNeeds, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import (
     average_true_range,
     bracket,
@@ -301,6 +301,9 @@ class LiquidationCascade:
     )
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
+
+    def bar_needs(self, params: LiquidationCascadeParams) -> BarNeeds:
+        return BarNeeds(traded=tuple(symbol for symbol in params.symbols if symbol in self.symbols))
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
