@@ -23,6 +23,7 @@ from core.pipeline import CycleResult, EngineState
 from core.positions import ClosedTrade, ManagedPosition
 from core.risk import RiskEvent
 from core.snapshot import FeedHealth
+from core.strategy import Availability
 from core.types import Fill, Order
 from warehouse import Warehouse
 from warehouse.connection import in_transaction
@@ -198,6 +199,23 @@ def record_orders(
             upsert_rows(con, "orders", _frame(_order_row(stamp, order, view, None) for order, view in orders))
         if discrepancies:
             upsert_rows(con, "reconciliations", _frame(_discrepancy_row(stamp, now, d) for d in discrepancies))
+
+
+def record_availability(warehouse: Warehouse, run_id: str, found: Sequence[Availability], checked_at: datetime) -> None:
+    """Which strategies can decide on the run's data, and why the others cannot (run_strategies)."""
+    rows = [
+        {
+            "run_id": run_id,
+            "strategy": strategy.strategy,
+            "can_run": strategy.can_run,
+            "code": strategy.reason.code.value if strategy.reason else None,
+            "detail": (strategy.reason.detail if strategy.reason else strategy.note) or None,
+            "ts_ingested": checked_at,
+        }
+        for strategy in found
+    ]
+    with warehouse.connect() as con, in_transaction(con):
+        upsert_rows(con, "run_strategies", _frame(rows))
 
 
 def store_value(warehouse: Warehouse, run_id: str, key: str, value: Any, ts: datetime) -> None:

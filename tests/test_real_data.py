@@ -151,3 +151,6 @@ def test_thirty_minute_bars_without_a_timeframe_are_decided_every_thirty_minutes
         "needs 1Min bars or finer; the cycle decides on 30Min",
     )
     assert "cross_asset" not in abstentions, "lead-lag over hours runs on 30-minute bars"
+    # The check before the run said so already.
+    checked = dict(run_rows(tmp_path, "SELECT strategy, code FROM run_strategies WHERE run_id = $run_id"))
+    assert checked["liquidation_cascade"] == "timeframe_too_coarse" and checked["cross_asset"] is None

@@ -48,3 +48,15 @@ SELECT run_id, code, count(*) AS rejections
 FROM (SELECT run_id, unnest(reason_codes) AS code FROM risk_decisions WHERE NOT approved)
 GROUP BY ALL;
 
+-- Whether each strategy could decide on the data of a run's window, checked as the run starts
+-- (core.strategy.availability): NULL code when it can, else why not. For one that can, detail
+-- names the symbols it would read that have no bars.
+CREATE TABLE run_strategies (
+    run_id      VARCHAR     NOT NULL,
+    strategy    VARCHAR     NOT NULL,
+    can_run     BOOLEAN     NOT NULL,
+    code        VARCHAR,
+    detail      VARCHAR,
+    ts_ingested TIMESTAMPTZ NOT NULL,   -- when it was checked
+    PRIMARY KEY (run_id, strategy)
+);
