@@ -71,8 +71,26 @@ from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, estimate
 from core.risk import RiskEvent, RiskManager, RiskState
 from core.signals import AggregatedSignal, Modifier, aggregate_signals
 from core.snapshot import BarArrays, MarketSnapshot, from_micros, micros_of
-from core.strategy import ExposureAdvice, Strategy, StrategyContext, StrategyOutput, missing_inputs
-from core.types import Fill, Order, RegimeReading, RiskDecision, Side, Signal, TradeProposal, TradingState
+from core.strategy import (
+    DISABLED_IN_CONFIGURATION,
+    ExposureAdvice,
+    Strategy,
+    StrategyContext,
+    StrategyOutput,
+    missing_inputs,
+)
+from core.types import (
+    Fill,
+    Order,
+    Reason,
+    ReasonCode,
+    RegimeReading,
+    RiskDecision,
+    Side,
+    Signal,
+    TradeProposal,
+    TradingState,
+)
 
 # Daily volatility is measured over an equity session's worth of bar returns (390 minutes), at
 # least 20 of them: a session of minute bars, 20 half-hours, 20 sessions of daily bars.
@@ -119,7 +137,7 @@ class CycleResult:
     signals: tuple[Signal, ...]
     aggregated: tuple[AggregatedSignal, ...]
     reliability: Mapping[str, float]
-    abstentions: Mapping[str, str]
+    abstentions: Mapping[str, Reason]
     ranked: tuple[RankedProposal, ...]
     decisions: tuple[RiskDecision, ...]
     orders: tuple[Order, ...]
@@ -542,13 +560,13 @@ def _evaluate(
     config: EngineConfig,
     holdings: Mapping[str, float],
     entered: Mapping[str, frozenset[tuple[str, Side]]],
-) -> tuple[dict[str, StrategyOutput], dict[str, str]]:
+) -> tuple[dict[str, StrategyOutput], dict[str, Reason]]:
     outputs: dict[str, StrategyOutput] = {}
-    abstentions: dict[str, str] = {}
+    abstentions: dict[str, Reason] = {}
     for strategy in strategies:
         params = getattr(config.strategies, strategy.name)
         if not params.enabled:
-            abstentions[strategy.name] = "disabled in configuration"
+            abstentions[strategy.name] = DISABLED_IN_CONFIGURATION
             continue
         missing = missing_inputs(strategy, snapshot)
         if missing is not None:
@@ -565,7 +583,7 @@ def _evaluate(
         try:
             output = strategy.evaluate(context)
         except Exception as error:  # one broken strategy must not stop the others or the exits
-            abstentions[strategy.name] = f"error: {type(error).__name__}: {error}"
+            abstentions[strategy.name] = Reason(ReasonCode.ERROR, f"{type(error).__name__}: {error}")
             continue
         if output.abstention is not None:
             abstentions[strategy.name] = output.abstention
@@ -609,7 +627,7 @@ def _apply_advice(
         if advised is None or proposal.strategy == "macro_event":
             kept.append(proposal)
             continue
-        reason = f"event_exposure: {advised.reason} (until {advised.until.isoformat()})"
+        reason = Reason(ReasonCode.EVENT_EXPOSURE, f"{advised.reason} (until {advised.until.isoformat()})")
         blocked.append(RiskDecision(proposal=proposal, approved=False, qty=0.0, notional=0.0, reasons=(reason,)))
     return tuple(kept), tuple(blocked)
 

@@ -52,12 +52,12 @@ Conventions
   the new notional, whatever their directions. Notional is ``qty x proposal.entry``.
 * A trade with P&L < 0 extends the losing streak; any other closed trade ends it. The
   streak restarts at zero when a cooldown starts.
-* Reasons are listed in the order the checks run. Approved decisions carry the reasons
-  that CUT their size ("crypto_short", "max_position", "max_asset",
-  "max_total_exposure"); rejected ones carry those and every blocking reason
-  ("kill_switch: ...", "cooldown until ...", "max_trades_per_day", "not_tradable",
-  "kelly_non_positive", "crypto_short", "max_position", "max_asset",
-  "max_total_exposure", "below_min_notional").
+* Reasons are listed in the order the checks run, each a stable ReasonCode with its detail
+  apart. Approved decisions carry the reasons that CUT their size (crypto_short,
+  max_position, max_asset, max_total_exposure); rejected ones carry those and every
+  blocking reason (kill_switch and cooldown, detailed with until when, max_trades_per_day,
+  not_tradable, kelly_non_positive, crypto_short, max_position, max_asset,
+  max_total_exposure, below_min_notional).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from enum import StrEnum
 from core.book import Book
 from core.config import RiskConfig, RiskLimits, is_crypto
 from core.sizing import SizingParams, TradeStats, size
-from core.types import ContractError, RiskDecision, Side, TradeProposal, TradingState
+from core.types import ContractError, Reason, ReasonCode, RiskDecision, Side, TradeProposal, TradingState
 
 # Limits such as 0.05 are not exact in binary: a loss of exactly 5% (in decimal) can
 # compare a few ulps short of the product, and must still trip the switch.
@@ -310,7 +310,7 @@ class RiskManager:
             self.sizing,
         )
         if sizing.kelly_fraction <= 0.0:
-            reasons.append("kelly_non_positive")
+            reasons.append(Reason(ReasonCode.KELLY_NON_POSITIVE))
             blocked = True
 
         price = proposal.entry
@@ -319,29 +319,29 @@ class RiskManager:
             held = cycle.book.qty(symbol) - cycle.sold_qty_by_symbol.get(symbol, 0.0)
             if held <= 0.0:
                 blocked = True
-                reasons.append("crypto_short")
+                reasons.append(Reason(ReasonCode.CRYPTO_SHORT))
             elif qty > held:
                 qty = held
-                reasons.append("crypto_short")
+                reasons.append(Reason(ReasonCode.CRYPTO_SHORT))
 
         symbol_exposure = cycle.book.exposure(symbol) + cycle.notional_by_symbol.get(symbol, 0.0)
         caps = (
-            ("max_position", limits.max_position * equity),
-            ("max_asset", limits.max_asset * equity - symbol_exposure),
-            ("max_total_exposure", limits.max_total_exposure * equity - cycle.gross - cycle.approved_notional),
+            (ReasonCode.MAX_POSITION, limits.max_position * equity),
+            (ReasonCode.MAX_ASSET, limits.max_asset * equity - symbol_exposure),
+            (ReasonCode.MAX_TOTAL_EXPOSURE, limits.max_total_exposure * equity - cycle.gross - cycle.approved_notional),
         )
-        for reason, cap in caps:
+        for code, cap in caps:
             if cap <= 0.0:
                 blocked = True
-                reasons.append(reason)
+                reasons.append(Reason(code))
             elif qty * price > cap:
                 qty = cap / price
-                reasons.append(reason)
+                reasons.append(Reason(code))
 
         notional = qty * price
         if not blocked and notional < self.min_notional.get(proposal.strategy, self.default_min_notional):
             blocked = True
-            reasons.append("below_min_notional")
+            reasons.append(Reason(ReasonCode.BELOW_MIN_NOTIONAL))
         return RiskDecision(
             proposal=proposal,
             approved=not blocked,
@@ -352,15 +352,17 @@ class RiskManager:
             vol_scale=sizing.vol_scale,
         )
 
-    def _gates(self, proposal: TradeProposal, cycle: _Cycle) -> list[str]:
+    def _gates(self, proposal: TradeProposal, cycle: _Cycle) -> list[Reason]:
         state = cycle.state
         blocks = []
         if state.halted_day is not None:
-            blocks.append(f"kill_switch: HALTED until the trading day after {state.halted_day.isoformat()}")
+            blocks.append(
+                Reason(ReasonCode.KILL_SWITCH, f"HALTED until the trading day after {state.halted_day.isoformat()}")
+            )
         if state.cooldown_until is not None:
-            blocks.append(f"cooldown until {state.cooldown_until.isoformat()}")
+            blocks.append(Reason(ReasonCode.COOLDOWN, f"until {state.cooldown_until.isoformat()}"))
         if state.trades_today + cycle.approvals >= self.limits.max_trades_per_day:
-            blocks.append("max_trades_per_day")
+            blocks.append(Reason(ReasonCode.MAX_TRADES_PER_DAY))
         if not self.is_tradable(proposal.symbol, cycle.now):
-            blocks.append("not_tradable")
+            blocks.append(Reason(ReasonCode.NOT_TRADABLE))
         return blocks

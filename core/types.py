@@ -69,6 +69,45 @@ class TradingState(StrEnum):
     HALTED = "HALTED"  # kill switch: no new entries until the next trading day; exits allowed
 
 
+class ReasonCode(StrEnum):
+    """Why a strategy did not decide or could not run, or why the risk manager cut or refused a
+    proposal. A closed set, so reasons group across cycles (the README's "Reason codes" table
+    says what each means); what varies from one cycle to the next is the reason's detail."""
+
+    # A strategy: it abstained in a cycle (strategy_abstentions) or cannot run on a run's data (run_strategies).
+    DISABLED = "disabled"
+    TIMEFRAME_TOO_COARSE = "timeframe_too_coarse"
+    INPUT_MISSING = "input_missing"
+    INPUT_STALE = "input_stale"
+    SYMBOL_MISSING = "symbol_missing"
+    HISTORY_SHORT = "history_short"
+    ERROR = "error"
+    # A proposal: what cut or refused it (risk_decisions.reason_codes), in the order the checks run.
+    EVENT_EXPOSURE = "event_exposure"
+    KILL_SWITCH = "kill_switch"
+    COOLDOWN = "cooldown"
+    MAX_TRADES_PER_DAY = "max_trades_per_day"
+    NOT_TRADABLE = "not_tradable"
+    KELLY_NON_POSITIVE = "kelly_non_positive"
+    CRYPTO_SHORT = "crypto_short"
+    MAX_POSITION = "max_position"
+    MAX_ASSET = "max_asset"
+    MAX_TOTAL_EXPOSURE = "max_total_exposure"
+    BELOW_MIN_NOTIONAL = "below_min_notional"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A reason's stable code and its variable part (a table, a symbol, an age, a time): the code
+    groups, the detail explains. Its text is "code: detail", or the code alone."""
+
+    code: ReasonCode
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.detail}" if self.detail else self.code.value
+
+
 class ContractError(ValueError):
     """A stage built a value that breaks its contract."""
 
@@ -164,7 +203,7 @@ class RiskDecision:
     approved: bool
     qty: float
     notional: float
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     kelly_fraction: float | None = None
     vol_scale: float | None = None
 
@@ -176,6 +215,10 @@ class RiskDecision:
         else:
             _require(self.qty == 0 and self.notional == 0, f"{name}: a rejection has zero size")
             _require(bool(self.reasons), f"{name}: a rejection needs a reason")
+
+    @property
+    def codes(self) -> tuple[ReasonCode, ...]:
+        return tuple(reason.code for reason in self.reasons)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from hydra.ingestion import ingest_chunks
 from hydra.live import (
     TradingJob,
     advance_sim_broker,
+    check_strategies,
     decide,
     flush,
     open_job,
@@ -70,6 +71,7 @@ class ReplayResult:
     end: datetime
     cycles: int
     cadence: str  # when the cycles came: "every 30 minutes on 30Min bars", "at each session's open on 1Day bars"
+    strategies: pl.DataFrame  # which could run on the run's data, how often each decided (report/run_strategies)
     overview: dict[str, object]
     orders_by_strategy: pl.DataFrame
     trade_log: Path
@@ -251,6 +253,7 @@ def replay(
         run_row(status="running")
         job.session.buffer = RecordBuffer()
         try:
+            check_strategies(context, run_id, start, end)
             _replay_cycles(job, times, start, progress)
         except KeyboardInterrupt:
             # The run's row must not say `running` for ever: what it recorded stays, marked as cut short.
@@ -261,8 +264,9 @@ def replay(
             raise
         run_row(status="completed", ended_at=datetime.now(UTC))
         with warehouse.connect() as con:
+            strategies = query_frame(con, "report/run_strategies", {"run_id": run_id})
             overview = query_frame(con, "report/run_overview", {"run_id": run_id}).row(0, named=True)
             by_strategy = query_frame(con, "report/orders_by_strategy", {"run_id": run_id})
     log = write_trade_log(context, run_id)
     every = cadence(context.settings.sim.cycle_minutes, engine.timeframe)
-    return ReplayResult(run_id, start, end, len(times), every, overview, by_strategy, log)
+    return ReplayResult(run_id, start, end, len(times), every, strategies, overview, by_strategy, log)

@@ -24,7 +24,7 @@ from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settin
 from hydra.sources import FEEDS
 from warehouse import WarehouseError
 from warehouse.migrate import installed_version, latest_known_version, migrate
-from warehouse.read import last_ingestions, newest_run, table_row_counts
+from warehouse.read import last_ingestions, newest_run, query_frame, table_row_counts
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="HYDRA: regime-adaptive multi-strategy trading engine."
@@ -103,6 +103,7 @@ def run(
     with clear_errors():
         outcome = run_simulation(load_context(loaded))
     overview = outcome.overview
+    _print_strategies(outcome.strategies)
     console.print(
         f"run {outcome.run_id}: {outcome.cycles} cycles every {loaded.sim.cycle_minutes} simulated minutes, "
         f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC "
@@ -211,6 +212,7 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
             fail(
                 "backtest interrupted: its run is recorded as aborted, with the cycles written so far", EXIT_INTERRUPTED
             )
+    _print_strategies(outcome.strategies)
     if data is not None:
         console.print(
             f"{data}: {from_file.loaded} bars loaded, {from_file.quarantined} quarantined "
@@ -319,6 +321,23 @@ def trade_log(
     console.print(f"trade log of {chosen}: {path.resolve()}")
 
 
+def _print_strategies(strategies: pl.DataFrame) -> None:
+    """Which strategies can decide on the run's data and why the others cannot (report/run_strategies);
+    once cycles ran, in how many each decided and why it abstained most often."""
+    table = Table(title="strategies on this data")
+    for column in ("strategy", "can run", "reason", "cycles decided", "most frequent abstention"):
+        table.add_column(column)
+    for row in strategies.iter_rows(named=True):
+        table.add_row(
+            row["strategy"],
+            {True: "yes", False: "no"}.get(row["can_run"], "not checked"),
+            ": ".join(part for part in (row["code"], row["detail"]) if part),
+            str(row["cycles_decided"]),
+            row["top_abstention"] or "",
+        )
+    console.print(table)
+
+
 def _print_overview(overview: dict[str, object], orders_by_strategy: pl.DataFrame) -> None:
     summary = Table(title="run")
     summary.add_column("measure")
@@ -348,6 +367,18 @@ def _trade_cycle(mode: Mode, at: datetime | None) -> None:
     console.print_json(json.dumps(summary))
 
 
+def _check_paper_run(loaded: HydraSettings, now: datetime) -> None:
+    from hydra.live import check_strategies, session_run_id
+
+    context = load_context(loaded)
+    run_id = session_run_id(loaded, Mode.PAPER)
+    with clear_errors():
+        check_strategies(context, run_id, now, now)
+        with context.warehouse.connect(read_only=True) as con:
+            strategies = query_frame(con, "report/run_strategies", {"run_id": run_id})
+    _print_strategies(strategies)
+
+
 def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
     _require_alpaca_keys()
     from flows.ingest import ingest_all
@@ -361,6 +392,8 @@ def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
         if feeds:
             # A failed feed is recorded in ingestion_runs and degrades its strategies; trading goes on.
             ingest_all(feeds, return_state=True)
+            if not last_started:  # every feed has now run once: what the strategies have to decide on
+                _check_paper_run(loaded, now)
             last_started.update(dict.fromkeys(feeds, now))
         _trade_cycle(Mode.PAPER, None)
 

@@ -28,9 +28,10 @@ from adapters.sim_broker import Bar, SimBroker, SimBrokerState
 from core.calendar import MarketCalendar, Timeframe
 from core.codec import decode, encode
 from core.config import Mode, is_crypto
+from core.strategy import Availability, WindowData, availability
 from hydra.context import market_calendar
-from hydra.decide import KnownHistory, load_history, load_snapshot
-from hydra.recording import CycleRecord, Discrepancy, store_value, stored_value
+from hydra.decide import KnownHistory, decision_windows, load_history, load_snapshot
+from hydra.recording import CycleRecord, Discrepancy, record_availability, store_value, stored_value
 from hydra.settings import HydraSettings
 from hydra.sources import SourceContext
 from hydra.trading import TradingSession
@@ -273,12 +274,48 @@ def record_run(
         )
 
 
+def check_strategies(context: SourceContext, run_id: str, start: datetime, end: datetime) -> tuple[Availability, ...]:
+    """Which strategies can decide on the data a run over [start, end] reads, and why the others
+    cannot (core.strategy.availability); recorded with the run in run_strategies.
+
+    Every path that starts a run calls this: a replay (backtests, sweep and walk-forward points,
+    `hydra run` in sim) as it starts, and `hydra run` in paper once its feeds are first ingested.
+    """
+    engine = context.settings.engine
+    windows = decision_windows(engine, market_calendar().equities)
+    tables = sorted({table for strategy in REGISTRY for table in strategy.inputs} - {"bars"})
+    with context.warehouse.connect() as con:
+        table_rows = {}
+        for table in tables:
+            window = {"table": table, "since": start - windows.facts, "until": end}
+            (count,) = con.execute(read_sql("read/window_rows"), window).fetchall()[0]
+            table_rows[table] = int(count)
+        bars = query_frame(
+            con,
+            "read/window_bars",
+            {
+                "timeframe": windows.timeframe,
+                "bars_since": windows.bars_since(start),
+                "day_since": windows.daily_bars_since(start),
+                "until": end,
+            },
+        )
+    counts = {(symbol, timeframe): int(n) for symbol, timeframe, n in bars.iter_rows()}
+    data = WindowData({**table_rows, "bars": sum(counts.values())}, counts, engine.timeframe)
+    found = availability(REGISTRY, engine.strategies, data)
+    record_availability(context.warehouse, run_id, found, datetime.now(UTC))
+    return found
+
+
 def trade_log(context: SourceContext, run_id: str) -> dict[str, Any]:
-    """The run's JSON trade log: the run, then every round trip with its orders and fills."""
+    """The run's JSON trade log: the run (which strategies could run and how they did, first), then
+    every round trip with its orders and fills."""
     with context.warehouse.connect(read_only=True) as con:
         run = query_frame(con, "report/run_overview", {"run_id": run_id}).to_dicts()
+        strategies = query_frame(con, "report/run_strategies", {"run_id": run_id}).to_dicts()
         trades = query_frame(con, "report/trade_log", {"run_id": run_id}).to_dicts()
-    return {"run_id": run_id, "overview": run[0] if run else None, "trades": trades}
+    overview = {"strategies": strategies, **run[0]} if run else None
+    return {"run_id": run_id, "overview": overview, "trades": trades}
 
 
 def write_trade_log(context: SourceContext, run_id: str, path: Path | None = None) -> Path:

@@ -23,6 +23,7 @@ from core.pipeline import CycleResult, EngineState
 from core.positions import ClosedTrade, ManagedPosition
 from core.risk import RiskEvent
 from core.snapshot import FeedHealth
+from core.strategy import Availability
 from core.types import Fill, Order
 from warehouse import Warehouse
 from warehouse.connection import in_transaction
@@ -200,6 +201,23 @@ def record_orders(
             upsert_rows(con, "reconciliations", _frame(_discrepancy_row(stamp, now, d) for d in discrepancies))
 
 
+def record_availability(warehouse: Warehouse, run_id: str, found: Sequence[Availability], checked_at: datetime) -> None:
+    """Which strategies can decide on the run's data, and why the others cannot (run_strategies)."""
+    rows = [
+        {
+            "run_id": run_id,
+            "strategy": strategy.strategy,
+            "can_run": strategy.can_run,
+            "code": strategy.reason.code.value if strategy.reason else None,
+            "detail": (strategy.reason.detail if strategy.reason else strategy.note) or None,
+            "ts_ingested": checked_at,
+        }
+        for strategy in found
+    ]
+    with warehouse.connect() as con, in_transaction(con):
+        upsert_rows(con, "run_strategies", _frame(rows))
+
+
 def store_value(warehouse: Warehouse, run_id: str, key: str, value: Any, ts: datetime) -> None:
     """Keep a JSON value under `key` for the run (the regime model, the simulated account)."""
     with warehouse.connect() as con:
@@ -283,7 +301,14 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
             for s in result.signals
         ],
         "strategy_abstentions": [
-            {**stamp, "ts_event": now, "strategy": strategy, "reason": reason}
+            {
+                **stamp,
+                "ts_event": now,
+                "strategy": strategy,
+                "reason": str(reason),
+                "code": reason.code.value,
+                "detail": reason.detail or None,
+            }
             for strategy, reason in result.abstentions.items()
         ],
         "proposals": [
@@ -318,7 +343,9 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
                 "notional": d.notional,
                 "kelly_fraction": d.kelly_fraction,
                 "vol_scale": d.vol_scale,
-                "reasons": list(d.reasons),
+                "reasons": [str(reason) for reason in d.reasons],
+                "reason_codes": [reason.code.value for reason in d.reasons],
+                "reason_details": [reason.detail or None for reason in d.reasons],
             }
             for d in result.decisions
         ],
@@ -461,8 +488,13 @@ def _open_trade_row(stamp: Mapping[str, Any], position: ManagedPosition, regime:
     }
 
 
-# Columns whose type cannot be inferred when every row of a batch holds an empty list.
-LIST_COLUMNS = {"signal_ids": pl.List(pl.Utf8), "reasons": pl.List(pl.Utf8)}
+# Columns whose type cannot be inferred when every row of a batch holds an empty list (or only nulls).
+LIST_COLUMNS = {
+    "signal_ids": pl.List(pl.Utf8),
+    "reasons": pl.List(pl.Utf8),
+    "reason_codes": pl.List(pl.Utf8),
+    "reason_details": pl.List(pl.Utf8),
+}
 
 
 def _frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:

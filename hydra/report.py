@@ -46,6 +46,7 @@ class NoRun(Exception):
 @dataclass(frozen=True)
 class ReportData:
     run: dict[str, Any]
+    strategies: pl.DataFrame  # which could run on the run's data, and how often each decided
     equity: pl.DataFrame
     regimes: pl.DataFrame
     prices: pl.DataFrame
@@ -80,6 +81,7 @@ def load_report_data(warehouse: Warehouse, settings: HydraSettings, run_id: str)
             )
         return ReportData(
             run=run,
+            strategies=query_frame(con, "report/run_strategies", by_run),
             equity=query_frame(con, "report/equity_curve", by_run),
             regimes=query_frame(con, "report/regime_timeline", by_run),
             prices=prices,
@@ -167,6 +169,8 @@ def build_report(data: ReportData, out: Path) -> Report:
     charts = _pngs(data, out, run_id)
     body = [
         f"<h1>HYDRA run {html.escape(run_id)}</h1>",
+        "<h2>Strategies: could they run on this data?</h2>",
+        _table(data.strategies),
         _table(pl.DataFrame([{k: v for k, v in data.run.items()}])),
         "<h2>Risk-adjusted</h2>",
         _table(data.ratios),

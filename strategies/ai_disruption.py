@@ -69,8 +69,8 @@ from numpy.typing import NDArray
 from core.calendar import Timeframe
 from core.config import AiDisruptionParams
 from core.snapshot import MICROSECOND, BarArrays, IntArray, MarketSnapshot, from_micros, micros
-from core.types import Regime, Side, Signal, TradeProposal
-from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from core.types import Reason, ReasonCode, Regime, Side, Signal, TradeProposal
+from strategies.base import BarNeeds, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import TimeSeries, bracket, columns, read_only, resample, table_column
 
 NAME = "ai_disruption"
@@ -333,6 +333,14 @@ class AiDisruptionShock:
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
+    def bar_needs(self, params: AiDisruptionParams) -> BarNeeds:
+        # Sessions are counted on the sector gauge's bars: without them nothing can be timed.
+        return BarNeeds(
+            traded=tuple(symbol for symbol in (*params.impaired, *params.quality) if symbol in self.symbols),
+            required=(params.sector_gauge,),
+            optional=("SPY", "HYG"),  # macro_weakness's confirmations
+        )
+
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
         if reason is not None:
@@ -341,7 +349,9 @@ class AiDisruptionShock:
         snapshot, now = context.snapshot, context.now
         gauge = _bars_until(snapshot, params.sector_gauge, now)
         if not gauge.size:
-            return StrategyOutput.abstain(f"input bars has no {params.sector_gauge} (the sector gauge)")
+            return StrategyOutput.abstain(
+                Reason(ReasonCode.SYMBOL_MISSING, f"{params.sector_gauge} (the sector gauge) has no bars")
+            )
         release = last_release(snapshot, params, now)
         if release is None:
             return StrategyOutput()
@@ -354,8 +364,11 @@ class AiDisruptionShock:
         gauge_last = _close(gauge)
         if gauge_before is None or gauge_last is None:
             return StrategyOutput.abstain(
-                f"input bars does not reach back before the {release.repo} {release.tag} release "
-                f"at {release.at.isoformat()}: no pre-release level"
+                Reason(
+                    ReasonCode.HISTORY_SHORT,
+                    f"bars do not reach back before the {release.repo} {release.tag} release "
+                    f"at {release.at.isoformat()}: no pre-release level",
+                )
             )
         gauge_fall = 1.0 - gauge_last / gauge_before
         confirmed = gauge_fall >= params.gauge_confirm_drawdown

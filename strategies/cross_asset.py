@@ -74,7 +74,7 @@ from core.snapshot import (
     split_bars,
 )
 from core.types import Regime, RegimeReading, Side, Signal, TradeProposal
-from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from strategies.base import BarNeeds, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import bracket
 
 FloatArray = NDArray[np.float64]
@@ -328,6 +328,11 @@ class CrossAssetGraph:
     inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=10)})
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.DAY_1
+
+    def bar_needs(self, params: CrossAssetParams) -> BarNeeds:
+        traded = [s for s in (*params.symbols, params.risk_off_symbol) if s in self.symbols]
+        # risk_off reads its gauges whether they are traded or not.
+        return BarNeeds(traded=tuple(dict.fromkeys(traded)), optional=(*params.proxies, "SPY", "HYG", "VIXY"))
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)

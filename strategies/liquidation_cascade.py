@@ -40,8 +40,8 @@ import polars as pl
 from core.calendar import Timeframe
 from core.config import LiquidationCascadeParams
 from core.snapshot import MICROSECOND, BarArrays, FloatArray, IntArray, MarketSnapshot, from_micros, micros, micros_of
-from core.types import Regime, Side, Signal, TradeProposal
-from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from core.types import Reason, ReasonCode, Regime, Side, Signal, TradeProposal
+from strategies.base import BarNeeds, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import (
     average_true_range,
     bracket,
@@ -302,6 +302,9 @@ class LiquidationCascade:
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
 
+    def bar_needs(self, params: LiquidationCascadeParams) -> BarNeeds:
+        return BarNeeds(traded=tuple(symbol for symbol in params.symbols if symbol in self.symbols))
+
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)
         if reason is not None:
@@ -334,7 +337,8 @@ class LiquidationCascade:
                 if proposal is not None:
                     proposals.append(proposal)
         if traded and len(undecided) == len(traded):
-            return StrategyOutput.abstain(f"no funding, open interest or closed bars for {', '.join(undecided)}")
+            missing = f"{', '.join(undecided)}: no funding, open interest or closed bars"
+            return StrategyOutput.abstain(Reason(ReasonCode.SYMBOL_MISSING, missing))
         return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals))
 
     def _view(

@@ -36,7 +36,7 @@ from core.calendar import Timeframe
 from core.config import MacroEventParams
 from core.snapshot import from_micros
 from core.types import Regime, Side, Signal, TradeProposal
-from strategies.base import ExposureAdvice, StrategyContext, StrategyOutput, missing_inputs
+from strategies.base import BarNeeds, ExposureAdvice, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import average_true_range, bracket, columns, confidence_from_excess
 
 MARKET_MOVING = 3
@@ -59,6 +59,9 @@ class MacroEventScalper:
     )
     overrides_regime: ClassVar[bool] = True
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
+
+    def bar_needs(self, params: MacroEventParams) -> BarNeeds:
+        return BarNeeds(traded=tuple(symbol for symbol in params.symbols if symbol in self.symbols))
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)

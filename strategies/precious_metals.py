@@ -45,7 +45,7 @@ from core.calendar import Timeframe
 from core.config import PreciousMetalsParams
 from core.snapshot import MICROSECOND, BarArrays, MarketSnapshot, from_micros, micros
 from core.types import Regime, Side, Signal, TradeProposal
-from strategies.base import StrategyContext, StrategyOutput, missing_inputs
+from strategies.base import BarNeeds, StrategyContext, StrategyOutput, missing_inputs
 from strategies.common import (
     FloatArray,
     TimeSeries,
@@ -189,6 +189,12 @@ class PreciousMetalsFlow:
     inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(days=4)})
     overrides_regime: ClassVar[bool] = False
     coarsest_timeframe: ClassVar[Timeframe] = Timeframe.MIN_1
+
+    def bar_needs(self, params: PreciousMetalsParams) -> BarNeeds:
+        # The gold/silver ratio reads both metals, traded or not.
+        return BarNeeds(
+            traded=tuple(symbol for symbol in params.symbols if symbol in self.symbols), optional=(GOLD, SILVER)
+        )
 
     def evaluate(self, context: StrategyContext) -> StrategyOutput:
         reason = missing_inputs(self, context.snapshot)

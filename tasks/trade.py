@@ -77,7 +77,7 @@ def decision_rows(record: CycleRecord) -> list[dict[str, Any]]:
                 "side": proposal.side.value,
                 "approved": decision.approved,
                 "qty": round(decision.qty, 6),
-                "reasons": "; ".join(decision.reasons),
+                "reasons": "; ".join(str(reason) for reason in decision.reasons),
                 "order": "" if order is None else record.refused.get(order.client_order_id, order.client_order_id),
             }
         )

@@ -53,11 +53,11 @@ EQUITY = [
     ("b", at(2, 14, 30), 500.0),
 ]
 
-# (run, proposal, approved, reasons)
+# (run, proposal, approved, reason codes)
 DECISIONS = [
     ("a", "p1", True, ["max_position"]),  # cut, not rejected: not counted
-    ("a", "p2", False, ["max_position", "daily_loss"]),
-    ("a", "p3", False, ["daily_loss"]),
+    ("a", "p2", False, ["max_position", "max_asset"]),
+    ("a", "p3", False, ["max_asset"]),
     ("a", "p4", True, []),
     ("b", "p1", False, ["kill_switch"]),
 ]
@@ -150,11 +150,11 @@ def recorded(warehouse: Warehouse) -> Warehouse:
             )
         for run, ts, equity in EQUITY:
             add_equity(con, run, ts, equity)
-        for run, proposal, approved, reasons in DECISIONS:
+        for run, proposal, approved, codes in DECISIONS:
             con.execute(
                 "INSERT INTO risk_decisions (run_id, proposal_id, ts_event, approved, qty, notional, reasons,"
-                " ts_ingested) VALUES (?, ?, ?, ?, 0, 0, ?, ?)",
-                [run, proposal, T0, approved, reasons, T0],
+                " reason_codes, ts_ingested) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                [run, proposal, T0, approved, codes, codes, T0],
             )
         for run, order, strategy, symbol, side, decision_price in ORDERS:
             add_order(con, run, order, strategy=strategy, symbol=symbol, side=side, decision_price=decision_price)
@@ -346,12 +346,12 @@ def test_run_ratios(recorded: Warehouse) -> None:
     assert_rows(rows(recorded, "analytics_run_ratios", "run_id"), [a, b])
 
 
-def test_risk_rejections_count_each_reason_of_rejected_decisions(recorded: Warehouse) -> None:
-    # a rejected p2 (max_position, daily_loss) and p3 (daily_loss); p1's max_position only cut it.
-    assert rows(recorded, "analytics_risk_rejections", "run_id, reason") == [
-        {"run_id": "a", "reason": "daily_loss", "rejections": 2},
-        {"run_id": "a", "reason": "max_position", "rejections": 1},
-        {"run_id": "b", "reason": "kill_switch", "rejections": 1},
+def test_risk_rejections_count_each_reason_code_of_rejected_decisions(recorded: Warehouse) -> None:
+    # a rejected p2 (max_position, max_asset) and p3 (max_asset); p1's max_position only cut it.
+    assert rows(recorded, "analytics_risk_rejections", "run_id, code") == [
+        {"run_id": "a", "code": "max_asset", "rejections": 2},
+        {"run_id": "a", "code": "max_position", "rejections": 1},
+        {"run_id": "b", "code": "kill_switch", "rejections": 1},
     ]
 
 

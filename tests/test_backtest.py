@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from adapters.simulator import MarketSimulator
 from core.calendar import Timeframe
-from core.config import EngineConfig
-from hydra.backtesting import NoHistory, cycle_times, run_backtest
+from core.config import DEFAULT_WATCHLIST, EngineConfig
+from core.types import ReasonCode
+from hydra.backtesting import NoHistory, cycle_times, run_backtest, run_backtest_on_file
 from hydra.context import load_context, market_calendar
 from hydra.decide import load_history, load_snapshot
 from hydra.jobs import ingest_simulated
+from hydra.live import check_strategies
 from hydra.sources import SourceContext
+from strategies import REGISTRY
 from warehouse import Warehouse
 from warehouse.ingest import IngestionRun, record_ingestion
 from warehouse.load import upsert
@@ -144,3 +151,88 @@ def test_a_history_loaded_once_reads_at_each_moment_exactly_what_a_fresh_read_do
         assert fresh.table("bars").height > 0 and fresh.table("funding_rates").height > 0
     during_failure = load_snapshot(warehouse, config, first + timedelta(minutes=31), history)
     assert during_failure.feed_health["binance"].status == "failed"
+
+
+def minute_bar_file(path: Path, symbols: Sequence[str] = DEFAULT_WATCHLIST) -> Path:
+    """The simulator's minute bars of `symbols` over eight days from 2026-03-02: prices alone."""
+    epoch = datetime.fromisoformat("2026-03-02T00:00:00+00:00")
+    bars = MarketSimulator(seed=7, epoch=epoch).generate(epoch, epoch + timedelta(days=8))["bars"]
+    minute = bars.filter((pl.col("timeframe") == "1Min") & pl.col("symbol").is_in(list(symbols)))
+    minute.select("symbol", "ts_event", "open", "high", "low", "close", "volume").write_parquet(path)
+    return path
+
+
+def strategy_rows(context: SourceContext, run_id: str) -> list[tuple[Any, ...]]:
+    with context.warehouse.connect(read_only=True) as con:
+        found = con.execute(
+            "SELECT strategy, can_run, code, detail FROM run_strategies WHERE run_id = $run_id ORDER BY strategy",
+            {"run_id": run_id},
+        )
+        return found.fetchall()
+
+
+def test_a_backtest_on_bars_alone_records_which_strategies_could_not_run_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYDRA_SIM__CYCLE_MINUTES", "60")
+    context = load_context()
+    start = datetime.fromisoformat("2026-03-09T14:30:00+00:00")
+    run = run_backtest_on_file(context, minute_bar_file(tmp_path / "prices.parquet"), start, start + timedelta(hours=3))
+    expected = [
+        ("ai_disruption", False, "input_missing", "github_releases, headlines, repo_stats (no rows in the window)"),
+        ("cross_asset", True, None, None),
+        ("liquidation_cascade", False, "input_missing", "funding_rates, open_interest (no rows in the window)"),
+        ("macro_event", False, "input_missing", "economic_events (no rows in the window)"),
+        ("precious_metals", True, None, None),
+    ]
+    assert strategy_rows(context, run.result.run_id) == expected  # copied back with the run's other rows
+    # After the run, each says in how many cycles it decided and what it abstained for most.
+    overview = run.result.strategies.select("strategy", "can_run", "cycles_decided", "top_abstention").rows()
+    assert overview == [
+        ("ai_disruption", False, 0, "input_missing"),
+        ("cross_asset", True, run.result.cycles, None),
+        ("liquidation_cascade", False, 0, "input_missing"),
+        ("macro_event", False, 0, "input_missing"),
+        ("precious_metals", True, run.result.cycles, None),
+    ]
+    log = json.loads(run.result.trade_log.read_text(encoding="utf-8"))
+    assert [(s["strategy"], s["can_run"], s["code"]) for s in log["overview"]["strategies"]] == [
+        row[:3] for row in expected
+    ]
+
+
+def test_prices_of_one_symbol_alone_leave_only_a_strategy_that_trades_it_able_to_run(tmp_path: Path) -> None:
+    context = load_context()
+    start = datetime.fromisoformat("2026-03-09T14:30:00+00:00")
+    run = run_backtest_on_file(
+        context, minute_bar_file(tmp_path / "spy.parquet", ["SPY"]), start, start + timedelta(hours=1)
+    )
+    rows = {
+        strategy: (can_run, code, detail)
+        for strategy, can_run, code, detail in strategy_rows(context, run.result.run_id)
+    }
+    assert [strategy for strategy, (can_run, _, _) in rows.items() if can_run] == ["cross_asset"]
+    assert rows["cross_asset"] == (True, None, "no bars for TLT, GLD, BTC/USD, HYG, VIXY")
+    assert rows["precious_metals"] == (False, "symbol_missing", "none of GLD, SLV, GDX has bars in the window")
+
+
+@pytest.mark.slow
+def test_a_backtest_over_the_simulators_full_data_says_all_five_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYDRA_SIM__CYCLE_MINUTES", "60")
+    context = load_context()
+    start = context.settings.sim.start + timedelta(days=7, hours=14, minutes=30)
+    ingest_simulated(context, context.settings.sim.start, start + timedelta(hours=3))
+    run = run_backtest(context, start, start + timedelta(hours=3))
+    assert strategy_rows(context, run.run_id) == [
+        (strategy.name, True, None, None) for strategy in sorted(REGISTRY, key=lambda s: s.name)
+    ]
+    decided = dict(run.strategies.select("strategy", "cycles_decided").rows())
+    assert decided == {strategy.name: run.cycles for strategy in REGISTRY}
+    # A live run checks what its cycles read as of now: the same, and nothing long after the data.
+    end = start + timedelta(hours=3)
+    assert all(found.can_run for found in check_strategies(context, "paper-main", end, end))
+    later = end + timedelta(days=60)
+    codes = [
+        found.reason.code if found.reason else None for found in check_strategies(context, "paper-main", later, later)
+    ]
+    assert codes == [ReasonCode.INPUT_MISSING] * len(REGISTRY)

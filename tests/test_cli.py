@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,8 @@ def test_init_twice_changes_nothing() -> None:
     assert first.returncode == 0, first.stderr
     assert (
         "applied 001_feeds.sql, 002_trading.sql, 003_execution.sql, 004_analytics.sql, 005_alerts.sql,"
-        " 006_analytics_operations.sql, 010_bars_volume_unknown.sql" in first.stdout
+        " 006_analytics_operations.sql, 009_regime_reason.sql, 010_bars_volume_unknown.sql, 011_run_prices.sql,"
+        " 012_reason_codes.sql" in " ".join(first.stdout.split())  # the console wraps the line
     )
     before = Path("data/hydra.duckdb").stat().st_size
     second = hydra("init")
@@ -180,6 +182,12 @@ def test_backtest_of_a_bar_file_replays_it_apart_and_records_the_run_in_the_ware
         "60",
     )
     assert result.returncode == 0, result.stderr
+    # Prices alone: the output begins with which strategies can run on them, and why the others cannot.
+    assert result.stdout.lstrip().startswith("strategies on this data")
+    assert re.search(r"liquidation_cascade +│ no +│ input_missing: funding_rates, open_interest \(", result.stdout)
+    assert re.search(r"precious_metals +│ yes +│ +│ 6 ", result.stdout)
+    checked = hydra("sql", "SELECT can_run, count(*) AS n FROM run_strategies GROUP BY ALL ORDER BY ALL", "--json")
+    assert json.loads(checked.stdout) == [{"can_run": False, "n": 3}, {"can_run": True, "n": 2}]
     assert f"{minute.height} bars loaded, 1 quarantined" in result.stdout
     runs = json.loads(hydra("sql", "SELECT mode, status, label FROM runs", "--json").stdout)
     assert runs == [{"mode": "backtest", "status": "completed", "label": "backtest of mine.csv"}]

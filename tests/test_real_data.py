@@ -138,10 +138,19 @@ def test_thirty_minute_bars_without_a_timeframe_are_decided_every_thirty_minutes
         hydra("backtest", "--data", str(data), "--start", "2024-03-20", "--end", "2024-03-27", cwd=tmp_path)
     )
     assert "cycles every 30 minutes on 30Min bars" in out
-    abstentions = dict(
-        run_rows(
-            tmp_path, "SELECT strategy, any_value(reason) FROM strategy_abstentions WHERE run_id = $run_id GROUP BY ALL"
+    abstentions = {
+        strategy: (code, detail)
+        for strategy, code, detail in run_rows(
+            tmp_path,
+            "SELECT strategy, any_value(code), any_value(detail) FROM strategy_abstentions WHERE run_id = $run_id"
+            " GROUP BY ALL",
         )
+    }
+    assert abstentions["liquidation_cascade"] == (
+        "timeframe_too_coarse",
+        "needs 1Min bars or finer; the cycle decides on 30Min",
     )
-    assert abstentions["liquidation_cascade"] == "needs 1Min bars or finer; the cycle decides on 30Min"
     assert "cross_asset" not in abstentions, "lead-lag over hours runs on 30-minute bars"
+    # The check before the run said so already.
+    checked = dict(run_rows(tmp_path, "SELECT strategy, code FROM run_strategies WHERE run_id = $run_id"))
+    assert checked["liquidation_cascade"] == "timeframe_too_coarse" and checked["cross_asset"] is None

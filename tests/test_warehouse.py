@@ -24,7 +24,7 @@ from warehouse.read import (
     snapshot,
     table_row_counts,
 )
-from warehouse.sqlfiles import read_sql, render, table_names
+from warehouse.sqlfiles import read_sql, render, schema_files, table_names
 from warehouse.tables import (
     FEED_OF_TABLE,
     FEED_TABLES,
@@ -70,6 +70,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "009_regime_reason.sql",
         "010_bars_volume_unknown.sql",
         "011_run_prices.sql",
+        "012_reason_codes.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -85,6 +86,85 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (9, "009_regime_reason.sql"),
         (10, "010_bars_volume_unknown.sql"),
         (11, "011_run_prices.sql"),
+        (12, "012_reason_codes.sql"),
+    ]
+
+
+# Reasons as the code before migration 012 worded them, and the code and detail it gives each.
+OLD_ABSTENTIONS = [
+    ("disabled in configuration", "disabled", "in configuration"),
+    (
+        "needs 1Hour bars or finer; the cycle decides on 1Day",
+        "timeframe_too_coarse",
+        "needs 1Hour bars or finer; the cycle decides on 1Day",
+    ),
+    ("input funding_rates missing", "input_missing", "funding_rates"),
+    (
+        "input funding_rates stale: newest row is 1 day, 2:00:00 old (max 9:00:00)",
+        "input_stale",
+        "funding_rates: newest row is 1 day, 2:00:00 old (max 9:00:00)",
+    ),
+    ("error: ZeroDivisionError: a bug", "error", "ZeroDivisionError: a bug"),
+    ("input bars has no IGV (the sector gauge)", "symbol_missing", "input bars has no IGV (the sector gauge)"),
+    (
+        "no funding, open interest or closed bars for BTC/USD, ETH/USD",
+        "symbol_missing",
+        "no funding, open interest or closed bars for BTC/USD, ETH/USD",
+    ),
+    (
+        "input bars does not reach back before the release",
+        "history_short",
+        "input bars does not reach back before the release",
+    ),
+    ("a reason no code ever made", None, "a reason no code ever made"),
+]
+OLD_DECISIONS = [
+    (
+        ["kill_switch: HALTED until the trading day after 2026-03-03", "max_position"],
+        ["kill_switch", "max_position"],
+        ["HALTED until the trading day after 2026-03-03", None],
+    ),
+    (["cooldown until 2026-03-02T18:30:00+00:00"], ["cooldown"], ["until 2026-03-02T18:30:00+00:00"]),
+    (
+        ["event_exposure: NFP (until 2026-03-06T13:30:00+00:00)"],
+        ["event_exposure"],
+        ["NFP (until 2026-03-06T13:30:00+00:00)"],
+    ),
+    (["max_position", "max_asset"], ["max_position", "max_asset"], [None, None]),
+]
+
+
+def test_migration_7_gives_the_reasons_recorded_before_it_their_codes_and_details(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    with warehouse.connect(create=True) as con:
+        con.execute(read_sql("meta/schema_version_create"))
+        for version, name, text in schema_files():
+            if version < 12:
+                con.execute(text)
+                con.execute(
+                    read_sql("meta/schema_version_record"), {"version": version, "name": name, "applied_at": T0}
+                )
+        for index, (reason, _, _) in enumerate(OLD_ABSTENTIONS):
+            con.execute("INSERT INTO strategy_abstentions VALUES ('r', ?, ?, ?, ?)", [T0, f"s{index}", reason, T0])
+        for index, (reasons, _, _) in enumerate(OLD_DECISIONS):
+            con.execute(
+                "INSERT INTO risk_decisions (run_id, proposal_id, ts_event, approved, qty, notional, reasons,"
+                " ts_ingested) VALUES ('r', ?, ?, false, 0, 0, ?, ?)",
+                [f"p{index}", T0, reasons, T0],
+            )
+    assert migrate(warehouse) == ["012_reason_codes.sql"]
+    with warehouse.connect() as con:
+        abstentions = con.execute("SELECT reason, code, detail FROM strategy_abstentions ORDER BY strategy")
+        assert abstentions.fetchall() == OLD_ABSTENTIONS
+        decisions = con.execute("SELECT reasons, reason_codes, reason_details FROM risk_decisions ORDER BY proposal_id")
+        assert decisions.fetchall() == [tuple(row) for row in OLD_DECISIONS]
+        rejections = con.execute("SELECT code, rejections FROM analytics_risk_rejections ORDER BY code").fetchall()
+    assert rejections == [
+        ("cooldown", 1),
+        ("event_exposure", 1),
+        ("kill_switch", 1),
+        ("max_asset", 1),
+        ("max_position", 2),
     ]
 
 
@@ -215,6 +295,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "009_regime_reason",
             "010_bars_volume_unknown",
             "011_run_prices",
+            "012_reason_codes",
         )
     ]
 

@@ -22,6 +22,7 @@ INGESTION_TABLES: tuple[str, ...] = ("quarantine", "ingestion_runs", "feed_state
 
 TRADING_TABLES: tuple[str, ...] = (
     "runs",
+    "run_strategies",
     "cycles",
     "regimes",
     "signals",

@@ -1,2 +1,2 @@
--- Why a run's proposals were refused, most frequent first.
-SELECT reason, rejections FROM analytics_risk_rejections WHERE run_id = $run_id ORDER BY rejections DESC, reason;
+-- Why a run's proposals were refused, by reason code, most frequent first.
+SELECT code, rejections FROM analytics_risk_rejections WHERE run_id = $run_id ORDER BY rejections DESC, code;

@@ -27,7 +27,7 @@ from core.pipeline import (
 from core.positions import ExitReason, ManagedPosition, open_position
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy, StrategyContext, StrategyOutput
-from core.types import Fill, Regime, Side, TradeProposal, TradingState
+from core.types import Fill, Reason, ReasonCode, Regime, Side, TradeProposal, TradingState
 
 # The regime features need five sessions of SPY; these tests care about the rest of the cycle.
 CONFIG = EngineConfig(regime=RegimeConfig(observation_cycles=2))
@@ -104,8 +104,8 @@ def test_the_first_cycles_only_observe() -> None:
 def test_a_broken_strategy_or_a_missing_input_abstains_and_the_others_decide() -> None:
     result = cycles(3)[-1]
     assert result.abstentions == {
-        "macro_event": "error: ZeroDivisionError: a bug in a strategy",
-        "liquidation_cascade": "input funding_rates missing",
+        "macro_event": Reason(ReasonCode.ERROR, "ZeroDivisionError: a bug in a strategy"),
+        "liquidation_cascade": Reason(ReasonCode.INPUT_MISSING, "funding_rates"),
     }
     assert len(result.entries) == 1
 
@@ -206,7 +206,7 @@ def test_the_kill_switch_halts_entries_but_not_exits() -> None:
     assert result.trading_state is TradingState.HALTED
     assert [e.event for e in result.risk_events] == ["HALTED"]
     assert result.entries == ()
-    assert all(not d.approved and any("kill_switch" in r for r in d.reasons) for d in result.decisions)
+    assert all(not d.approved and ReasonCode.KILL_SWITCH in d.codes for d in result.decisions)
     assert [o.intent for o in result.orders] == ["exit"]
 
 

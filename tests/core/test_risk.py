@@ -33,11 +33,11 @@ from core.risk import (
     utc_trading_day,
 )
 from core.sizing import TradeStats
-from core.types import ContractError, Side, TradeProposal, TradingState
+from core.types import ContractError, Reason, ReasonCode, Side, TradeProposal, TradingState
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 DAY0 = date(2026, 3, 2)
-HALT_REASON = "kill_switch: HALTED until the trading day after 2026-03-02"
+HALT_REASON = Reason(ReasonCode.KILL_SWITCH, "HALTED until the trading day after 2026-03-02")
 SMALL_VOL = 0.4
 
 
@@ -109,7 +109,7 @@ def test_small_proposal_approved_uncut() -> None:
     assert decision.approved
     assert decision.qty == pytest.approx(25.0)
     assert decision.notional == pytest.approx(2_500.0)
-    assert decision.reasons == ()
+    assert decision.codes == ()
     assert decision.kelly_fraction == pytest.approx(0.125)
     assert decision.vol_scale == pytest.approx(0.05)
     assert result.state.trades_today == 1
@@ -124,7 +124,7 @@ def test_max_position_cuts() -> None:
     assert decision.approved
     assert decision.notional == pytest.approx(3_000.0)
     assert decision.qty == pytest.approx(30.0)
-    assert decision.reasons == ("max_position",)
+    assert decision.codes == ("max_position",)
 
 
 # --- max per asset ------------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_max_asset_cuts_with_existing_exposure() -> None:
     (decision,) = evaluate(manager(), [proposal()], book).decisions
     assert decision.approved
     assert decision.notional == pytest.approx(2_000.0)
-    assert decision.reasons == ("max_position", "max_asset")
+    assert decision.codes == ("max_position", "max_asset")
 
 
 def test_max_asset_counts_a_short_as_exposure() -> None:
@@ -145,7 +145,7 @@ def test_max_asset_counts_a_short_as_exposure() -> None:
     book = book_with(103_000.0, SPY=-30.0)
     (decision,) = evaluate(manager(), [proposal()], book).decisions
     assert decision.notional == pytest.approx(2_000.0)
-    assert decision.reasons == ("max_position", "max_asset")
+    assert decision.codes == ("max_position", "max_asset")
 
 
 def test_max_asset_rejects_when_full() -> None:
@@ -154,7 +154,7 @@ def test_max_asset_rejects_when_full() -> None:
     (decision,) = evaluate(manager(), [proposal()], book).decisions
     assert not decision.approved
     assert decision.qty == 0.0
-    assert decision.reasons == ("max_position", "max_asset")
+    assert decision.codes == ("max_position", "max_asset")
 
 
 def test_earlier_approvals_consume_the_asset_limit() -> None:
@@ -163,9 +163,9 @@ def test_earlier_approvals_consume_the_asset_limit() -> None:
     first, second, third = result.decisions
     assert first.notional == pytest.approx(3_000.0)
     assert second.notional == pytest.approx(2_000.0)
-    assert second.reasons == ("max_position", "max_asset")
+    assert second.codes == ("max_position", "max_asset")
     assert not third.approved
-    assert third.reasons == ("max_position", "max_asset")
+    assert third.codes == ("max_position", "max_asset")
     assert result.state.trades_today == 2
 
 
@@ -178,14 +178,14 @@ def test_max_total_exposure_cuts() -> None:
     (decision,) = evaluate(manager(), [proposal()], book).decisions
     assert decision.approved
     assert decision.notional == pytest.approx(1_000.0)
-    assert decision.reasons == ("max_position", "max_total_exposure")
+    assert decision.codes == ("max_position", "max_total_exposure")
 
 
 def test_max_total_exposure_rejects_when_full() -> None:
     book = book_with(75_000.0, QQQ=250.0)  # 25_000 gross = 25%
     (decision,) = evaluate(manager(), [proposal()], book).decisions
     assert not decision.approved
-    assert decision.reasons == ("max_position", "max_total_exposure")
+    assert decision.codes == ("max_position", "max_total_exposure")
 
 
 def test_earlier_approvals_consume_the_total_exposure() -> None:
@@ -194,9 +194,9 @@ def test_earlier_approvals_consume_the_total_exposure() -> None:
     decisions = evaluate(manager(), [proposal(s) for s in symbols], Book(100_000.0)).decisions
     assert [d.notional for d in decisions[:8]] == pytest.approx([3_000.0] * 8)
     assert decisions[8].notional == pytest.approx(1_000.0)
-    assert decisions[8].reasons == ("max_position", "max_total_exposure")
+    assert decisions[8].codes == ("max_position", "max_total_exposure")
     assert not decisions[9].approved
-    assert decisions[9].reasons == ("max_position", "max_total_exposure")
+    assert decisions[9].codes == ("max_position", "max_total_exposure")
 
 
 # --- per-profile caps ---------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_profile_caps(profile: RiskProfile, position_cap: float, trip_equity: fl
     risk = manager(RiskConfig(profile=profile))
     (decision,) = evaluate(risk, [proposal()], Book(100_000.0)).decisions
     assert decision.notional == pytest.approx(position_cap)
-    assert decision.reasons == ("max_position",)
+    assert decision.codes == ("max_position",)
 
     state = risk.initial_state(T0, 100_000.0)
     assert risk.mark_to_market(state, T0, trip_equity + 0.01).state.trading_state is TradingState.ACTIVE
@@ -360,7 +360,10 @@ def test_three_losses_start_a_four_hour_cooldown_then_it_ends() -> None:
 
     almost = evaluate(risk, [proposal()], Book(100_000.0), T0 + timedelta(hours=3, minutes=59), started.state)
     assert almost.events == ()
-    assert almost.decisions[0].reasons == ("cooldown until 2026-03-02T18:30:00+00:00", "max_position")
+    assert almost.decisions[0].reasons == (
+        Reason(ReasonCode.COOLDOWN, "until 2026-03-02T18:30:00+00:00"),
+        Reason(ReasonCode.MAX_POSITION),
+    )
 
     over = evaluate(risk, [proposal()], Book(100_000.0), T0 + timedelta(hours=4), started.state)
     (ended,) = over.events
@@ -389,11 +392,11 @@ def test_trades_per_day_cap_and_reset_on_the_new_day() -> None:
     book = Book(100_000.0)
     first = evaluate(risk, [proposal("A"), proposal("B"), proposal("C")], book, vol=SMALL_VOL)
     assert [d.approved for d in first.decisions] == [True, True, False]
-    assert first.decisions[2].reasons == ("max_trades_per_day",)
+    assert first.decisions[2].codes == ("max_trades_per_day",)
     assert first.state.trades_today == 2
 
     later = evaluate(risk, [proposal("D")], book, T0 + timedelta(hours=1), first.state, vol=SMALL_VOL)
-    assert later.decisions[0].reasons == ("max_trades_per_day",)
+    assert later.decisions[0].codes == ("max_trades_per_day",)
 
     next_day = evaluate(risk, [proposal("D")], book, T0 + timedelta(days=1), first.state, vol=SMALL_VOL)
     assert next_day.decisions[0].approved
@@ -406,7 +409,7 @@ def test_trades_per_day_cap_and_reset_on_the_new_day() -> None:
 def test_crypto_short_refused_without_a_holding() -> None:
     (decision,) = evaluate(manager(), [proposal("BTC/USD", Side.SELL, entry=60_000.0)], Book(100_000.0)).decisions
     assert not decision.approved
-    assert "crypto_short" in decision.reasons
+    assert "crypto_short" in decision.codes
 
 
 def test_crypto_sell_cut_to_the_held_quantity_then_refused() -> None:
@@ -418,10 +421,10 @@ def test_crypto_sell_cut_to_the_held_quantity_then_refused() -> None:
     assert first.approved
     assert first.qty == pytest.approx(0.01)
     assert first.notional == pytest.approx(600.0)
-    assert first.reasons == ("crypto_short",)
+    assert first.codes == ("crypto_short",)
     # the first sell already takes the whole holding
     assert not second.approved
-    assert "crypto_short" in second.reasons
+    assert "crypto_short" in second.codes
 
 
 def test_a_crypto_buy_of_the_same_cycle_does_not_cover_a_sell() -> None:
@@ -433,7 +436,7 @@ def test_a_crypto_buy_of_the_same_cycle_does_not_cover_a_sell() -> None:
     ).decisions
     assert buy.approved
     assert not sell.approved
-    assert "crypto_short" in sell.reasons
+    assert "crypto_short" in sell.codes
 
 
 def test_equity_short_and_crypto_long_are_allowed() -> None:
@@ -441,7 +444,7 @@ def test_equity_short_and_crypto_long_are_allowed() -> None:
         manager(), [proposal("SPY", Side.SELL), proposal("ETH/USD", entry=2_000.0)], Book(100_000.0)
     ).decisions
     assert [d.approved for d in decisions] == [True, True]
-    assert [d.reasons for d in decisions] == [("max_position",), ("max_position",)]
+    assert [d.codes for d in decisions] == [("max_position",), ("max_position",)]
 
 
 def test_not_tradable_rejected_and_asked_with_the_cycle_time() -> None:
@@ -454,7 +457,7 @@ def test_not_tradable_rejected_and_asked_with_the_cycle_time() -> None:
     risk = manager(is_tradable=spy_closed)
     spy, qqq = evaluate(risk, [proposal("SPY"), proposal("QQQ")], Book(100_000.0), vol=SMALL_VOL).decisions
     assert not spy.approved
-    assert spy.reasons == ("not_tradable",)
+    assert spy.codes == ("not_tradable",)
     assert qqq.approved
     assert asked == [("SPY", T0), ("QQQ", T0)]
 
@@ -467,7 +470,7 @@ def test_kelly_non_positive_rejected() -> None:
     stats = {"s": TradeStats.from_r_multiples([1.0] * 9 + [-1.0] * 21)}
     (decision,) = evaluate(manager(), [proposal()], Book(100_000.0), stats=stats).decisions
     assert not decision.approved
-    assert decision.reasons == ("kelly_non_positive",)
+    assert decision.codes == ("kelly_non_positive",)
     assert decision.kelly_fraction is not None and decision.kelly_fraction < 0
 
 
@@ -476,7 +479,7 @@ def test_below_min_notional_per_strategy() -> None:
     cut, small = evaluate(risk, [proposal("SPY"), proposal("QQQ", strategy="t")], Book(100_000.0)).decisions
     # "s": cut to 3_000 < 5_000
     assert not cut.approved
-    assert cut.reasons == ("max_position", "below_min_notional")
+    assert cut.codes == ("max_position", "below_min_notional")
     # "t": 3_000 >= 2_000
     assert small.approved
 
@@ -491,7 +494,7 @@ def test_dust_orders_fall_below_the_default_min_notional() -> None:
     assert fine.notional == pytest.approx(238.095, rel=1e-4)
     # the same at 100 of equity: notional 0.238 < the default 1.0
     (dust,) = evaluate(manager(), [proposal()], Book(100.0), vol=SMALL_VOL, stats=stats).decisions
-    assert dust.reasons == ("below_min_notional",)
+    assert dust.codes == ("below_min_notional",)
 
 
 def test_a_rejection_lists_every_reason() -> None:
@@ -507,11 +510,8 @@ def test_a_rejection_lists_every_reason() -> None:
     (decision,) = evaluate(risk, [proposal("BTC/USD", Side.SELL, entry=60_000.0)], Book(100_000.0), T0, state).decisions
     assert decision.reasons == (
         HALT_REASON,
-        "cooldown until 2026-03-02T15:30:00+00:00",
-        "max_trades_per_day",
-        "not_tradable",
-        "crypto_short",
-        "max_position",
+        Reason(ReasonCode.COOLDOWN, "until 2026-03-02T15:30:00+00:00"),
+        *(Reason(ReasonCode(code)) for code in ("max_trades_per_day", "not_tradable", "crypto_short", "max_position")),
     )
 
 
@@ -519,3 +519,15 @@ def test_naive_time_is_refused() -> None:
     risk = manager()
     with pytest.raises(ContractError):
         risk.initial_state(datetime(2026, 3, 2, 14, 30), 100_000.0)  # noqa: DTZ001
+
+
+def test_blocks_at_other_moments_keep_their_code_and_differ_only_in_detail() -> None:
+    risk = manager()
+    decisions = []
+    for day, cooldown in ((DAY0, T0 + timedelta(hours=1)), (DAY0 + timedelta(days=1), T0 + timedelta(days=1, hours=3))):
+        state = RiskState(day, 100_000.0, 100_000.0, halted_day=day, cooldown_until=cooldown)
+        now = datetime.combine(day, T0.timetz())
+        decisions += evaluate(risk, [proposal()], Book(100_000.0), now, state).decisions
+    first, second = decisions
+    assert first.codes == second.codes == ("kill_switch", "cooldown", "max_position")
+    assert [r.detail for r in first.reasons] != [r.detail for r in second.reasons]

@@ -28,6 +28,11 @@ def test_binance_down_silences_the_cascade_strategy_only(monkeypatch: pytest.Mon
     with context.warehouse.connect(read_only=True) as con:
         abstentions = "SELECT strategy, any_value(reason), count(*) FROM strategy_abstentions WHERE run_id = $run_id"
         reasons = con.execute(f"{abstentions} GROUP BY ALL", {"run_id": run.run_id}).fetchall()
+        by_code = con.execute(
+            "SELECT code, count(DISTINCT reason), count(DISTINCT detail), count(*) FROM strategy_abstentions "
+            "WHERE run_id = $run_id AND strategy = 'liquidation_cascade' GROUP BY code",
+            {"run_id": run.run_id},
+        ).fetchall()
         deciding = con.execute(
             "SELECT count(DISTINCT strategy) FROM signals WHERE run_id = $run_id", {"run_id": run.run_id}
         ).fetchall()[0][0]
@@ -35,5 +40,7 @@ def test_binance_down_silences_the_cascade_strategy_only(monkeypatch: pytest.Mon
     reason, count = abstained["liquidation_cascade"]
     assert count == run.cycles  # every cycle, not just the first
     assert "funding_rates" in reason and "stale" in reason
+    # Every cycle's reason names another age, yet its code groups them all: one row.
+    assert by_code == [("input_stale", run.cycles, run.cycles, run.cycles)]
     assert deciding >= 2  # the other strategies kept deciding
     assert run.cycles == 48

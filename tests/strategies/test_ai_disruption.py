@@ -26,7 +26,7 @@ from builders_ai_cross import (
 
 from core.config import AiDisruptionParams
 from core.snapshot import MarketSnapshot
-from core.types import Regime, Side
+from core.types import Reason, ReasonCode, Regime, Side
 from strategies.ai_disruption import (
     AiDisruptionShock,
     Release,
@@ -178,18 +178,19 @@ def test_does_not_enter_a_view_it_has_already_entered(episode: dict[str, pl.Data
 
 def test_abstains_on_missing_or_stale_inputs(episode: dict[str, pl.DataFrame]) -> None:
     without_stars = {k: v for k, v in episode.items() if k != "repo_stats"}
-    assert run(without_stars, IN_SHORT).abstention == "input repo_stats missing"
+    assert run(without_stars, IN_SHORT).abstention == Reason(ReasonCode.INPUT_MISSING, "repo_stats")
     old_news = {**episode, "headlines": episode["headlines"].filter(pl.col("ts_event") < IN_SHORT - timedelta(days=5))}
     reason = run(old_news, IN_SHORT).abstention
-    assert reason is not None and reason.startswith("input headlines stale")
+    assert reason is not None and reason.code is ReasonCode.INPUT_STALE and reason.detail.startswith("headlines:")
     no_gauge = {**episode, "bars": episode["bars"].filter(pl.col("symbol") != "IGV")}
-    assert "IGV" in (run(no_gauge, IN_SHORT).abstention or "")
+    assert run(no_gauge, IN_SHORT).abstention == Reason(ReasonCode.SYMBOL_MISSING, "IGV (the sector gauge) has no bars")
 
 
 def test_abstains_when_bars_do_not_reach_back_before_the_release(episode: dict[str, pl.DataFrame]) -> None:
     recent = {**episode, "bars": episode["bars"].filter(pl.col("ts_event") >= RELEASE_AT)}
     reason = run(recent, IN_SHORT).abstention
-    assert reason is not None and "before the openai/openai-python v2.9.0 release" in reason
+    assert reason is not None and reason.code is ReasonCode.HISTORY_SHORT
+    assert "before the openai/openai-python v2.9.0 release" in reason.detail
 
 
 def test_significant_releases_are_lab_minor_or_major_versions() -> None:

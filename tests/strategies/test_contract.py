@@ -5,10 +5,11 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -16,10 +17,10 @@ import pytest
 from adapters.simulator import MarketSimulator
 from core.config import DEFAULT_WATCHLIST, StrategiesConfig
 from core.signals import MAX_MULTIPLIER, MIN_MULTIPLIER
-from core.snapshot import MarketSnapshot
-from core.types import Regime, RegimeReading, TradeProposal
+from core.snapshot import BarArrays, BarKey, MarketSnapshot, split_bars
+from core.types import ReasonCode, Regime, RegimeReading, TradeProposal
 from strategies import REGISTRY
-from strategies.base import Strategy, StrategyContext, StrategyOutput
+from strategies.base import BarNeeds, Strategy, StrategyContext, StrategyOutput
 from warehouse.tables import FEED_TABLES
 
 EPOCH = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -123,13 +124,55 @@ def test_declares_what_it_trades_where_and_from_what(strategy: Strategy) -> None
 
 
 @pytest.mark.parametrize("strategy", REGISTRY, ids=by_name)
+def test_declares_the_bars_it_reads_under_its_parameters(strategy: Strategy) -> None:
+    needs = strategy.bar_needs(params_of(strategy))
+    assert isinstance(needs, BarNeeds)
+    assert needs.traded and set(needs.traded) <= set(strategy.symbols)
+    assert set(needs.symbols) <= set(DEFAULT_WATCHLIST)
+    assert all(isinstance(group, tuple) for group in (needs.traded, needs.required, needs.optional))
+
+
+class LookedUp(dict[BarKey, BarArrays]):
+    """A snapshot's bars by (symbol, timeframe) that note every symbol a reader asks for."""
+
+    def __init__(self, arrays: Mapping[BarKey, BarArrays]) -> None:
+        super().__init__(arrays)
+        self.symbols: set[str] = set()
+
+    def get(self, key: BarKey, default: Any = None) -> Any:
+        self.symbols.add(key[0])
+        return super().get(key, default)
+
+    def __getitem__(self, key: BarKey) -> BarArrays:
+        self.symbols.add(key[0])
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize("strategy", REGISTRY, ids=by_name)
+def test_reads_only_the_bars_it_declares(
+    strategy: Strategy, evaluations: Callable[[Strategy], list[Evaluation]]
+) -> None:
+    declared = set(strategy.bar_needs(params_of(strategy)).symbols)
+    for evaluation in evaluations(strategy):
+        full = evaluation.context.snapshot
+        split = split_bars(full.tables["bars"])
+        looked_up = LookedUp(split.arrays)
+        snapshot = MarketSnapshot(full.as_of, full.tables, bar_split=replace(split, arrays=looked_up))
+        # The bars feed's freshness looks at every symbol's newest bar, for any strategy: kept apart.
+        snapshot.input_age("bars")
+        looked_up.symbols.clear()
+        assert strategy.evaluate(replace(evaluation.context, snapshot=snapshot)) == evaluation.output
+        assert looked_up.symbols <= declared, f"reads undeclared bars of {sorted(looked_up.symbols - declared)}"
+
+
+@pytest.mark.parametrize("strategy", REGISTRY, ids=by_name)
 def test_abstains_on_an_empty_snapshot_naming_a_missing_input(strategy: Strategy) -> None:
     empty = MarketSnapshot(TIMES[0], {})
     output = strategy.evaluate(
         StrategyContext(empty, RegimeReading(Regime.HIGH_VOL, 0.8), TIMES[0], params_of(strategy))
     )
-    assert output.abstention is not None and "missing" in output.abstention
-    assert any(table in output.abstention for table in strategy.inputs)
+    assert output.abstention is not None and output.abstention.code is ReasonCode.INPUT_MISSING
+    assert output.abstention.detail in strategy.inputs
     assert output == StrategyOutput.abstain(output.abstention)
 
 

@@ -21,7 +21,7 @@ from builders_ai_cross import (
 
 from core.config import CrossAssetParams
 from core.signals import MAX_MULTIPLIER, MIN_MULTIPLIER
-from core.types import Regime, Side
+from core.types import ReasonCode, Regime, Side
 from strategies.base import StrategyOutput
 from strategies.cross_asset import CrossAssetGraph, LeadLag, estimate_lead_lag, hourly_returns
 
@@ -204,7 +204,7 @@ def test_runs_on_prices_alone_and_abstains_on_stale_bars() -> None:
     assert STRATEGY.evaluate(context(snapshot(graph_now(), without_series), "cross_asset")).abstention is None
     late = snapshot(graph_now() + timedelta(minutes=30), tables)
     reason = STRATEGY.evaluate(context(late, "cross_asset")).abstention
-    assert reason is not None and reason.startswith("input bars stale")
+    assert reason is not None and reason.code is ReasonCode.INPUT_STALE and reason.detail.startswith("bars:")
 
 
 def test_deterministic() -> None:

@@ -24,7 +24,7 @@ from builders_metals_macro_crypto import (
 )
 
 from core.config import LiquidationCascadeParams
-from core.types import Regime, Side
+from core.types import Reason, ReasonCode, Regime, Side
 from strategies.base import StrategyOutput
 from strategies.liquidation_cascade import LiquidationCascade
 
@@ -208,18 +208,20 @@ def test_eth_is_read_from_ethusdt() -> None:
 def test_abstains_when_an_input_is_missing() -> None:
     bars, _, readings = market()
     output = evaluate(T_FUNDING, [bars, readings])
-    assert output.abstention == "input funding_rates missing"
+    assert output.abstention == Reason(ReasonCode.INPUT_MISSING, "funding_rates")
     assert output.signals == output.proposals == ()
 
 
 def test_abstains_when_open_interest_is_stale() -> None:
     output = evaluate(T_FUNDING, market(open_interest_until=DAY + timedelta(hours=9)))
-    assert output.abstention is not None and "open_interest stale" in output.abstention
+    assert output.abstention is not None and output.abstention.code is ReasonCode.INPUT_STALE
+    assert output.abstention.detail.startswith("open_interest:")
 
 
 def test_abstains_when_no_traded_coin_has_data() -> None:
     output = evaluate(T_FUNDING, market(venue_symbol="SOLUSDT"))
-    assert output.abstention is not None and "BTC/USD" in output.abstention
+    assert output.abstention is not None and output.abstention.code is ReasonCode.SYMBOL_MISSING
+    assert "BTC/USD" in output.abstention.detail
 
 
 def test_detects_the_simulated_cascade_then_buys_its_bounce() -> None:

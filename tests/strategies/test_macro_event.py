@@ -26,7 +26,7 @@ from builders_metals_macro_crypto import (
 )
 
 from core.config import MacroEventParams
-from core.types import Regime, Side
+from core.types import Reason, ReasonCode, Regime, Side
 from strategies.base import StrategyOutput
 from strategies.macro_event import MacroEventScalper
 
@@ -209,12 +209,13 @@ def test_a_release_before_the_open_is_traded_on_the_opening_candle() -> None:
 
 def test_abstains_without_a_calendar() -> None:
     output = evaluate(CANDLE_CLOSED, market()[:4])
-    assert output.abstention == "input economic_events missing"
+    assert output.abstention == Reason(ReasonCode.INPUT_MISSING, "economic_events")
 
 
 def test_abstains_when_the_bars_have_stopped() -> None:
     output = evaluate(EVENT + timedelta(days=5), market())
-    assert output.abstention is not None and "input bars stale" in output.abstention
+    assert output.abstention is not None and output.abstention.code is ReasonCode.INPUT_STALE
+    assert output.abstention.detail.startswith("bars: newest row is")
 
 
 def test_trades_the_first_candle_of_a_simulated_release() -> None:

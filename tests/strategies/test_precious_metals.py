@@ -28,7 +28,7 @@ from builders_metals_macro_crypto import (
 )
 
 from core.config import PreciousMetalsParams
-from core.types import Regime, Side
+from core.types import Reason, ReasonCode, Regime, Side
 from strategies.base import StrategyOutput
 from strategies.precious_metals import PreciousMetalsFlow
 
@@ -257,12 +257,13 @@ def test_a_stale_price_gets_a_view_but_no_trade() -> None:
 
 def test_abstains_without_bars() -> None:
     output = evaluate([margin_notices([("GC", NOW - HOUR, 15.0)]), recovery()])
-    assert output.abstention == "input bars missing"
+    assert output.abstention == Reason(ReasonCode.INPUT_MISSING, "bars")
 
 
 def test_abstains_when_the_bars_have_stopped() -> None:
     output = evaluate(metals(), at=NOW + timedelta(days=5))
-    assert output.abstention is not None and "input bars stale" in output.abstention
+    assert output.abstention is not None and output.abstention.code is ReasonCode.INPUT_STALE
+    assert output.abstention.detail.startswith("bars: newest row is")
 
 
 def test_sells_metals_the_session_after_a_simulated_margin_hike() -> None:
