@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from core.book import Book
 from core.config import EngineConfig
 from core.pipeline import EngineState, run_cycle
+from core.regime import RULES_VERSION
 from hydra.context import load_context, market_calendar
 from hydra.decide import load_snapshot
 from hydra.jobs import ingest_simulated
@@ -44,6 +45,8 @@ def test_a_cycle_decides_on_what_the_warehouse_knew(warehouse: Warehouse, monkey
         )
         state = result.state
     assert result is not None
-    assert result.regime.model_version == "rules-v1"  # five sessions of SPY made the features complete
+    # The simulator's daily history gives SPY, VIXY and HYG their sessions from the first minute.
+    assert result.regime.model_version == RULES_VERSION
+    assert result.regime.reason == "rules on prices and VIX, VIXY, BAMLH0A0HYM2, HYG"
     assert result.observation_only and result.orders == ()
     assert len(result.signals) > 0
