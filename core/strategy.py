@@ -154,7 +154,8 @@ class WindowData:
     timeframe: Timeframe
 
     def bars_of(self, symbol: str) -> int:
-        return sum(count for (name, _), count in self.bars.items() if name == symbol)
+        """The symbol's bars of the cycle's timeframe: what its decisions and its orders read."""
+        return self.bars.get((symbol, self.timeframe.value), 0)
 
     def without_bars(self, symbols: Iterable[str]) -> list[str]:
         return [symbol for symbol in symbols if not self.bars_of(symbol)]

@@ -301,7 +301,8 @@ def check_strategies(context: SourceContext, run_id: str, start: datetime, end: 
             },
         )
     counts = {(symbol, timeframe): int(n) for symbol, timeframe, n in bars.iter_rows()}
-    data = WindowData({**table_rows, "bars": sum(counts.values())}, counts, engine.timeframe)
+    cycle_bars = sum(n for (_, timeframe), n in counts.items() if timeframe == engine.timeframe)
+    data = WindowData({**table_rows, "bars": cycle_bars}, counts, engine.timeframe)
     found = availability(REGISTRY, engine.strategies, data)
     record_availability(context.warehouse, run_id, found, datetime.now(UTC))
     return found

@@ -126,3 +126,14 @@ def test_the_warehouse_memory_limit_reaches_the_warehouse_and_needs_a_unit(monke
     monkeypatch.setenv("HYDRA_WAREHOUSE__MEMORY_LIMIT", "512")
     with pytest.raises(ConfigError, match=r"warehouse\.memory_limit"):
         load_settings()
+
+
+def test_the_readme_configuration_example_loads() -> None:
+    """The README's hydra.toml is what a user copies first: it must be a valid configuration (it
+    named a setting that does not exist, feeds.binance.interval_s)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert example.startswith('mode = "sim"')
+    write_toml(example)
+    loaded = load_settings()
+    assert loaded.feeds.schedules.binance == 300 and loaded.engine.snapshot.daily_bar_sessions == 300
