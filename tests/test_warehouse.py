@@ -69,6 +69,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "006_analytics_operations.sql",
         "009_regime_reason.sql",
         "010_bars_volume_unknown.sql",
+        "011_ingestion_notes.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -83,6 +84,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (6, "006_analytics_operations.sql"),
         (9, "009_regime_reason.sql"),
         (10, "010_bars_volume_unknown.sql"),
+        (11, "011_ingestion_notes.sql"),
     ]
 
 
@@ -209,6 +211,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "006_analytics_operations",
             "009_regime_reason",
             "010_bars_volume_unknown",
+            "011_ingestion_notes",
         )
     ]
 
