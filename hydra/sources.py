@@ -118,7 +118,7 @@ def fetch_feed(context: SourceContext, request: FeedRequest) -> FeedResult:
         return simulated(context.settings, request)
     window = request.window
     if window is not None and window.empty:
-        note = f"{request.feed}: the window starts at {request.start:%Y-%m-%d %H:%M}, after now: nothing to fetch"
+        note = f"{request.feed}: the window {window.start:%Y-%m-%d %H:%M}.. holds no time before now: nothing to fetch"
         return FeedResult(request.feed, FeedBatch(request.feed), "ok", (), request.start, request.end, (note,))
     return collect(request, REAL_SOURCES[request.feed](context, request))
 
@@ -266,7 +266,7 @@ def cme_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     previous = cursors.latest_margin_snapshot(context.warehouse)
     return [
         (
-            "cme",
+            "margins and advisories",
             lambda: cme.fetch_cme(
                 client,
                 config.products,

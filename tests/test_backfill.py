@@ -467,6 +467,17 @@ def test_a_cme_backfill_reads_its_advisories_and_not_the_current_margins(
     assert query(loaded, "SELECT count(*) FROM margin_rates") == [(0,)]
     assert query(loaded, "SELECT DISTINCT notice_id FROM margin_notices") == [("Chadv20-239",)]
     assert notes_of(loaded, "cme") == [
-        "cme cme: the margins service gives only the current margins; nothing of 2020-01-01..2021-01-01 available",
-        "cme cme: CME publishes no index of its clearing advisories: only the 1 configured advisory pages are read",
+        "cme margins and advisories: the margins service gives only the current margins;"
+        " nothing of 2020-01-01..2021-01-01 available",
+        "cme margins and advisories: CME publishes no index of its clearing advisories:"
+        " only the 1 configured advisory pages are read",
     ]
+
+
+def test_a_window_after_now_asks_nothing_and_says_so(paper: HTTPServer) -> None:
+    serve_binance(paper)
+
+    result = fetch_feed(context(), request("binance", NOW + timedelta(days=1)))
+
+    assert paper.log == [] and result.status == "ok" and result.batch.row_count == 0
+    assert result.notes == ("binance: the window 2026-12-08 15:00.. holds no time before now: nothing to fetch",)
