@@ -9,7 +9,8 @@ row (the SDK's default) caps a backfill at roughly a hundred thousand bars a sec
 The SDK gives no request timeout and retries HTTP 429/504 `_retry` times, sleeping
 `_retry_wait` seconds in between (alpaca/common/rest.py). The factories below set both from
 configuration, so one page can take at most (max_retries + 1) x timeout_s + max_retries x
-retry_wait_s, and tests can make the waits tiny.
+retry_wait_s, and tests can make the waits tiny. Given a pacer, every request the SDK sends,
+each page and each retry, first waits for its turn within Alpaca's rate (adapters.pacing).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from alpaca.data.timeframe import TimeFrame
 from adapters.alpaca_sdk import TimedSession, bound_client
 from adapters.feed import FeedBatch, FeedError, FeedUnavailable, MalformedResponse, RateLimited, Rejected
 from adapters.http import retry_after_seconds
+from adapters.pacing import RequestPacer
 from adapters.tables import TABLE_SCHEMAS
 from core.config import is_crypto
 
@@ -64,13 +66,17 @@ RFC3339_TIMESTAMP = "%+"
 
 
 class _BoundedSession(TimedSession):
-    """Keeps the last answer, so a response the SDK cannot read still reaches quarantine."""
+    """Paces its requests and keeps the last answer, so a response the SDK cannot read still
+    reaches quarantine."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, pacer: RequestPacer | None) -> None:
         super().__init__(timeout_s)
+        self.pacer = pacer
         self.last_response: requests.Response | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.pacer is not None:
+            self.pacer.wait_turn()
         response = super().request(*args, **kwargs)
         self.last_response = response
         return response
@@ -84,6 +90,7 @@ def make_stock_client(
     timeout_s: float = 10.0,
     max_retries: int = 3,
     retry_wait_s: float = 3.0,
+    pacer: RequestPacer | None = None,
 ) -> StockHistoricalDataClient | None:
     """A raw-dict stock client, or None without both keys: stock data needs them, crypto does not."""
     if not api_key or not secret_key:
@@ -91,7 +98,7 @@ def make_stock_client(
     client = StockHistoricalDataClient(
         api_key=api_key, secret_key=secret_key, raw_data=True, url_override=base_url.rstrip("/")
     )
-    _bound(client, timeout_s, max_retries, retry_wait_s)
+    _bound(client, timeout_s, max_retries, retry_wait_s, pacer)
     return client
 
 
@@ -103,6 +110,7 @@ def make_crypto_client(
     timeout_s: float = 10.0,
     max_retries: int = 3,
     retry_wait_s: float = 3.0,
+    pacer: RequestPacer | None = None,
 ) -> CryptoHistoricalDataClient:
     """A raw-dict crypto client; keys are optional and only raise the rate limit."""
     with_keys = bool(api_key and secret_key)
@@ -112,12 +120,14 @@ def make_crypto_client(
         raw_data=True,
         url_override=base_url.rstrip("/"),
     )
-    _bound(client, timeout_s, max_retries, retry_wait_s)
+    _bound(client, timeout_s, max_retries, retry_wait_s, pacer)
     return client
 
 
-def _bound(client: RESTClient, timeout_s: float, max_retries: int, retry_wait_s: float) -> None:
-    bound_client(client, _BoundedSession(timeout_s), max_retries, retry_wait_s)
+def _bound(
+    client: RESTClient, timeout_s: float, max_retries: int, retry_wait_s: float, pacer: RequestPacer | None
+) -> None:
+    bound_client(client, _BoundedSession(timeout_s, pacer), max_retries, retry_wait_s)
 
 
 def fetch_bars(
@@ -131,8 +141,10 @@ def fetch_bars(
     *,
     stock_feed: str = "iex",
 ) -> FeedBatch:
-    """Every bar of `symbols` in [start, end] (end None: up to now), all pages, as `bars` rows.
+    """Every bar of `symbols` opening in [start, end) (end None: up to now), all pages, as `bars` rows.
 
+    Alpaca's `end` is inclusive, so a bar opening exactly at `end` is dropped here: a window's
+    edge bar belongs to the next window, and the bar still forming at `now` to no one yet.
     Bad bars become Rejected items while the rest load. The whole call fails with a FeedError
     if either asset class's request fails: fetch stocks and crypto in separate calls to keep
     one class's outage from costing the other's bars.
@@ -166,6 +178,10 @@ def fetch_bars(
         parts.append(parse_bars(raw, cryptos, timeframe, CRYPTO_SOURCE, ingested_at))
     for part in parts:
         batch.extend(part)
+    in_range = pl.col("ts_event") >= start
+    if end is not None:
+        in_range &= pl.col("ts_event") < end
+    batch.tables["bars"] = batch.tables["bars"].filter(in_range)
     return batch
 
 

@@ -9,7 +9,6 @@ and the good items of the same page still become rows.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +23,7 @@ import requests
 from adapters.feed import FeedBatch, MalformedResponse, Rejected, payload_text
 from adapters.http import HttpClient, json_body
 from adapters.tables import TABLE_SCHEMAS
+from adapters.window import Window, current_only, earliest, history_note, reach_note
 
 FEED = "binance"
 VENUE = "binance-usdm"
@@ -66,6 +66,9 @@ MAX_ABS_FUNDING_RATE = 0.05
 EARLIEST_EVENT = datetime(2019, 1, 1, tzinfo=UTC)
 # Only nextFundingTime lies ahead of now, by at most one funding interval (8 h).
 LATEST_EVENT_AHEAD = timedelta(days=1)
+# Funding settles every 8 h (or oftener): a backfill's first rate further than that past the
+# window's start means the contract was not listed yet, which the run notes.
+FUNDING_SLACK = timedelta(hours=8)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -75,8 +78,6 @@ DIGITS = re.compile(r"\d{1,19}")
 
 TIME = pl.Datetime("us", "UTC")
 SCHEMAS = {table: TABLE_SCHEMAS[table] for table in ("funding_rates", "premium_index", "open_interest")}
-
-logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
@@ -307,12 +308,15 @@ def fetch_funding_rates(
     since: datetime | None,
     ingested_at: datetime,
     *,
+    until: datetime | None = None,
     budget: WeightBudget | None = None,
 ) -> FeedBatch:
-    """Funding history from `since` (inclusive) on; without `since`, the latest page.
+    """Funding history from `since` (inclusive) on, before `until` if given (a backfill's
+    window); without `since`, the latest page.
 
     Binance returns up to 1000 rows from startTime, oldest first: the next page starts one
-    millisecond after the latest funding time of this one, until a page comes back short.
+    millisecond after the latest funding time of this one, until a page comes back short or
+    passes `until`. A backfill notes where the contract's history begins inside its window.
     """
     budget = budget if budget is not None else WeightBudget()
     batch = FeedBatch(feed=FEED)
@@ -321,19 +325,30 @@ def fetch_funding_rates(
         params: dict[str, Any] = {"symbol": symbol, "limit": FUNDING_PAGE_LIMIT}
         if start is not None:
             params["startTime"] = start
+        if until is not None:
+            params["endTime"] = _to_ms(until, "until") - 1
         payload = _get(client, FUNDING_PATH, params, budget)
         page = parse_funding_rates(payload, ingested_at)
         batch.extend(page)
         latest = page.tables["funding_rates"]["ts_event"].max()
         if len(payload) < FUNDING_PAGE_LIMIT or not isinstance(latest, datetime):
-            return batch
+            break
+        if until is not None and latest >= until:
+            break
         next_start = _to_ms(latest, "fundingTime") + 1
         if start is not None and next_start <= start:
-            return batch
+            break
         if budget.spent:
-            logger.warning("%s %s: weight %s of %s used, paging stops", FEED, symbol, budget.used, WEIGHT_LIMIT_1M)
-            return batch
+            batch.notes.append(_budget_note(budget, symbol, EPOCH + next_start * ONE_MS, until or ingested_at))
+            break
         start = next_start
+    if since is not None and until is not None:
+        window = Window(since, until)
+        rows = window.cut(batch.tables["funding_rates"])
+        batch.tables["funding_rates"] = rows
+        note = history_note(window, earliest(rows), FUNDING_SLACK, f"Binance's {symbol} funding history")
+        batch.notes += [note] if note else []
+    return batch
 
 
 def fetch_premium_index(
@@ -356,28 +371,31 @@ def fetch_open_interest_history(
     since: datetime | None,
     ingested_at: datetime,
     *,
+    until: datetime | None = None,
     period: str = "5m",
     budget: WeightBudget | None = None,
 ) -> FeedBatch:
     """Open-interest history from `since` (clamped to the 29 days Binance still serves) to
-    `ingested_at`; without `since`, the latest page.
+    `until` (a backfill's window end) or `ingested_at`; without `since`, the latest page.
 
     Binance does not document which rows a startTime alone selects on this endpoint (only
     that without one it serves the most recent), so every request names a window
     [startTime, endTime] that holds at most one page of periods, and the windows tile the
-    range: the answer is the same whichever end Binance counts from.
+    range: the answer is the same whichever end Binance counts from. A backfill reaching
+    further back than Binance keeps says so in a note.
     """
     _check_period(period)
     budget = budget if budget is not None else WeightBudget()
     window = OPEN_INTEREST_HISTORY_PAGE_LIMIT * OPEN_INTEREST_HISTORY_PERIODS[period] // ONE_MS
-    end = _to_ms(ingested_at, "ingested_at")
-    earliest = _to_ms(ingested_at - OPEN_INTEREST_HISTORY_REACH, "ingested_at")
+    # A backfill's window excludes its end; an incremental fetch runs up to the ingestion time.
+    end = _to_ms(ingested_at, "ingested_at") if until is None else _to_ms(until, "until") - 1
+    kept_from = ingested_at - OPEN_INTEREST_HISTORY_REACH
     start = end - window + 1 if since is None else _to_ms(since, "since")
-    start = max(start, earliest)
+    start = max(start, _to_ms(kept_from, "ingested_at"))
     batch = FeedBatch(feed=FEED)
     while start <= end:
         if budget.spent:
-            logger.warning("%s %s: weight %s of %s used, paging stops", FEED, symbol, budget.used, WEIGHT_LIMIT_1M)
+            batch.notes.append(_budget_note(budget, symbol, EPOCH + start * ONE_MS, until or ingested_at))
             break
         window_end = min(start + window - 1, end)
         params = {
@@ -390,7 +408,23 @@ def fetch_open_interest_history(
         payload = _get(client, OPEN_INTEREST_HISTORY_PATH, params, budget)
         batch.extend(parse_open_interest_history(payload, period, ingested_at))
         start = window_end + 1
+    if since is not None and until is not None:
+        backfill = Window(since, until)
+        batch.tables["open_interest"] = backfill.cut(batch.tables.get("open_interest", _empty("open_interest")))
+        note = reach_note(backfill, kept_from, "the source keeps 30 days")
+        batch.notes += [note] if note else []
     return batch
+
+
+def _budget_note(budget: WeightBudget, symbol: str, stopped: datetime, end: datetime) -> str:
+    return (
+        f"request weight {budget.used} of {WEIGHT_LIMIT_1M} used, {symbol} paging stopped:"
+        f" {Window(min(stopped, end), end)} not loaded, run again"
+    )
+
+
+def _empty(table: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(SCHEMAS[table]))
 
 
 Step = tuple[str, Callable[[], FeedBatch]]
@@ -403,24 +437,60 @@ def binance_steps(
     ingested_at: datetime,
     *,
     period: str = "5m",
+    window: Window | None = None,
 ) -> list[Step]:
     """Every endpoint of every symbol as a separate labelled step sharing one weight budget.
 
     Steps are independent so a caller can load what succeeded when one fails. When the IP's
-    weight nears the limit the remaining steps return nothing, with a warning: the histories
+    weight nears the limit the remaining steps return nothing, with a note: the histories
     resume next run from wherever `since` then points, the live figures are simply read again.
+
+    With a backfill `window`, the histories are fetched over it (`since` is its start) and the
+    live figures, which have no history, only when it reaches `ingested_at`; each says in a
+    note what of the window it could not give.
     """
     _check_period(period)
     budget = WeightBudget()
+    until = None if window is None else window.end
     steps: list[Step] = []
     for symbol in symbols:
         steps += [
-            (f"funding {symbol}", partial(fetch_funding_rates, client, symbol, since, ingested_at, budget=budget)),
-            (f"premium index {symbol}", partial(fetch_premium_index, client, symbol, ingested_at, budget=budget)),
-            (f"open interest {symbol}", partial(fetch_open_interest, client, symbol, ingested_at, budget=budget)),
+            (
+                f"funding {symbol}",
+                partial(fetch_funding_rates, client, symbol, since, ingested_at, until=until, budget=budget),
+            ),
+            (
+                f"premium index {symbol}",
+                current_only(
+                    partial(fetch_premium_index, client, symbol, ingested_at, budget=budget),
+                    window,
+                    ingested_at,
+                    "the source gives only the current premium index",
+                    FEED,
+                ),
+            ),
+            (
+                f"open interest {symbol}",
+                current_only(
+                    partial(fetch_open_interest, client, symbol, ingested_at, budget=budget),
+                    window,
+                    ingested_at,
+                    "the source gives only the current open interest (its history is the next part)",
+                    FEED,
+                ),
+            ),
             (
                 f"open interest history {symbol}",
-                partial(fetch_open_interest_history, client, symbol, since, ingested_at, period=period, budget=budget),
+                partial(
+                    fetch_open_interest_history,
+                    client,
+                    symbol,
+                    since,
+                    ingested_at,
+                    until=until,
+                    period=period,
+                    budget=budget,
+                ),
             ),
         ]
     return [(label, _within_budget(budget, step)) for label, step in steps]
@@ -429,10 +499,8 @@ def binance_steps(
 def _within_budget(budget: WeightBudget, step: Callable[[], FeedBatch]) -> Callable[[], FeedBatch]:
     def run() -> FeedBatch:
         if budget.spent:
-            logger.warning(
-                "%s: weight %s of %s used, the rest waits for the next run", FEED, budget.used, WEIGHT_LIMIT_1M
-            )
-            return FeedBatch(feed=FEED)
+            note = f"request weight {budget.used} of {WEIGHT_LIMIT_1M} used: not fetched this run, run again"
+            return FeedBatch(feed=FEED, notes=[note])
         return step()
 
     return run

@@ -49,6 +49,7 @@ from adapters.feed import (
 )
 from adapters.http import HttpClient
 from adapters.tables import TABLE_SCHEMAS
+from adapters.window import Window, current_only_note
 
 FEED = "cme"
 DEFAULT_PRODUCTS: tuple[str, ...] = ("GC", "SI")
@@ -796,6 +797,8 @@ def fetch_cme(
     advisory_urls: Sequence[str],
     observed_at: datetime,
     ingested_at: datetime,
+    *,
+    window: Window | None = None,
 ) -> FeedBatch:
     """The current margins of `products`, their changes since `previous_snapshot`, and the advisories.
 
@@ -807,6 +810,10 @@ def fetch_cme(
     - `rejected`: unreadable rows, implausible changes, and whole answers that were
       malformed (one product's JSON, one advisory page), so the other answers still load.
 
+    A backfill (`window`) keeps the advisories' notices dated in it, and asks for the
+    snapshot, which has no history, only when the window reaches `observed_at`; it notes
+    both limits.
+
     HTTP errors propagate: FeedUnavailable (CME's 403 to scrapers, timeouts) and
     RateLimited, since CME blocks whole hosts rather than pages and the run is then
     degraded; FeedError for another status, such as a 404 for a wrong advisory address.
@@ -817,6 +824,43 @@ def fetch_cme(
         FEED,
         {"margin_rates": _frame((), MARGIN_RATES_SCHEMA), "margin_notices": _frame((), MARGIN_NOTICES_SCHEMA)},
     )
+    if window is None or window.end >= observed_at:
+        batch.extend(_margin_snapshot(client, products, previous_snapshot, observed_at, ingested_at))
+    advisories = FeedBatch(FEED, {"margin_notices": _frame((), MARGIN_NOTICES_SCHEMA)})
+    for url in advisory_urls:
+        response = client.request("GET", url)
+        try:
+            advisories.extend(
+                parse_advisory(
+                    _decoded(response),
+                    url=url,
+                    ingested_at=ingested_at,
+                    products=products,
+                    fetch_pdf=lambda pdf_url: client.request("GET", pdf_url).content,
+                )
+            )
+        except MalformedResponse as error:
+            advisories.rejected.append(Rejected(error.payload, str(error)))
+    if window is not None:
+        advisories.tables["margin_notices"] = window.cut(advisories.tables["margin_notices"])
+        advisories.notes += [
+            current_only_note(window, observed_at, "the margins service gives only the current margins"),
+            f"CME publishes no index of its clearing advisories: only the {len(advisory_urls)} configured"
+            " advisory pages are read",
+        ]
+    batch.extend(advisories)
+    return batch
+
+
+def _margin_snapshot(
+    client: HttpClient,
+    products: Collection[str],
+    previous_snapshot: pl.DataFrame | None,
+    observed_at: datetime,
+    ingested_at: datetime,
+) -> FeedBatch:
+    """The margins service's current rates of `products`, and their changes since `previous_snapshot`."""
+    batch = FeedBatch(FEED, {"margin_rates": _frame((), MARGIN_RATES_SCHEMA)})
     for product in products:
         page = 1
         while page <= MAX_MARGIN_PAGES:
@@ -835,20 +879,6 @@ def fetch_cme(
         diff_margin_snapshots(previous_snapshot, batch.tables["margin_rates"], ingested_at=ingested_at)
     )
     batch.extend(FeedBatch(FEED, {"margin_notices": diffs}, implausible))
-    for url in advisory_urls:
-        response = client.request("GET", url)
-        try:
-            batch.extend(
-                parse_advisory(
-                    _decoded(response),
-                    url=url,
-                    ingested_at=ingested_at,
-                    products=products,
-                    fetch_pdf=lambda pdf_url: client.request("GET", pdf_url).content,
-                )
-            )
-        except MalformedResponse as error:
-            batch.rejected.append(Rejected(error.payload, str(error)))
     return batch
 
 

@@ -17,6 +17,9 @@ class EndpointConfig(Frozen):
     base_url: str
     timeout_s: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, description="paces every request below the upstream's documented rate; None: unpaced"
+    )
 
 
 class AlpacaDataConfig(EndpointConfig):
@@ -27,6 +30,10 @@ class AlpacaDataConfig(EndpointConfig):
     retry_wait_s: float = Field(default=3.0, ge=0)
     minute_lookback_days: float = Field(default=5.0, gt=0, description="first fetch of a symbol never stored")
     daily_lookback_days: float = Field(default=400.0, gt=0)
+    # A backfill is fetched, validated and loaded a slice at a time: memory and each
+    # request's answer stay bounded by a slice, and a failure costs one slice.
+    backfill_slice_days: float = Field(default=30.0, gt=0)
+    backfill_timeout_s: float = Field(default=60.0, gt=0, description="per request of a backfill (--start/--end)")
 
 
 class BinanceConfig(EndpointConfig):
@@ -81,14 +88,17 @@ class Schedules(Frozen):
 
 class FeedsConfig(Frozen):
     alpaca_trading: EndpointConfig = EndpointConfig(base_url="https://paper-api.alpaca.markets")
-    alpaca_data: AlpacaDataConfig = AlpacaDataConfig(base_url="https://data.alpaca.markets")
-    binance: BinanceConfig = BinanceConfig(base_url="https://fapi.binance.com")
+    # Alpaca allows 200 requests a minute, FRED 120; Binance counts weight (2400 a minute, and
+    # funding history shares 500 requests per 5 minutes). The paces leave room for the
+    # trading flow and other clients of the same key or address.
+    alpaca_data: AlpacaDataConfig = AlpacaDataConfig(base_url="https://data.alpaca.markets", requests_per_minute=180)
+    binance: BinanceConfig = BinanceConfig(base_url="https://fapi.binance.com", requests_per_minute=60)
     cme: CmeConfig = CmeConfig(base_url="https://www.cmegroup.com")
     sge: EndpointConfig = EndpointConfig(base_url="https://www.sge.com.cn")
     lbma: EndpointConfig = EndpointConfig(base_url="https://prices.lbma.org.uk")
     bls: EndpointConfig = EndpointConfig(base_url="https://www.bls.gov")
     fomc: EndpointConfig = EndpointConfig(base_url="https://www.federalreserve.gov")
-    fred: EndpointConfig = EndpointConfig(base_url="https://api.stlouisfed.org")
+    fred: EndpointConfig = EndpointConfig(base_url="https://api.stlouisfed.org", requests_per_minute=100)
     github: GitHubConfig = GitHubConfig(base_url="https://api.github.com")
     cboe: EndpointConfig = EndpointConfig(base_url="https://cdn.cboe.com")
     narrative: NarrativeConfig = NarrativeConfig()

@@ -83,6 +83,8 @@ class FeedBatch:
     feed: str
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    # What a backfill could not get from the source, one line each (adapters.window).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def row_count(self) -> int:
@@ -114,3 +116,4 @@ class FeedBatch:
             existing = self.tables.get(table)
             self.tables[table] = frame if existing is None else pl.concat([existing, frame], how="diagonal_relaxed")
         self.rejected.extend(other.rejected)
+        self.notes.extend(other.notes)

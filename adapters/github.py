@@ -42,6 +42,7 @@ from adapters.feed import (
 )
 from adapters.http import HttpClient, json_body, retry_after_seconds
 from adapters.tables import FEED_STATE_SCHEMA, TABLE_SCHEMAS
+from adapters.window import Window
 
 FEED = "github"
 PER_PAGE = 100
@@ -59,7 +60,9 @@ _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 class GitHubFeed(Protocol):
-    def fetch_releases(self, repo: str, *, etag: str | None, now: datetime) -> FeedBatch: ...
+    def fetch_releases(
+        self, repo: str, *, etag: str | None, now: datetime, window: Window | None = None
+    ) -> FeedBatch: ...
 
     def fetch_repo_stats(self, repo: str, *, now: datetime) -> FeedBatch: ...
 
@@ -78,18 +81,23 @@ class GitHubClient:
     max_pages: int = 10
     _exhausted_until: datetime | None = field(default=None, init=False, repr=False)
 
-    def fetch_releases(self, repo: str, *, etag: str | None, now: datetime) -> FeedBatch:
+    def fetch_releases(self, repo: str, *, etag: str | None, now: datetime, window: Window | None = None) -> FeedBatch:
         """All releases of `repo` (up to max_pages x 100), or nothing if page 1 is unchanged.
 
         The batch holds github_releases rows and, when GitHub sent one, the new ETag as a
         feed_state row; store it and pass it back as `etag` next time.
+
+        A backfill (`window`) keeps the releases published in it. It sends no ETag and keeps
+        none, since the ETag stands for the whole first page and the window's rows may not be
+        all of it. GitHub lists releases newest first (by creation), so the pages are read
+        until one reaches back past the window's start, however many that takes.
         """
         path = f"/repos/{_checked_repo(repo)}/releases"
         batch = FeedBatch(feed=FEED)
         page = 1
         new_etag: str | None = None
-        while page <= self.max_pages:
-            extra = {"If-None-Match": etag} if page == 1 and etag else {}
+        while window is not None or page <= self.max_pages:
+            extra = {"If-None-Match": etag} if page == 1 and etag and window is None else {}
             response = self._get(path, now, params={"per_page": PER_PAGE, "page": page}, headers=extra)
             if response.status_code == 304:
                 return batch
@@ -100,12 +108,17 @@ class GitHubClient:
                 raise MalformedResponse(FEED, f"{path} page {page}: expected a JSON array", response.text[:100_000])
             if not payload:
                 break
-            batch.extend(parse_releases(repo, payload, ingested_at=now))
+            releases = parse_releases(repo, payload, ingested_at=now)
+            batch.extend(releases)
+            if window is not None and _reaches_before(releases.tables["github_releases"], window.start):
+                break
             next_page = next_page_number(response.headers.get("Link"))
             if next_page is None or next_page <= page:
                 break
             page = next_page
-        if new_etag:
+        if window is not None:
+            batch.tables["github_releases"] = window.cut(batch.tables["github_releases"])
+        elif new_etag:
             batch.extend(etag_state(repo, new_etag, updated_at=now))
         return batch
 
@@ -139,6 +152,12 @@ class GitHubClient:
         if response.status_code in (403, 429):
             raise _refusal(path, response, now, rate_limit_spent=remaining == 0, reset_at=reset_at)
         return response
+
+
+def _reaches_before(releases: pl.DataFrame, start: datetime) -> bool:
+    """Whether a page of releases holds one created (else published) before `start`."""
+    created = releases.select(pl.coalesce("created_at", "ts_event").min()).item()
+    return isinstance(created, datetime) and created < start
 
 
 def parse_releases(repo: str, payload: list[Any], *, ingested_at: datetime) -> FeedBatch:

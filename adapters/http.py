@@ -19,6 +19,7 @@ import requests
 
 from adapters.config import EndpointConfig
 from adapters.feed import FeedError, FeedUnavailable, MalformedResponse, RateLimited
+from adapters.pacing import RequestPacer, shared_pacer
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 UNAVAILABLE_STATUS = frozenset({401, 403, 451})
@@ -34,6 +35,8 @@ class HttpClient:
     max_retries: int = 3
     backoff_s: float = 0.5
     max_wait_s: float = 30.0
+    # Every attempt, retries included, waits for its turn within the upstream's rate.
+    pacer: RequestPacer | None = None
     session: requests.Session = field(default_factory=requests.Session)
 
     def request(
@@ -51,6 +54,8 @@ class HttpClient:
         sent_headers = {"User-Agent": self.user_agent, **(headers or {})}
         attempt = 0
         while True:
+            if self.pacer is not None:
+                self.pacer.wait_turn()
             try:
                 response = self.session.request(
                     method, url, params=params, headers=sent_headers, data=data, timeout=self.timeout_s
@@ -93,7 +98,9 @@ class HttpClient:
         time.sleep(max(0.0, seconds))
 
 
-def endpoint_client(feed: str, endpoint: EndpointConfig, user_agent: str, max_wait_s: float) -> HttpClient:
+def endpoint_client(
+    feed: str, endpoint: EndpointConfig, user_agent: str, max_wait_s: float, pacer: RequestPacer | None = None
+) -> HttpClient:
     return HttpClient(
         feed=feed,
         base_url=endpoint.base_url,
@@ -101,7 +108,15 @@ def endpoint_client(feed: str, endpoint: EndpointConfig, user_agent: str, max_wa
         timeout_s=endpoint.timeout_s,
         max_retries=endpoint.max_retries,
         max_wait_s=max_wait_s,
+        pacer=pacer,
     )
+
+
+def endpoint_pacer(endpoint: EndpointConfig) -> RequestPacer | None:
+    """The shared pacer of an endpoint with a configured rate, else None."""
+    if endpoint.requests_per_minute is None:
+        return None
+    return shared_pacer(endpoint.base_url, endpoint.requests_per_minute)
 
 
 def json_body(feed: str, response: requests.Response) -> Any:

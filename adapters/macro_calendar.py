@@ -26,6 +26,7 @@ import polars as pl
 from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient
 from adapters.tables import TABLE_SCHEMAS
+from adapters.window import Window, keep_window
 
 NEW_YORK = ZoneInfo("America/New_York")
 TABLE = "economic_events"
@@ -88,10 +89,14 @@ FOMC_IMPORTANCE = 3
 # --- BLS release calendar (iCalendar) ---------------------------------------------------
 
 
-def fetch_bls_calendar(client: HttpClient, ingested_at: datetime) -> FeedBatch:
-    """BLS's release schedule; BLS refuses clients without a User-Agent naming a contact."""
+def fetch_bls_calendar(client: HttpClient, ingested_at: datetime, *, window: Window | None = None) -> FeedBatch:
+    """BLS's release schedule; BLS refuses clients without a User-Agent naming a contact.
+
+    The file holds the current schedule only: a backfill (`window`) keeps the window's
+    releases and notes the part of the window before the file's first."""
     response = client.request("GET", BLS_ICS_PATH, headers={"Accept": "text/calendar"})
-    return parse_bls_ics(_decode(response.content), ingested_at)
+    batch = parse_bls_ics(_decode(response.content), ingested_at)
+    return keep_window(batch, TABLE, window, "the BLS calendar holds its current schedule only")
 
 
 def parse_bls_ics(text: str, ingested_at: datetime) -> FeedBatch:
@@ -264,9 +269,12 @@ def _zone(tzid: str) -> ZoneInfo | None:
 # --- FOMC meeting calendar (HTML) -------------------------------------------------------
 
 
-def fetch_fomc_calendar(client: HttpClient, ingested_at: datetime) -> FeedBatch:
+def fetch_fomc_calendar(client: HttpClient, ingested_at: datetime, *, window: Window | None = None) -> FeedBatch:
+    """The Fed's calendar page, which lists the last five years' meetings and the next year's:
+    a backfill (`window`) keeps the window's meetings and notes what lies before the page's first."""
     response = client.request("GET", FOMC_CALENDAR_PATH, headers={"Accept": "text/html"})
-    return parse_fomc_html(_decode(response.content), ingested_at)
+    batch = parse_fomc_html(_decode(response.content), ingested_at)
+    return keep_window(batch, TABLE, window, "the FOMC calendar page lists the last five years only")
 
 
 def parse_fomc_html(html: str, ingested_at: datetime) -> FeedBatch:
@@ -440,21 +448,28 @@ def fetch_fred_release_dates(
     *,
     release_ids: Sequence[int] = tuple(FRED_RELEASES),
     since: date | None = None,
+    window: Window | None = None,
 ) -> FeedBatch:
     """Past and scheduled dates of each release; nothing is requested without an API key.
 
     FRED returns only dates that already have data unless asked for the others, and the
-    future ones are the point here. `since` bounds the answer (FRED's realtime_start).
+    future ones are the point here. `since` bounds the answer (FRED's realtime_start); a
+    backfill's `window` bounds it on both sides and keeps exactly the window's releases.
     """
     batch = FeedBatch(feed=FRED_FEED, tables={TABLE: pl.DataFrame(schema=EVENT_SCHEMA)})
     if not api_key:
         return batch
     for release_id in release_ids:
         params: dict[str, Any] = {"release_id": release_id, "include_release_dates_with_no_data": "true"}
-        if since is not None:
+        if window is not None:
+            first, last = window.days()
+            params |= {"realtime_start": first.isoformat(), "realtime_end": last.isoformat()}
+        elif since is not None:
             params["realtime_start"] = since.isoformat()
-        payload = fred_get_json(client, FRED_RELEASE_DATES_PATH, api_key, params)
-        batch.extend(parse_fred_release_dates(payload, ingested_at))
+        for payload in fred_pages(client, FRED_RELEASE_DATES_PATH, api_key, params):
+            batch.extend(parse_fred_release_dates(payload, ingested_at))
+    if window is not None:
+        batch.tables[TABLE] = window.cut(batch.tables[TABLE])
     return batch
 
 
@@ -491,6 +506,23 @@ def _fred_release_row(item: Any, ingested_at: datetime) -> dict[str, Any] | Reje
     title = name.strip() if isinstance(name, str) and name.strip() else f"FRED release {release_id}"
     ts_event = new_york_to_utc(day, time(0, 0))
     return _row(FRED_FEED, title, ts_event, title, OTHER_RELEASE_IMPORTANCE, True, ingested_at)
+
+
+def fred_pages(client: HttpClient, path: str, api_key: str, params: dict[str, Any]) -> Iterator[Any]:
+    """Every page of a FRED list answer (release dates, observations): FRED answers with at
+    most `limit` items from `offset` and says how many there are (`count`), so the next page
+    is asked for until the offset passes the count. The first request sends no offset."""
+    offset = 0
+    while True:
+        payload = fred_get_json(client, path, api_key, params if offset == 0 else {**params, "offset": offset})
+        yield payload
+        count = payload.get("count") if isinstance(payload, dict) else None
+        limit = payload.get("limit") if isinstance(payload, dict) else None
+        if not isinstance(count, int) or not isinstance(limit, int) or limit <= 0:
+            return
+        offset += limit
+        if offset >= count:
+            return
 
 
 def fred_get_json(client: HttpClient, path: str, api_key: str, params: dict[str, Any]) -> Any:

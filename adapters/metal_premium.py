@@ -36,6 +36,7 @@ import polars as pl
 from adapters.feed import FeedBatch, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient, json_body
 from adapters.tables import TABLE_SCHEMAS
+from adapters.window import Window, reach_note
 
 FEED = "metal_premium"
 SOURCE = "sge-benchmark/lbma-pm"
@@ -147,13 +148,15 @@ def compute_premiums(
     *,
     ingested_at: datetime,
     since: date | None = None,
+    window: Window | None = None,
 ) -> FeedBatch:
     """`metal_premiums` rows: each SGE fixing against the LBMA PM and the USD/CNY rate of its date.
 
     A fixing dated after the last LBMA price is pending (London has not fixed yet) and
     skipped without a word; one inside the LBMA history but on a day London did not fix
     (a UK holiday), or without a USD/CNY rate, or giving an implausible premium, is
-    rejected with the reason. Fixings before `since` are ignored.
+    rejected with the reason. Fixings before `since`, or outside a backfill's `window`, are
+    ignored.
     """
     ingested = aware_utc(ingested_at, "ingested_at")
     last_reference = max(reference_usd_per_oz, default=None)
@@ -162,6 +165,8 @@ def compute_premiums(
     for fixing in fixings:
         day = fixing.fixing_date
         if (since is not None and day < since) or last_reference is None or day > last_reference:
+            continue
+        if window is not None and not window.holds(fixing.ts_event):
             continue
         evidence = {"date": day.isoformat(), "session": fixing.session, "sge_cny_per_gram": fixing.cny_per_gram}
         reference = reference_usd_per_oz.get(day)
@@ -209,12 +214,15 @@ def fetch_shanghai_premium(
     *,
     ingested_at: datetime,
     since: date | None = None,
+    window: Window | None = None,
 ) -> FeedBatch:
     """Fetch both fixings and compute the premiums (see `compute_premiums`).
 
     Every failure is a FeedError: FeedUnavailable, RateLimited or FeedError from
     HttpClient, MalformedResponse for an answer of the wrong shape or an LBMA history with
-    no usable price. An SGE answer with empty lists gives an empty batch.
+    no usable price. An SGE answer with empty lists gives an empty batch. SGE answers with
+    its whole history, which begins with the benchmark in April 2016: a backfill (`window`)
+    reaching before the first fixing says so in a note.
     """
     sge_payload = json_body(sge_client.feed, sge_client.request("POST", SGE_PATH))
     fixings, sge_rejected = parse_sge_benchmark(sge_payload)
@@ -224,8 +232,12 @@ def fetch_shanghai_premium(
         # LBMA's history goes back to 1968: an empty one is a broken answer, and without it
         # every fixing would look pending and vanish without a trace.
         raise MalformedResponse(FEED, "LBMA gold PM: no usable price in the history", payload_text(lbma_payload))
-    batch = compute_premiums(fixings, reference, usd_cny, ingested_at=ingested_at, since=since)
+    batch = compute_premiums(fixings, reference, usd_cny, ingested_at=ingested_at, since=since, window=window)
     batch.rejected[:0] = [*sge_rejected, *lbma_rejected]
+    if window is not None:
+        first = fixings[0].ts_event if fixings else window.end
+        note = reach_note(window, min(first, window.end), "the SGE benchmark's history")
+        batch.notes += [note] if note else []
     return batch
 
 

@@ -28,6 +28,7 @@ import polars as pl
 from adapters.feed import FeedBatch, MalformedResponse, Rejected
 from adapters.http import HttpClient
 from adapters.tables import TABLE_SCHEMAS
+from adapters.window import Window, keep_window
 
 FEED = "narrative"
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -69,7 +70,7 @@ SECONDS_PER_DAY = 86_400.0
 
 
 class NarrativeFeed(Protocol):
-    def fetch_feed(self, name: str, url: str, *, now: datetime) -> FeedBatch: ...
+    def fetch_feed(self, name: str, url: str, *, now: datetime, window: Window | None = None) -> FeedBatch: ...
 
 
 @cache
@@ -111,12 +112,17 @@ class NarrativeClient:
     # Feeds a lab publishes itself (adapters.config.RssFeedConfig.lab): every entry is about it.
     source_labs: Mapping[str, str] = field(default_factory=dict)
 
-    def fetch_feed(self, name: str, url: str, *, now: datetime) -> FeedBatch:
-        """Headlines of one configured feed; `url` is absolute (feeds live on many hosts)."""
+    def fetch_feed(self, name: str, url: str, *, now: datetime, window: Window | None = None) -> FeedBatch:
+        """Headlines of one configured feed; `url` is absolute (feeds live on many hosts).
+
+        A feed holds only its latest items, so a backfill (`window`) keeps those published in
+        the window and notes the part of it before the feed's oldest item.
+        """
         response = self.http.request("GET", url, headers={"Accept": FEED_ACCEPT})
-        return parse_feed(
+        batch = parse_feed(
             name, response.content, ingested_at=now, matcher=self.matcher, source_lab=self.source_labs.get(name)
         )
+        return keep_window(batch, "headlines", window, "the feed holds only its latest items")
 
 
 def parse_feed(

@@ -14,15 +14,16 @@ import csv
 import logging
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import polars as pl
 
 from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected, aware_utc, payload_text
 from adapters.http import HttpClient
-from adapters.macro_calendar import fred_get_json, new_york_to_utc, parse_iso_date
+from adapters.macro_calendar import fred_pages, new_york_to_utc, parse_iso_date
 from adapters.tables import TABLE_SCHEMAS
+from adapters.window import Window, earliest, history_note, keep_window
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ VIX = "VIX"
 VIX_CLOSE = time(16, 15)
 # FRED writes "." for a day without a value (a holiday, a late print): documented, not an error.
 FRED_MISSING = "."
+# A daily series may lack its window's first days for a long weekend or a holiday week; a
+# longer silence at the start of a backfill means the source has nothing there, and is noted.
+DAILY_SLACK = timedelta(days=7)
 
 SERIES_SCHEMA = TABLE_SCHEMAS["market_series"]
 
@@ -62,21 +66,28 @@ def fetch_vix(
     fred_key: str | None,
     since: date | None,
     ingested_at: datetime,
+    *,
+    window: Window | None = None,
 ) -> FeedBatch:
-    """VIX closes on/after `since` from CBOE; from FRED's VIXCLS when CBOE fails and a key is set."""
+    """VIX closes on/after `since` (or in a backfill's `window`) from CBOE; from FRED's VIXCLS
+    when CBOE fails and a key is set."""
     try:
-        return fetch_cboe_vix(cboe_client, since, ingested_at)
+        return fetch_cboe_vix(cboe_client, since, ingested_at, window=window)
     except FeedError as error:
         if fred_client is None or not fred_key:
             raise
         logger.warning("CBOE VIX unavailable (%s); falling back to FRED VIXCLS", error)
-    return fetch_fred_series(fred_client, fred_key, "VIXCLS", since, ingested_at)
+    return fetch_fred_series(fred_client, fred_key, "VIXCLS", since, ingested_at, window=window)
 
 
-def fetch_cboe_vix(client: HttpClient, since: date | None, ingested_at: datetime) -> FeedBatch:
-    """CBOE serves the whole history in one file; only rows on/after `since` are kept."""
+def fetch_cboe_vix(
+    client: HttpClient, since: date | None, ingested_at: datetime, *, window: Window | None = None
+) -> FeedBatch:
+    """CBOE serves the whole history in one file; only rows on/after `since`, or in a
+    backfill's `window`, are kept (the window's part before the file's first day is noted)."""
     response = client.request("GET", CBOE_VIX_PATH, headers={"Accept": "text/csv"})
-    return parse_cboe_vix(response.content.decode("utf-8-sig", errors="replace"), since, ingested_at)
+    batch = parse_cboe_vix(response.content.decode("utf-8-sig", errors="replace"), since, ingested_at)
+    return keep_window(batch, TABLE, window, "the CBOE file is the whole VIX history")
 
 
 def parse_cboe_vix(text: str, since: date | None, ingested_at: datetime) -> FeedBatch:
@@ -110,16 +121,35 @@ def parse_cboe_vix(text: str, since: date | None, ingested_at: datetime) -> Feed
 
 
 def fetch_fred_series(
-    client: HttpClient, api_key: str, series_id: str, since: date | None, ingested_at: datetime
+    client: HttpClient,
+    api_key: str,
+    series_id: str,
+    since: date | None,
+    ingested_at: datetime,
+    *,
+    window: Window | None = None,
 ) -> FeedBatch:
-    """Observations of a FRED series HYDRA knows (FRED_SERIES), on/after `since`."""
+    """Observations of a FRED series HYDRA knows (FRED_SERIES), on/after `since`, or in a
+    backfill's `window`: every page of it, exactly its rows, and a note when FRED has nothing
+    for the window's first days (a series that starts later, or that FRED keeps only recent
+    years of, as the ICE BofA spreads)."""
     if series_id not in FRED_SERIES:
         raise ValueError(f"unknown FRED series {series_id!r}; known: {', '.join(FRED_SERIES)}")
     params: dict[str, Any] = {"series_id": series_id}
-    if since is not None:
+    if window is not None:
+        first, last = window.days()
+        params |= {"observation_start": first.isoformat(), "observation_end": last.isoformat()}
+    elif since is not None:
         params["observation_start"] = since.isoformat()
-    payload = fred_get_json(client, FRED_OBSERVATIONS_PATH, api_key, params)
-    return parse_fred_observations(payload, series_id, ingested_at)
+    batch = FeedBatch(feed=FRED_FEED, tables={TABLE: pl.DataFrame(schema=SERIES_SCHEMA)})
+    for payload in fred_pages(client, FRED_OBSERVATIONS_PATH, api_key, params):
+        batch.extend(parse_fred_observations(payload, series_id, ingested_at))
+    if window is not None:
+        rows = window.cut(batch.tables[TABLE])
+        batch.tables[TABLE] = rows
+        note = history_note(window, earliest(rows), DAILY_SLACK, f"FRED {series_id}")
+        batch.notes += [note] if note else []
+    return batch
 
 
 def parse_fred_observations(payload: Any, series_id: str, ingested_at: datetime) -> FeedBatch:

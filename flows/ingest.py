@@ -6,19 +6,21 @@ Prefect UI re-runs just that feed; loads are upserts, so the retry adds exactly 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
 from prefect.flows import Flow
 from prefect.runtime import flow_run
 
 from core.config import Mode
 from hydra.context import load_context
-from hydra.ingestion import ValidatedResult, record_result
+from hydra.ingestion import ValidatedResult, ingest_slices, record_result
 from hydra.jobs import default_sim_window
-from hydra.sources import FEEDS, FeedRequest
+from hydra.sources import FEEDS, FeedRequest, FeedResult, SourceContext, backfill_slices, in_dependency_order
 from tasks.ingest import FeedFailed, fetch, load, publish, validate
+from warehouse.ingest import IngestionResult
 from warehouse.migrate import migrate
 
 
@@ -32,15 +34,25 @@ def run_feed(feed: str, start: datetime | None, end: datetime | None) -> dict[st
     run_id = str(flow_run.get_id() or f"local-{started_at:%Y%m%dT%H%M%S}")
     request = FeedRequest(feed=feed, now=started_at, start=start, end=end)
     delays = list(context.settings.feeds.fetch_retry_delays_s)
-    try:
-        result = fetch.with_options(retries=len(delays), retry_delay_seconds=delays)(context, request)
-    except FeedFailed as failure:
-        # Record the failure (and quarantine any malformed payload) before failing the run.
-        record_result(context, ValidatedResult(failure.result, {}), run_id, started_at)
-        logger.error("feed %s failed: %s", feed, failure.result.error)
-        raise
-    outcome = load(context, validate(context, result), run_id, started_at)
+    fetch_with_retries = fetch.with_options(retries=len(delays), retry_delay_seconds=delays)
+    slices = backfill_slices(context.settings, request)
+    if len(slices) > 1:
+        outcome = _run_slices(context, slices, run_id, fetch_with_retries)
+    else:
+        try:
+            result = fetch_with_retries(context, request)
+        except FeedFailed as failure:
+            # Record the failure (and quarantine any malformed payload) before failing the run.
+            record_result(context, ValidatedResult(failure.result, {}), run_id, started_at)
+            logger.error("feed %s failed: %s", feed, failure.result.error)
+            _log_notes(feed, failure.result.notes)
+            raise
+        outcome = load(context, validate(context, result), run_id, started_at)
     publish(outcome)
+    _log_notes(feed, outcome.run.notes)
+    if outcome.run.status == "failed":
+        logger.error("feed %s failed: %s", feed, outcome.run.error)
+        raise RuntimeError(f"feed {feed} failed: {outcome.run.error}")
     if outcome.run.status != "ok":
         logger.warning("feed %s %s: %s", feed, outcome.run.status, outcome.run.error)
     return {
@@ -49,7 +61,29 @@ def run_feed(feed: str, start: datetime | None, end: datetime | None) -> dict[st
         "loaded": outcome.rows_loaded,
         "quarantined": outcome.rows_quarantined,
         "error": outcome.run.error,
+        "notes": list(outcome.run.notes),
     }
+
+
+def _run_slices(
+    context: SourceContext, slices: list[FeedRequest], run_id: str, fetch_slice: Task[..., FeedResult]
+) -> IngestionResult:
+    """A backfill fetched, validated and loaded a slice at a time (hydra.ingestion.ingest_slices)."""
+
+    def fetch_one(request: FeedRequest) -> FeedResult:
+        try:
+            return fetch_slice(context, request)
+        except FeedFailed as failure:
+            return failure.result
+
+    return ingest_slices(context, slices, run_id, fetch_one)
+
+
+def _log_notes(feed: str, notes: Iterable[str]) -> None:
+    """A backfill that could not get all of its window says so in the flow run's log too."""
+    logger = get_run_logger()
+    for note in notes:
+        logger.warning("%s", note)
 
 
 def feed_flow(feed: str) -> Flow[[datetime | None, datetime | None], dict[str, Any]]:
@@ -84,12 +118,14 @@ FEED_FLOWS: dict[str, Flow[[datetime | None, datetime | None], dict[str, Any]]] 
 def ingest_all(
     feeds: list[str] | None = None, start: datetime | None = None, end: datetime | None = None
 ) -> dict[str, str]:
-    """Every feed as a subflow: one failing feed does not stop the others; the run fails at the end if any did."""
+    """Every feed as a subflow: one failing feed does not stop the others; the run fails at the end if any did.
+
+    A feed that reads what another loads (metal_premium reads vol_credit's USD/CNY) runs after it."""
     chosen = feeds or list(FEEDS)
     unknown = sorted(set(chosen) - set(FEEDS))
     if unknown:
         raise ValueError(f"unknown feed(s) {', '.join(unknown)}; feeds are {', '.join(FEEDS)}")
-    states = {feed: FEED_FLOWS[feed](start, end, return_state=True) for feed in chosen}
+    states = {feed: FEED_FLOWS[feed](start, end, return_state=True) for feed in in_dependency_order(chosen)}
     outcome = {feed: state.name or state.type.value for feed, state in states.items()}
     failed = [feed for feed, state in states.items() if state.is_failed() or state.is_crashed()]
     if failed:

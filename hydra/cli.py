@@ -426,7 +426,7 @@ def ingest(
     with clear_errors():
         state = ingest_all(chosen, window[0], window[1], return_state=True)
         runs = last_ingestions(open_warehouse(loaded)).filter(pl.col("feed").is_in(chosen))
-    console.print(_rich_table(runs.drop("started_at", "finished_at"), title="ingestion"))
+    _print_ingestions(runs.drop("started_at", "finished_at"), "ingestion")
     if state.is_failed() or state.is_crashed():
         fail(f"ingestion failed: {state.message}", EXIT_FEED)
 
@@ -472,7 +472,15 @@ def status() -> None:
     for name, count in counts.items():
         counts_table.add_row(name, f"{count:,}")
     console.print(counts_table)
-    console.print(_rich_table(ingestions, title="last ingestion per feed"))
+    _print_ingestions(ingestions, "last ingestion per feed")
+
+
+def _print_ingestions(runs: pl.DataFrame, title: str) -> None:
+    """Ingestion runs as a table, then what their sources could not give, a line each."""
+    console.print(_rich_table(runs.drop("notes"), title=title))
+    for notes in runs["notes"].to_list():
+        for note in notes or []:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 def _rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:

@@ -5,19 +5,30 @@ RSS feed); a part that fails is recorded and the others still load, so one dead 
 degrades a run instead of failing it. Incremental fetches resume from the warehouse's
 cursors (the newest stored fact, stored ETags), so a retried run loads exactly what is
 missing and re-loading what overlaps is harmless (upserts).
+
+A backfill (a request with a start) fetches each part's history over the window
+[start, end) as far as its source goes, and stores exactly the window's rows; a part whose
+source cannot reach back over the whole window says so in one note line of the result.
+Bars are backfilled a slice at a time (`backfill_slices`): the flow fetches, validates and
+loads each slice before the next, so memory, each request and a failure's cost stay bounded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, partial
 
+import polars as pl
+
 from adapters import alpaca_data, binance, cme, github, macro_calendar, metal_premium, narrative, vol_credit
+from adapters.config import EndpointConfig
 from adapters.feed import FeedBatch, FeedError, MalformedResponse, Rejected
-from adapters.http import HttpClient, endpoint_client
+from adapters.http import HttpClient, endpoint_client, endpoint_pacer
+from adapters.pacing import RequestPacer
 from adapters.simulator import MarketSimulator
+from adapters.window import Window, current_only
 from core.config import Mode, is_crypto
 from hydra.settings import HydraSettings, Secrets
 from warehouse import Warehouse, cursors
@@ -27,12 +38,25 @@ FEEDS: tuple[str, ...] = tuple(TABLES_BY_FEED)
 STATUS_ORDER = {"ok": 0, "degraded": 1, "failed": 2}
 
 
+# Feeds that read what another feed loads, fetched after it in a run of several.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"metal_premium": ("vol_credit",)}
+
+
 @dataclass(frozen=True)
 class FeedRequest:
     feed: str
     now: datetime  # the ingestion time: every row's ts_ingested
     start: datetime | None = None  # backfill window; None = incremental from the cursors
     end: datetime | None = None
+
+    @property
+    def window(self) -> Window | None:
+        """A backfill's window: [start, end), ending no later than now (end None: now).
+        None for an incremental fetch (no start); empty when start lies ahead of now."""
+        if self.start is None:
+            return None
+        end = self.now if self.end is None else min(self.end, self.now)
+        return Window(self.start, max(self.start, end))
 
 
 @dataclass(frozen=True)
@@ -43,10 +67,38 @@ class FeedResult:
     errors: tuple[str, ...]
     window_start: datetime | None
     window_end: datetime | None
+    notes: tuple[str, ...] = ()  # what the sources could not give, one line per part
 
     @property
     def error(self) -> str | None:
         return "; ".join(self.errors) or None
+
+
+def in_dependency_order(feeds: Sequence[str]) -> list[str]:
+    """`feeds` in the given order, except that a feed comes after those of them it depends on."""
+    ordered: list[str] = []
+
+    def place(feed: str) -> None:
+        if feed in ordered:
+            return
+        for needed in DEPENDS_ON.get(feed, ()):
+            if needed in feeds:
+                place(needed)
+        ordered.append(feed)
+
+    for feed in feeds:
+        place(feed)
+    return ordered
+
+
+def backfill_slices(settings: HydraSettings, request: FeedRequest) -> list[FeedRequest]:
+    """The requests a run makes one after the other: a bars backfill one per slice of
+    `feeds.alpaca_data.backfill_slice_days`, anything else the request itself."""
+    window = request.window
+    if request.feed != "bars" or window is None or settings.mode is Mode.SIM:
+        return [request]
+    length = timedelta(days=settings.feeds.alpaca_data.backfill_slice_days)
+    return [replace(request, start=piece.start, end=piece.end) for piece in window.slices(length)] or [request]
 
 
 @dataclass(frozen=True)
@@ -64,29 +116,40 @@ def fetch_feed(context: SourceContext, request: FeedRequest) -> FeedResult:
         raise ValueError(f"unknown feed {request.feed!r}; feeds are {', '.join(FEEDS)}")
     if context.settings.mode is Mode.SIM:
         return simulated(context.settings, request)
+    window = request.window
+    if window is not None and window.empty:
+        note = f"{request.feed}: the window {window.start:%Y-%m-%d %H:%M}.. holds no time before now: nothing to fetch"
+        return FeedResult(request.feed, FeedBatch(request.feed), "ok", (), request.start, request.end, (note,))
     return collect(request, REAL_SOURCES[request.feed](context, request))
 
 
 def collect(request: FeedRequest, parts: Sequence[Part]) -> FeedResult:
-    """Run every part; failures become errors (and quarantine, for malformed answers)."""
+    """Run every part; failures become errors (and quarantine, for malformed answers), and
+    each part's notes become lines of the result naming the feed and the part."""
     batch = FeedBatch(request.feed)
     errors: list[str] = []
     statuses: list[str] = []
+    notes: list[str] = []
     for label, part in parts:
         try:
-            batch.extend(part())
+            fetched = part()
         except FeedError as error:
             errors.append(f"{label}: {error}")
             statuses.append(error.status)
             if isinstance(error, MalformedResponse):
                 batch.rejected.append(Rejected(payload=error.payload, reason=f"{label}: {error}"))
+            continue
+        notes += [f"{request.feed} {label}: {note}" for note in fetched.notes]
+        batch.extend(replace(fetched, notes=[]))
     if not errors:
         status = "ok"
     elif len(errors) < len(parts):
         status = "degraded"
     else:
         status = max(statuses, key=STATUS_ORDER.__getitem__)
-    return FeedResult(request.feed, batch, status, tuple(errors), request.start, request.end or request.now)
+    window = request.window
+    start, end = (window.start, window.end) if window is not None else (None, request.end or request.now)
+    return FeedResult(request.feed, batch, status, tuple(errors), start, end, tuple(notes))
 
 
 def simulated(settings: HydraSettings, request: FeedRequest) -> FeedResult:
@@ -114,39 +177,58 @@ def _secret(secrets: Secrets, field: str) -> str | None:
     return None if value is None else value.get_secret_value() or None
 
 
-def _client(context: SourceContext, feed: str, endpoint: str) -> HttpClient:
+def _client(context: SourceContext, request: FeedRequest, feed: str, endpoint: str) -> HttpClient:
     feeds = context.settings.feeds
-    return endpoint_client(feed, getattr(feeds, endpoint), feeds.user_agent, feeds.max_wait_s)
+    config = getattr(feeds, endpoint)
+    return endpoint_client(feed, config, feeds.user_agent, feeds.max_wait_s, _pacer(request, config))
+
+
+def _pacer(request: FeedRequest, endpoint: EndpointConfig) -> RequestPacer | None:
+    """A backfill's pages go at the endpoint's configured pace; an incremental run's few
+    requests (a minute's bars, a page of funding) need none."""
+    return None if request.window is None else endpoint_pacer(endpoint)
 
 
 def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     config = context.settings.feeds.alpaca_data
     symbols = tuple(dict.fromkeys((*context.settings.engine.watchlist, *config.extra_symbols)))
+    window = request.window
+    # A backfill's pages are bigger and slower to build than the last minute's: they get
+    # their own timeout (a 400-day daily request timed out at 10 s).
+    timeout_s = config.timeout_s if window is None else config.backfill_timeout_s
+    pacer = _pacer(request, config)
     stock_client = alpaca_data.make_stock_client(
         config.base_url,
         _secret(context.secrets, "alpaca_api_key"),
         _secret(context.secrets, "alpaca_secret_key"),
-        timeout_s=config.timeout_s,
+        timeout_s=timeout_s,
         max_retries=config.max_retries,
         retry_wait_s=config.retry_wait_s,
+        pacer=pacer,
     )
     crypto_client = alpaca_data.make_crypto_client(
-        config.base_url, timeout_s=config.timeout_s, max_retries=config.max_retries, retry_wait_s=config.retry_wait_s
+        config.base_url,
+        timeout_s=timeout_s,
+        max_retries=config.max_retries,
+        retry_wait_s=config.retry_wait_s,
+        pacer=pacer,
     )
     crypto = tuple(s for s in symbols if is_crypto(s))
     stocks = tuple(s for s in symbols if not is_crypto(s))
     parts: list[Part] = []
     for timeframe in config.timeframes:
         # A bar still forming is not fetched: the window ends where the current bar starts.
-        end = request.end or _bar_start(request.now, timeframe)
+        forming = _bar_start(request.now, timeframe)
+        end = min(window.end, forming) if window is not None else request.end or forming
         lookback = timedelta(days=config.minute_lookback_days if timeframe == "1Min" else config.daily_lookback_days)
         stored = cursors.last_bars(context.warehouse, timeframe)
         for label, group in (("stocks", stocks), ("crypto", crypto)):
             if not group:
                 continue
-            start = request.start or min(
-                alpaca_data.next_start(stored.get(symbol), timeframe, lookback, request.now) for symbol in group
-            )
+            if window is not None:
+                start = window.start
+            else:
+                start = min(alpaca_data.next_start(stored.get(s), timeframe, lookback, request.now) for s in group)
             parts.append(
                 (
                     f"alpaca {label} {timeframe}",
@@ -174,18 +256,21 @@ def _bar_start(now: datetime, timeframe: str) -> datetime:
 
 def binance_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     config = context.settings.feeds.binance
-    client = _client(context, "binance", "binance")
-    since = request.start or cursors.latest_event(context.warehouse, "funding_rates")
-    return binance.binance_steps(client, config.symbols, since, request.now, period=config.open_interest_period)
+    client = _client(context, request, "binance", "binance")
+    window = request.window
+    since = window.start if window is not None else cursors.latest_event(context.warehouse, "funding_rates")
+    return binance.binance_steps(
+        client, config.symbols, since, request.now, period=config.open_interest_period, window=window
+    )
 
 
 def cme_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     config = context.settings.feeds.cme
-    client = _client(context, "cme", "cme")
+    client = _client(context, request, "cme", "cme")
     previous = cursors.latest_margin_snapshot(context.warehouse)
     return [
         (
-            "cme",
+            "margins and advisories",
             lambda: cme.fetch_cme(
                 client,
                 config.products,
@@ -193,55 +278,82 @@ def cme_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
                 config.advisory_urls,
                 request.now,
                 request.now,
+                window=request.window,
             ),
         )
     ]
 
 
 def metal_premium_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
-    sge = _client(context, "metal_premium", "sge")
-    lbma = _client(context, "metal_premium", "lbma")
-    since = _date_or_none(request.start or cursors.latest_event(context.warehouse, "metal_premiums"))
-    rates_since = request.now - timedelta(days=60)
-    rates = cursors.series_values(context.warehouse, "USDCNY", rates_since)
+    sge = _client(context, request, "metal_premium", "sge")
+    lbma = _client(context, request, "metal_premium", "lbma")
+    window = request.window
+    since = None if window is not None else _date_or_none(cursors.latest_event(context.warehouse, "metal_premiums"))
+    # The rates read are those of the fixings asked for: a backfill's window, else the last 60 days.
+    if window is None:
+        rates = cursors.series_values(context.warehouse, "USDCNY", request.now - timedelta(days=60))
+    else:
+        first, last = window.days()
+        rates = cursors.series_values(context.warehouse, "USDCNY", datetime.combine(first, time.min, UTC))
+        rates = rates.filter(pl.col("ts_event").dt.date() <= last)
     usd_cny = {ts.date(): value for ts, value in rates.iter_rows()}
 
     def premium() -> FeedBatch:
         if not usd_cny:
+            needed = "" if window is None else f" for {window} (backfill vol_credit over it first)"
             raise FeedError(
-                "metal_premium", "no USD/CNY rates stored: the vol_credit feed loads them with FRED_API_KEY"
+                "metal_premium",
+                f"no USD/CNY rates stored{needed}: the vol_credit feed loads them with FRED_API_KEY",
             )
-        return metal_premium.fetch_shanghai_premium(sge, lbma, usd_cny, ingested_at=request.now, since=since)
+        return metal_premium.fetch_shanghai_premium(
+            sge, lbma, usd_cny, ingested_at=request.now, since=since, window=window
+        )
 
     return [("shanghai premium", premium)]
 
 
 def macro_calendar_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
-    bls = _client(context, "macro_calendar", "bls")
-    fomc = _client(context, "macro_calendar", "fomc")
+    bls = _client(context, request, "macro_calendar", "bls")
+    fomc = _client(context, request, "macro_calendar", "fomc")
+    window = request.window
     parts: list[Part] = [
-        ("bls", lambda: macro_calendar.fetch_bls_calendar(bls, request.now)),
-        ("fomc", lambda: macro_calendar.fetch_fomc_calendar(fomc, request.now)),
+        ("bls", lambda: macro_calendar.fetch_bls_calendar(bls, request.now, window=window)),
+        ("fomc", lambda: macro_calendar.fetch_fomc_calendar(fomc, request.now, window=window)),
     ]
     fred_key = _secret(context.secrets, "fred_api_key")
     if fred_key:
-        fred = _client(context, "macro_calendar", "fred")
-        since = (request.start or request.now - timedelta(days=400)).date()
+        fred = _client(context, request, "macro_calendar", "fred")
+        since = (request.now - timedelta(days=400)).date()
         parts.append(
-            ("fred", lambda: macro_calendar.fetch_fred_release_dates(fred, fred_key, request.now, since=since))
+            (
+                "fred",
+                lambda: macro_calendar.fetch_fred_release_dates(
+                    fred, fred_key, request.now, since=since, window=window
+                ),
+            )
         )
     return parts
 
 
 def github_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
-    http = _client(context, "github", "github")
+    http = _client(context, request, "github", "github")
     client = github.GitHubClient(http, token=_secret(context.secrets, "github_token"))
     etags = cursors.feed_state(context.warehouse, "github")
+    window = request.window
     parts: list[Part] = []
     for repo in context.settings.feeds.github.repos:
         etag = etags.get(github.etag_key(repo))
-        parts.append((f"releases {repo}", partial(client.fetch_releases, repo, etag=etag, now=request.now)))
-        parts.append((f"stats {repo}", partial(client.fetch_repo_stats, repo, now=request.now)))
+        parts.append(
+            (f"releases {repo}", partial(client.fetch_releases, repo, etag=etag, now=request.now, window=window))
+        )
+        stats = current_only(
+            partial(client.fetch_repo_stats, repo, now=request.now),
+            window,
+            request.now,
+            "GitHub gives only the current star and fork counts",
+            github.FEED,
+        )
+        parts.append((f"stats {repo}", stats))
     return parts
 
 
@@ -262,22 +374,24 @@ def narrative_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
         source_labs={feed.name: feed.lab for feed in config.feeds if feed.lab},
     )
     return [
-        (f"rss {feed.name}", partial(client.fetch_feed, feed.name, feed.url, now=request.now)) for feed in config.feeds
+        (f"rss {feed.name}", partial(client.fetch_feed, feed.name, feed.url, now=request.now, window=request.window))
+        for feed in config.feeds
     ]
 
 
 def vol_credit_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
-    cboe = _client(context, "vol_credit", "cboe")
+    cboe = _client(context, request, "vol_credit", "cboe")
     fred_key = _secret(context.secrets, "fred_api_key")
-    fred = _client(context, "vol_credit", "fred") if fred_key else None
-    since = _date_or_none(request.start or cursors.latest_event(context.warehouse, "market_series"))
-    parts: list[Part] = [("vix", lambda: vol_credit.fetch_vix(cboe, fred, fred_key, since, request.now))]
+    fred = _client(context, request, "vol_credit", "fred") if fred_key else None
+    window = request.window
+    since = None if window is not None else _date_or_none(cursors.latest_event(context.warehouse, "market_series"))
+    parts: list[Part] = [("vix", lambda: vol_credit.fetch_vix(cboe, fred, fred_key, since, request.now, window=window))]
     if fred is not None and fred_key:
         for series_id in ("BAMLH0A0HYM2", "DEXCHUS"):
             parts.append(
                 (
                     f"fred {series_id}",
-                    partial(vol_credit.fetch_fred_series, fred, fred_key, series_id, since, request.now),
+                    partial(vol_credit.fetch_fred_series, fred, fred_key, series_id, since, request.now, window=window),
                 )
             )
     return parts

@@ -65,6 +65,8 @@ def publish(outcome: IngestionResult) -> None:
         table=rows or [{"table": "-", "loaded": 0}],
         description=(
             f"{outcome.run.feed}: {outcome.run.status}, {outcome.total_loaded} rows loaded, "
-            f"{outcome.rows_quarantined} quarantined" + (f"; {outcome.run.error}" if outcome.run.error else "")
+            f"{outcome.rows_quarantined} quarantined"
+            + (f"; {outcome.run.error}" if outcome.run.error else "")
+            + "".join(f"\n- {note}" for note in outcome.run.notes)
         ),
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from warehouse import Warehouse
+from warehouse.ingest import IngestionRun, record_run
 from warehouse.migrate import latest_known_version
 
 HYDRA = str(Path(sys.executable).with_name("hydra"))
@@ -35,10 +37,11 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int, fragment
 def test_init_twice_changes_nothing() -> None:
     first = hydra("init")
     assert first.returncode == 0, first.stderr
+    # Rich wraps the line at the terminal's width.
     assert (
         "applied 001_feeds.sql, 002_trading.sql, 003_execution.sql, 004_analytics.sql, 005_alerts.sql,"
         " 006_analytics_operations.sql, 009_regime_reason.sql, 010_bars_volume_unknown.sql, 011_run_prices.sql,"
-        " 012_reason_codes.sql" in " ".join(first.stdout.split())  # the console wraps the line
+        " 012_reason_codes.sql, 013_ingestion_notes.sql" in " ".join(first.stdout.split())  # the console wraps the line
     )
     before = Path("data/hydra.duckdb").stat().st_size
     second = hydra("init")
@@ -100,6 +103,22 @@ def test_a_lock_held_too_long_is_one_line(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_status_prints_each_line_of_what_the_last_runs_could_not_get() -> None:
+    assert hydra("init").returncode == 0
+    note = (
+        "binance open interest history BTCUSDT: the source keeps 30 days;"
+        " 2026-11-08..2026-12-07 loaded, 2026-01-01..2026-11-08 not available"
+    )
+    started = datetime(2026, 12, 7, 15, tzinfo=UTC)
+    run = IngestionRun("run-1", "binance", started, started + timedelta(seconds=4), "ok", notes=(note,))
+    record_run(Warehouse(Path("data/hydra.duckdb")), run, {"funding_rates": 1}, 0)
+
+    status = hydra("status")
+
+    assert status.returncode == 0, status.stderr
+    assert note in status.stdout.splitlines()
 
 
 @pytest.mark.slow

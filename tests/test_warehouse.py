@@ -71,6 +71,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "010_bars_volume_unknown.sql",
         "011_run_prices.sql",
         "012_reason_codes.sql",
+        "013_ingestion_notes.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -87,6 +88,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (10, "010_bars_volume_unknown.sql"),
         (11, "011_run_prices.sql"),
         (12, "012_reason_codes.sql"),
+        (13, "013_ingestion_notes.sql"),
     ]
 
 
@@ -134,7 +136,7 @@ OLD_DECISIONS = [
 ]
 
 
-def test_migration_7_gives_the_reasons_recorded_before_it_their_codes_and_details(tmp_path: Path) -> None:
+def test_migration_12_gives_the_reasons_recorded_before_it_their_codes_and_details(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "w.duckdb")
     with warehouse.connect(create=True) as con:
         con.execute(read_sql("meta/schema_version_create"))
@@ -152,7 +154,7 @@ def test_migration_7_gives_the_reasons_recorded_before_it_their_codes_and_detail
                 " ts_ingested) VALUES ('r', ?, ?, false, 0, 0, ?, ?)",
                 [f"p{index}", T0, reasons, T0],
             )
-    assert migrate(warehouse) == ["012_reason_codes.sql"]
+    assert migrate(warehouse)[0] == "012_reason_codes.sql"
     with warehouse.connect() as con:
         abstentions = con.execute("SELECT reason, code, detail FROM strategy_abstentions ORDER BY strategy")
         assert abstentions.fetchall() == OLD_ABSTENTIONS
@@ -296,6 +298,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "010_bars_volume_unknown",
             "011_run_prices",
             "012_reason_codes",
+            "013_ingestion_notes",
         )
     ]
 

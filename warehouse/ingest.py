@@ -26,6 +26,7 @@ class IngestionRun:
     window_end: datetime | None = None
     error: str | None = None
     validation_summary: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the sources could not give (adapters.window)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def _run_row(run: IngestionRun, loaded: int, quarantined: int) -> pl.DataFrame:
             "status": [run.status],
             "error": [run.error],
             "validation_summary": [json.dumps(dict(run.validation_summary), sort_keys=True, default=str)],
+            "notes": [list(run.notes)],
         },
         schema_overrides={
             "started_at": timestamp,
@@ -102,5 +104,6 @@ def _run_row(run: IngestionRun, loaded: int, quarantined: int) -> pl.DataFrame:
             "window_start": timestamp,
             "window_end": timestamp,
             "error": pl.Utf8,
+            "notes": pl.List(pl.Utf8),
         },
     )

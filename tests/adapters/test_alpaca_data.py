@@ -151,7 +151,9 @@ def test_mixed_watchlist_splits_stocks_and_crypto(httpserver: HTTPServer) -> Non
     httpserver.expect_request(STOCK_BARS).respond_with_json(payload("stocks_1day.json"))
     httpserver.expect_request(CRYPTO_BARS).respond_with_json(payload("crypto_1min.json"))
 
-    batch = fetch(base_url(httpserver), ["BTC/USD", "SPY", "ETH/USD", "TLT", "SPY"])
+    # A window holding both files' bars: the client keeps only the bars inside the window it asked for.
+    window = {"start": datetime(2026, 3, 1, tzinfo=UTC), "end": datetime(2026, 3, 10, tzinfo=UTC)}
+    batch = fetch(base_url(httpserver), ["BTC/USD", "SPY", "ETH/USD", "TLT", "SPY"], **window)
 
     sent = {request.path: request.args["symbols"] for request, _ in httpserver.log}
     assert sent == {STOCK_BARS: "SPY,TLT", CRYPTO_BARS: "BTC/USD,ETH/USD"}

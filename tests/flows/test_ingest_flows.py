@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -16,6 +16,7 @@ from werkzeug import Request, Response
 
 from adapters.cme import MARGINS_PATH, margins_query
 from flows.ingest import ingest_all, ingest_binance, ingest_cme
+from hydra.settings import load_settings
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "binance"
 CME = Path(__file__).resolve().parents[1] / "data" / "cme"
@@ -192,3 +193,47 @@ def test_cme_advisories_load_from_their_pdfs_and_a_refused_pdf_is_quarantined(
         " cme: GET /notices/clearing/2026/03/Chadv26-080.pdf: HTTP 403"
         " <HTML><HEAD><TITLE>Access Denied</TITLE></HEAD></HTML>",
     ]
+
+
+def test_a_backfill_through_the_flows_loads_bars_slice_by_slice_and_reports_what_binance_lacks(
+    alpaca_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_feeds import AlpacaBars, serve_bars
+    from fake_feeds import serve_binance as serve_binance_history
+
+    base = alpaca_server.url_for("").rstrip("/")
+    for name, value in {
+        "HYDRA_MODE": "paper",
+        "HYDRA_FEEDS__ALPACA_DATA__BASE_URL": base,
+        "HYDRA_FEEDS__ALPACA_DATA__TIMEFRAMES": '["1Day"]',
+        "HYDRA_FEEDS__ALPACA_DATA__BACKFILL_SLICE_DAYS": "10",
+        "HYDRA_FEEDS__BINANCE__BASE_URL": base,
+        "HYDRA_FEEDS__FETCH_RETRY_DELAYS_S": "[0]",
+        "ALPACA_API_KEY": "PKTEST7Q2M4X9ZKEY",
+        "ALPACA_SECRET_KEY": "sk-test-3vN8wQpL0rT5yU2iO9aS",
+    }.items():
+        monkeypatch.setenv(name, value)
+    serve_bars(alpaca_server, AlpacaBars())
+    serve_binance_history(alpaca_server)
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
+
+    outcome = ingest_all(["binance", "bars"], start, end)
+
+    assert outcome == {"binance": "Completed", "bars": "Completed"}
+    spans = {
+        datetime.fromisoformat(sent.args["end"]) - datetime.fromisoformat(sent.args["start"])
+        for sent, _ in alpaca_server.log
+        if sent.path.endswith("/bars")
+    }
+    assert max(spans) == timedelta(days=10)  # six slices of ten days, each its own requests
+    runs = query("SELECT feed, status, window_start, window_end, rows_loaded, notes FROM ingestion_runs ORDER BY feed")
+    settings = load_settings()
+    symbols = (*settings.engine.watchlist, *settings.feeds.alpaca_data.extra_symbols)
+    bars = sum(len(AlpacaBars.times(symbol, "1Day", start, end - timedelta(seconds=1))) for symbol in symbols)
+    assert query("SELECT count(*) FROM bars")[0][0] == bars == 2 * 60 + 18 * 44  # crypto daily, stocks on weekdays
+    assert [row[:5] for row in runs] == [
+        ("bars", "ok", start, end, bars),
+        ("binance", "ok", start, end, query("SELECT count(*) FROM funding_rates")[0][0]),
+    ]
+    history_note = "binance open interest history BTCUSDT: the source keeps 30 days;"
+    assert runs[0][5] == [] and f"{history_note} nothing of 2024-01-01..2024-03-01 available" in runs[1][5]
