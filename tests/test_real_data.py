@@ -157,12 +157,12 @@ def test_thirty_minute_bars_without_a_timeframe_are_decided_every_thirty_minutes
     assert checked["liquidation_cascade"] == "timeframe_too_coarse" and checked["cross_asset"] is None
 
 
-# Every feed's history, simulated: 2026-02-17 (the Tuesday after Presidents' Day) to 2026-04-03,
-# no NYSE holiday in between, so the 22 sessions the regime needs come before the window. Seed 1
-# puts an AI lab's release (anthropic v1.0.0) on 2026-04-01 18:25 UTC, inside the window: the
-# AI-disruption shock trades only in the two sessions after a release (or on a dip after them),
-# and its bar history must reach back before the release. The other four trade in any window
-# of a few days of this seed's history.
+# Every feed's history, simulated: minute bars and every other feed from 2026-02-17 (the Tuesday
+# after Presidents' Day) to 2026-04-03, no NYSE holiday in between, with the simulator's daily
+# bars before them. Seed 1 puts an AI lab's release (anthropic v1.0.0) on 2026-04-01 18:25 UTC,
+# inside the window: the AI-disruption shock trades only in the two sessions after a release (or
+# on a dip after them), and its minute bars must reach back before the release. The other four
+# traded in every two-day window of this history tried (from 03-10, 03-17 and 03-24 too).
 BUNDLE_SEED = 1
 BUNDLE_HISTORY = (datetime(2026, 2, 17, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC))
 BUNDLE_WINDOW = ("--start", "2026-04-01", "--end", "2026-04-03")
