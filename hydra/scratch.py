@@ -37,6 +37,7 @@ def content_key(files: Sequence[tuple[str, Path]], settings: str = "") -> str:
     label), size and bytes, as 20 hex digits: not of the files' names."""
     digest = hashlib.blake2b(LOAD_FORMAT, digest_size=10)
     # Each part is preceded by its length, so no two different contents can run together alike.
+    digest.update(len(files).to_bytes(8, "little"))
     for part in (settings.encode(), *(label.encode() for label, _ in files)):
         digest.update(len(part).to_bytes(8, "little") + part)
     for _, path in files:

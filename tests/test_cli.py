@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -322,6 +323,12 @@ def test_a_bundles_bad_rows_are_quarantined_with_their_reasons_and_the_rest_load
     ]
     assert "HYPERLINK" in quarantined[0][1]
     assert "Anthropic" in quarantined[1][1] and "column=matched_tickers" in quarantined[1][2]
+
+    # The same files in another folder are the same content: loaded once.
+    shutil.copytree(folder, "renamed")
+    again = hydra("backtest", "--data", "renamed", *FILE_WINDOW)
+    assert again.returncode == 0, again.stderr
+    assert "loaded before: reused" in again.stdout and _scratch_files() == [scratch]
 
 
 def test_a_bad_bundle_is_one_line_and_loads_nothing() -> None:
