@@ -13,7 +13,7 @@ adapters.fact_file): every file's columns are checked, then the bars are surveye
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +45,15 @@ class DataBundle:
     watchlist: tuple[str, ...]  # what headlines without their matches are matched against
 
     @classmethod
-    def open(cls, path: Path, watchlist: Sequence[str]) -> DataBundle:
+    def open(cls, path: Path, watchlist: Sequence[str], not_null: Callable[[str], Sequence[str]]) -> DataBundle:
+        """`not_null(table)`: the columns a row of the table must have (quality.rules.not_null_columns)."""
         if not path.is_dir():
             return cls(path, BarFile.survey(path), (), tuple(watchlist))
         files = _table_files(path)
         matcher = HeadlineMatcher.for_watchlist(watchlist)
-        facts = tuple(FactFile.open(files[table], table, matcher) for table in FACT_TABLES if table in files)
+        facts = tuple(
+            FactFile.open(files[table], table, matcher, not_null(table)) for table in FACT_TABLES if table in files
+        )
         return cls(path, BarFile.survey(files["bars"]), facts, tuple(watchlist))
 
     @property

@@ -3,7 +3,8 @@
 Every feed table but bars (adapters.bar_file reads those): FACT_TABLES. The columns are the
 warehouse's (sql/schema/001_feeds.sql, adapters.tables), names case-insensitive, extra columns
 ignored; the time of a row may come under any of table_file's TIME_ALIASES. A table's required
-columns are those its validation requires (quality.rules NotNull), except:
+columns are those its validation requires (quality.rules.not_null_columns, which the caller
+passes in: adapters do not import quality), except:
 
 - `ts_ingested`, when the fact was known: when the file does not state it (the column, or a
   row's value), KNOWN_AT's rule for the table (below);
@@ -43,7 +44,7 @@ known later than it was, never earlier, so a replay never looks ahead:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
@@ -55,7 +56,6 @@ from adapters.narrative import HeadlineMatcher
 from adapters.table_file import CHUNK_ROWS, TIME_ALIASES, TableFile, as_utc, stated_ingestion, untimely
 from adapters.tables import TABLE_SCHEMAS
 from adapters.vol_credit import FRED_SERIES, VIX
-from quality.rules import RULES, NotNull
 
 SCHEDULED_LEAD = timedelta(days=7)
 PROVENANCE = ("source", "venue", "exchange")
@@ -107,11 +107,11 @@ def feed_of(table: str) -> str:
     return f"{table}-file"
 
 
-def required_columns(table: str) -> tuple[str, ...]:
-    """The columns a file of `table` must have (ts_event under any of TIME_ALIASES)."""
+def required_columns(table: str, not_null: Sequence[str]) -> tuple[str, ...]:
+    """The columns a file of `table` must have (ts_event under any of TIME_ALIASES): those its
+    rows must not leave empty (`not_null`), but the ones this reader fills in."""
     filled = {"ts_ingested", *PROVENANCE, *(MATCHES if table == "headlines" else ())}
-    needed = [column for rule in RULES[table] if isinstance(rule, NotNull) for column in rule.columns]
-    return tuple(column for column in dict.fromkeys(needed) if column not in filled)
+    return tuple(column for column in not_null if column not in filled)
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,11 @@ class FactFile:
     matcher: HeadlineMatcher  # what headlines without their matches are matched with
 
     @classmethod
-    def open(cls, path: Path, table: str, matcher: HeadlineMatcher) -> FactFile:
-        """Refused (TableFileError): an unreadable file, or one without a required column."""
+    def open(cls, path: Path, table: str, matcher: HeadlineMatcher, not_null: Sequence[str]) -> FactFile:
+        """Refused (TableFileError): an unreadable file, or one without a required column (of the
+        table's `not_null` columns, those this reader does not fill in)."""
         file = TableFile.open(path, feed_of(table))
-        required = required_columns(table)
+        required = required_columns(table, not_null)
         missing = [name for name in required if name != "ts_event" and not file.has(name)]
         if file.time_column is None:
             missing.insert(0, "ts_event")

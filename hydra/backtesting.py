@@ -47,6 +47,7 @@ from hydra.report import keep_run_prices
 from hydra.scratch import ScratchFolder, content_key, touch
 from hydra.settings import with_overrides
 from hydra.sources import SourceContext
+from quality.rules import not_null_columns
 from warehouse import Warehouse
 from warehouse.load import copy_run, upsert
 from warehouse.migrate import migrate
@@ -166,7 +167,7 @@ def run_backtest_on_data(
     chunk, later runs on the same content reuse it. Each run replays in a copy of it, removed
     afterwards.
     """
-    bundle = DataBundle.open(path, context.settings.engine.watchlist)
+    bundle = DataBundle.open(path, context.settings.engine.watchlist, not_null_columns)
     bars = bundle.bars
     if end <= bars.first or start > bars.last:
         raise NoHistory(

@@ -219,3 +219,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
         NotAfterIngestion("ts_event", SKEW),
     ),
 }
+
+
+def not_null_columns(table: str) -> tuple[str, ...]:
+    """The columns every row of `table` must have (its NotNull rules), in the order they list them."""
+    needed = [column for rule in RULES[table] if isinstance(rule, NotNull) for column in rule.columns]
+    return tuple(dict.fromkeys(needed))

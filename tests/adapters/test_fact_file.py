@@ -16,13 +16,14 @@ from adapters.feed import FeedBatch
 from adapters.narrative import HeadlineMatcher
 from adapters.table_file import TableFileError
 from core.config import DEFAULT_WATCHLIST
+from quality.rules import not_null_columns
 
 MATCHER = HeadlineMatcher.for_watchlist(DEFAULT_WATCHLIST)
 
 
 def read(path: Path, table: str, rows: int = 100_000) -> FeedBatch:
     batch = FeedBatch(f"{table}-file")
-    for chunk in FactFile.open(path, table, MATCHER).chunks(rows):
+    for chunk in FactFile.open(path, table, MATCHER, not_null_columns(table)).chunks(rows):
         batch.extend(chunk)
     return batch
 
@@ -172,7 +173,7 @@ def test_every_fact_table_has_a_rule_for_when_a_row_is_known_and_documented_requ
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     documented = dict(re.findall(r"^  \| `(\w+)` \| ([\w, ]+) \|", readme, flags=re.MULTILINE))
     assert {table: documented.get(table) for table in FACT_TABLES} == {
-        table: ", ".join(required_columns(table)) for table in FACT_TABLES
+        table: ", ".join(required_columns(table, not_null_columns(table))) for table in FACT_TABLES
     }
 
 
@@ -200,14 +201,16 @@ def test_a_folder_is_a_bundle_of_its_tables_bars_first(tmp_path: Path) -> None:
     (tmp_path / "BARS.csv").write_text(BARS, encoding="utf-8")
     (tmp_path / "market_series.csv").write_text("date,series,value\n2026-03-02,VIX,18\n", encoding="utf-8")
     (tmp_path / ".DS_Store").write_bytes(b"\0")
-    bundle = DataBundle.open(tmp_path, DEFAULT_WATCHLIST)
+    bundle = DataBundle.open(tmp_path, DEFAULT_WATCHLIST, not_null_columns)
     assert [(source.table, source.path.name, source.feed) for source in bundle.sources] == [
         ("bars", "BARS.csv", "bar-file"),
         ("market_series", "market_series.csv", "market_series-file"),
     ]
     assert bundle.bars.first == utc(2026, 3, 2) and bundle.load_settings == ""
     (tmp_path / "headlines.csv").write_text("source,item_id,ts_event,title\n", encoding="utf-8")
-    assert DataBundle.open(tmp_path, ("SPY", "LZ")).load_settings == "SPY,LZ"  # headlines are matched against it
+    assert (
+        DataBundle.open(tmp_path, ("SPY", "LZ"), not_null_columns).load_settings == "SPY,LZ"
+    )  # headlines are matched against it
 
 
 @pytest.mark.parametrize(
@@ -226,5 +229,5 @@ def test_a_bad_folder_is_refused_in_one_line_before_anything_is_read(
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     with pytest.raises(TableFileError) as refused:
-        DataBundle.open(tmp_path, DEFAULT_WATCHLIST)
+        DataBundle.open(tmp_path, DEFAULT_WATCHLIST, not_null_columns)
     assert fragment in str(refused.value) and "\n" not in str(refused.value)
