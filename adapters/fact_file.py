@@ -15,12 +15,12 @@ passes in: adapters do not import quality), except:
 
 Every other column of the table is optional (NULL when absent). Times are ISO text, dates or
 timestamp columns (a naive one is UTC); a CSV list (headlines' matches) is its items joined by
-`|` (an empty value: none); a boolean is true/false. A value that is not what its column needs (words for a number) is
-a one-line error naming the file; a row with a time before 1900 or after 2200 is quarantined;
-every other row goes through the table's validation like the feed's own rows.
+`|` (an empty value: none); a boolean is true/false. A value that is not what its column needs
+(words for a number) is a one-line error naming the file; a row with a time before 1900 or after
+2200 is quarantined; every other row goes through the table's validation like the feed's own.
 
-When a fact was known, if the file does not say (KNOWN_AT). Each rule can only make a fact
-known later than it was, never earlier, so a replay never looks ahead:
+When a fact was known, if the file does not say (KNOWN_AT). Each rule makes a fact known no
+earlier than it could have been, so a replay never looks ahead:
 
     funding_rates    at its funding time: the rate is fixed at that moment
     premium_index    at its time: a snapshot of the venue's mark and index prices
