@@ -11,6 +11,7 @@ Columns (names are case-insensitive; extra columns are ignored):
     volume     optional: a missing column, or an empty value, is NULL: unknown, never zero
     timeframe  optional: 1Min, 5Min, 15Min, 30Min, 1Hour or 1Day; inferred when absent
     trade_count, vwap   optional
+    ts_ingested  optional: when the bar was learned (never taken as earlier than its close)
 
 The timeframe, when the file does not state it, comes from the spacing of each symbol's bars:
 the most common positive gap between consecutive bars (in file order) within one UTC day,
@@ -20,11 +21,11 @@ length would overlap. Either disagreement is a one-line error naming the symbol,
 timeframe and the spacing found; gaps longer than the timeframe (nights, holidays, missing
 minutes) are normal.
 
-A bar is known when it closes, so each row's ts_ingested is core.calendar's bar_close: an
-intraday bar its length after it starts, a daily equity bar at its NYSE session's close (early
-on a half day), a daily crypto bar a day after it starts. A daily equity bar on a day without a
-session is quarantined with that reason. The file's rows then go through the same validation
-as any feed (bad rows are quarantined with their reason).
+A bar is known when it closes, so a row's ts_ingested, unless the file states a later one, is
+core.calendar's bar_close: an intraday bar its length after it starts, a daily equity bar at its
+NYSE session's close (early on a half day), a daily crypto bar a day after it starts. A daily
+equity bar on a day without a session is quarantined with that reason. The file's rows then go
+through the same validation as any feed (bad rows are quarantined with their reason).
 
 A file without daily bars for a symbol gets them, aggregated from its intraday bars per NYSE
 session (`daily_bars_of`): live trading reads Alpaca's daily bars beside the minute bars, and
@@ -40,14 +41,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from adapters.feed import FeedBatch, Rejected
-from adapters.table_file import CHUNK_ROWS, TIME_ALIASES, TableFile, TableFileError
+from adapters.table_file import (
+    CHUNK_ROWS,
+    TIME_ALIASES,
+    TableFile,
+    TableFileError,
+    in_time_bounds,
+    stated_ingestion,
+    untimely,
+)
 from adapters.tables import TABLE_SCHEMAS
 from core.calendar import NO_SESSION, MarketCalendar, Timeframe, nyse_calendar
 from core.config import CRYPTO_QUOTE
@@ -58,10 +67,6 @@ REQUIRED = ("symbol", "close")
 FILLED_WITH_CLOSE = ("open", "high", "low")
 OPTIONAL_NUMBERS = {"volume": pl.Float64, "trade_count": pl.Int64, "vwap": pl.Float64}
 TIMEFRAMES = tuple(timeframe.value for timeframe in Timeframe)
-# Bars start within these: a time outside them is garbage (a corrupt or mistyped value), and
-# exchange_calendars' sessions (pandas' nanosecond timestamps) end in 2262. Such a row is
-# quarantined, and left out of the survey's range and spacing.
-TIME_BOUNDS = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 CALENDAR_MARGIN = timedelta(days=7)
 BARS_SCHEMA = pl.Schema(TABLE_SCHEMAS["bars"])
 
@@ -135,7 +140,8 @@ class BarFile:
         """The file's bars, a chunk of about `rows` rows at a time, each row known at its close."""
         calendar = self.calendar()
         file = self.file
-        columns = [name for name in (*REQUIRED, *FILLED_WITH_CLOSE, *OPTIONAL_NUMBERS, "timeframe") if file.has(name)]
+        optional = (*FILLED_WITH_CLOSE, *OPTIONAL_NUMBERS, "timeframe", "ts_ingested")
+        columns = [name for name in (*REQUIRED, *optional) if file.has(name)]
         for chunk in file.chunks([*columns, self.time_column], rows):
             yield self._bars(chunk, calendar)
 
@@ -148,23 +154,19 @@ class BarFile:
                 *(self._price(name) for name in (*FILLED_WITH_CLOSE, "close")),
                 *(_optional(chunk, name, dtype) for name, dtype in OPTIONAL_NUMBERS.items()),
                 pl.lit(f"file:{self.path.name}").alias("source"),
+                stated_ingestion(chunk),
             )
         except pl.exceptions.PolarsError as error:
             raise _not_bars(self.file, error) from None
-        timely = shaped.filter(_in_time_bounds())
-        known, no_session = _closes(timely, calendar)
-        bars = timely.with_columns(known)
-        rejected = [
+        timely, rejected = untimely(shaped, "bars: a bar's start")
+        closes, no_session = _closes(timely, calendar)
+        # A stated ts_ingested is when the bar was learned, but never before the bar closed.
+        bars = timely.with_columns(pl.max_horizontal("ts_ingested", pl.lit(closes)).alias("ts_ingested"))
+        rejected += [
             Rejected.of(
                 row, f"bars: {row['symbol']}: a daily bar on {row['ts_event']:%Y-%m-%d}, a day without an NYSE session"
             )
             for row in bars.filter(no_session).iter_rows(named=True)
-        ]
-        # The time as text: beyond Python's years, a polars time cannot become a datetime.
-        untimely = shaped.filter(~_in_time_bounds()).with_columns(pl.col("ts_event").cast(pl.String))
-        bounds = " and ".join(f"{bound:%Y-%m-%d}" for bound in TIME_BOUNDS)
-        rejected += [
-            Rejected.of(row, f"bars: a bar's start is not between {bounds}") for row in untimely.iter_rows(named=True)
         ]
         return FeedBatch(
             FEED, {"bars": bars.filter(~no_session).select(BARS_SCHEMA.names()).cast(BARS_SCHEMA)}, rejected
@@ -183,12 +185,6 @@ class BarFile:
 
     def _price(self, name: str) -> pl.Expr:
         return (pl.col(name) if self.file.has(name) else pl.col("close")).cast(pl.Float64).alias(name)
-
-
-def _in_time_bounds() -> pl.Expr:
-    """A row whose time is missing (it fails validation) or within TIME_BOUNDS."""
-    time = pl.col("ts_event")
-    return time.is_null() | time.is_between(*TIME_BOUNDS, closed="left")
 
 
 def _not_bars(file: TableFile, error: pl.exceptions.PolarsError) -> TableFileError:
@@ -255,7 +251,7 @@ class _Tally:
 
     def add(self, chunk: pl.DataFrame) -> None:
         self.rows += chunk.height
-        usable = chunk.filter(pl.col("symbol").is_not_null() & pl.col("ts_event").is_not_null() & _in_time_bounds())
+        usable = chunk.filter(pl.col("symbol").is_not_null() & pl.col("ts_event").is_not_null() & in_time_bounds())
         self.usable += usable.filter(pl.col("close").is_finite() & (pl.col("close") > 0)).height
         if "timeframe" in usable.columns:
             usable = usable.with_columns(pl.col("timeframe").cast(pl.String))

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pyarrow
 import pyarrow.parquet
 
-from adapters.feed import FeedError
+from adapters.feed import FeedError, Rejected
 
 TIME_ALIASES = ("ts_event", "timestamp", "time", "date")
 CHUNK_ROWS = 100_000
@@ -28,6 +29,10 @@ INFER_ROWS = 10_000
 SUFFIXES = (".parquet", ".csv")
 # What reading a damaged or mistyped file raises: ValueError covers text that is not UTF-8.
 READ_ERRORS = (pl.exceptions.PolarsError, pyarrow.ArrowException, OSError, ValueError)
+# Facts happen within these: a time outside them is garbage (a corrupt or mistyped value), and
+# exchange_calendars' sessions (pandas' nanosecond timestamps) end in 2262. Such a row is
+# quarantined before validation, and left out of a survey's range.
+TIME_BOUNDS = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
 class TableFileError(FeedError):
@@ -100,6 +105,29 @@ class TableFile:
                 yield pl.DataFrame(pl.from_arrow(batch))
         else:
             yield from _scan_csv(self.path).select(columns).collect_batches(chunk_size=rows)
+
+
+def in_time_bounds() -> pl.Expr:
+    """A row whose ts_event is missing (it fails validation) or within TIME_BOUNDS."""
+    time = pl.col("ts_event")
+    return time.is_null() | time.is_between(*TIME_BOUNDS, closed="left")
+
+
+def untimely(rows: pl.DataFrame, what: str) -> tuple[pl.DataFrame, list[Rejected]]:
+    """`rows` within TIME_BOUNDS, and the others as quarantine items: '<what> is not between ...'."""
+    # The time as text: beyond Python's years, a polars time cannot become a datetime.
+    outside = rows.filter(~in_time_bounds()).with_columns(pl.col("ts_event").cast(pl.String))
+    bounds = " and ".join(f"{bound:%Y-%m-%d}" for bound in TIME_BOUNDS)
+    rejected = [Rejected.of(row, f"{what} is not between {bounds}") for row in outside.iter_rows(named=True)]
+    return rows.filter(in_time_bounds()), rejected
+
+
+def stated_ingestion(chunk: pl.DataFrame) -> pl.Expr:
+    """The chunk's own ts_ingested (UTC), or NULL where it states none: when it was known is then
+    the reader's rule."""
+    if "ts_ingested" not in chunk.columns:
+        return pl.lit(None, pl.Datetime("us", "UTC")).alias("ts_ingested")
+    return as_utc("ts_ingested", chunk.schema["ts_ingested"])
 
 
 def as_utc(name: str, dtype: pl.DataType) -> pl.Expr:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from adapters.bar_file import FEED, BarFile, daily_bars_of
+from adapters.bar_file import daily_bars_of
+from adapters.bundle import DataBundle
 from core.calendar import MarketCalendar, Sessions, Timeframe
 from core.config import Mode
 from core.timestamps import from_micros, micros
@@ -46,6 +47,7 @@ from hydra.report import keep_run_prices
 from hydra.scratch import ScratchFolder, content_key, touch
 from hydra.settings import with_overrides
 from hydra.sources import SourceContext
+from quality.rules import not_null_columns
 from warehouse import Warehouse
 from warehouse.load import copy_run, upsert
 from warehouse.migrate import migrate
@@ -130,40 +132,53 @@ def run_backtest(
 
 
 @dataclass(frozen=True)
-class FileBacktest:
-    result: ReplayResult
-    loaded: int  # bars of the file that passed validation
+class TableLoad:
+    """What loading one file of a `--data` run came to."""
+
+    table: str
+    path: Path
+    loaded: int  # rows that passed validation
     quarantined: int  # rows that did not, with their reasons in the scratch warehouse's quarantine
-    scratch: Path  # the warehouse the file was loaded into, kept for the next run on the same content
-    reused: bool  # the file's content had been loaded before: this run reused its scratch warehouse
 
 
-def run_backtest_on_file(
+@dataclass(frozen=True)
+class DataBacktest:
+    result: ReplayResult
+    loads: tuple[TableLoad, ...]  # each file's, bars first
+    scratch: Path  # the warehouse the data was loaded into, kept for the next run on the same content
+    reused: bool  # the same content had been loaded before: this run reused its scratch warehouse
+
+
+def run_backtest_on_data(
     context: SourceContext,
     path: Path,
     start: datetime,
     end: datetime,
     *,
     progress: Progress | None = None,
-) -> FileBacktest:
-    """Replay a user's bar file: loaded (validated like any feed) into a scratch warehouse of its
-    own, so it never mixes with the feeds' bars, replayed there, the run's rows copied back.
+) -> DataBacktest:
+    """Replay a user's data, a bar file or a folder of one file per table (adapters.bundle):
+    loaded (each file validated like its feed) into a scratch warehouse of its own, so it never
+    mixes with the feeds' rows, replayed there, the run's rows copied back.
 
-    The file is surveyed first (its symbol, time and close columns, a chunk at a time): a bad
-    file, or a window outside its bars, fails at once. Its content names its scratch warehouse
-    (hydra.scratch): the first run loads the file chunk by chunk, later runs on the same content
-    reuse it. Each run replays in a copy of it, removed afterwards.
+    Every file's columns are checked and the bars surveyed first (their symbol, time and close
+    columns, a chunk at a time): a bad file, or a window outside the bars, fails at once. The
+    content names the scratch warehouse (hydra.scratch): the first run loads each file chunk by
+    chunk, later runs on the same content reuse it. Each run replays in a copy of it, removed
+    afterwards.
     """
-    bars = BarFile.survey(path)
+    bundle = DataBundle.open(path, context.settings.engine.watchlist, not_null_columns)
+    bars = bundle.bars
     if end <= bars.first or start > bars.last:
         raise NoHistory(
-            f"{path}: its bars run from {bars.first:%Y-%m-%d %H:%M} to {bars.last:%Y-%m-%d %H:%M} UTC; "
+            f"{bars.path}: its bars run from {bars.first:%Y-%m-%d %H:%M} to {bars.last:%Y-%m-%d %H:%M} UTC; "
             f"the window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} is outside them"
         )
     migrate(context.warehouse)  # the run's rows end up there, even for someone who only backtests files
     settings = context.settings
     folder = ScratchFolder(settings.warehouse.path.parent / "backtests", int(settings.backtest.scratch_limit_gb * 1e9))
-    key = content_key(path)
+    sources = bundle.sources
+    key = content_key([(source.table, source.path) for source in sources], bundle.load_settings)
     scratch = folder.find(key)
     reused = scratch is not None
     if scratch is None:
@@ -172,24 +187,29 @@ def run_backtest_on_file(
             loading = _scratch_context(context, partial)
             migrate(loading.warehouse)
             with loading.warehouse.held():  # held open, so another run's bound() leaves it alone
-                ingest_chunks(loading, FEED, bars.chunks(), f"file:{path.name}")
+                for source, chunks in bundle.chunks():
+                    ingest_chunks(loading, source.feed, chunks, f"file:{source.path.name}")
                 if bars.finest.intraday:
-                    add_daily_bars(loading.warehouse, bars.finest, bars.calendar(), f"file:{path.name}")
+                    add_daily_bars(loading.warehouse, bars.finest, bars.calendar(), f"file:{bars.path.name}")
     touch(scratch)
     folder.bound(keep={scratch})
     with _scratch_context(context, scratch).warehouse.connect(read_only=True) as con:
-        loaded, quarantined = con.execute(read_sql("read/file_load"), {"feed": FEED}).fetchall()[0]
-    if loaded == 0:
-        raise NoHistory(f"{path}: none of its rows passed validation (reasons in the quarantine of {scratch})")
+        counts = {
+            feed: (loaded, quarantined)
+            for feed, loaded, quarantined in con.execute(read_sql("read/file_loads")).fetchall()
+        }
+    loads = tuple(TableLoad(source.table, source.path, *counts.get(source.feed, (0, 0))) for source in sources)
+    if loads[0].loaded == 0:
+        raise NoHistory(f"{bars.path}: none of its rows passed validation (reasons in the quarantine of {scratch})")
     with folder.copy_of(scratch) as copy:
-        # A file of coarser bars is decided on those, at their cadence (daily: each session's open).
+        # Coarser bars are decided on as they are, at their cadence (daily: each session's open).
         local = _scratch_context(context, copy, {"engine.timeframe": bars.finest.value})
         migrate(local.warehouse)
         result = run_backtest(local, start, end, label=f"backtest of {path.name}", progress=progress)
         # The run's prices go with it: its report must not depend on the scratch warehouse staying.
         keep_run_prices(local.warehouse, result.run_id, start, end, datetime.now(UTC))
         copy_run(local.warehouse, context.warehouse, result.run_id, TRADING_TABLES)
-    return FileBacktest(result, loaded, quarantined, scratch, reused)
+    return DataBacktest(result, loads, scratch, reused)
 
 
 def _replay_cycles(job: TradingJob, times: list[datetime], start: datetime, progress: Progress | None) -> None:

@@ -142,7 +142,12 @@ def backtest(
     slippage_bps: Annotated[float | None, typer.Option(min=0, help="simulated slippage")] = None,
     fee_bps: Annotated[float | None, typer.Option(min=0, help="simulated fees")] = None,
     cycle_minutes: Annotated[int | None, typer.Option(min=1, help="minutes between decisions")] = None,
-    data: Annotated[Path | None, typer.Option(help="replay bars from this .parquet or .csv instead")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="replay your own data instead: a bar file (.parquet, .csv) or a folder of one file per table"
+        ),
+    ] = None,
     sweep: Annotated[Path | None, typer.Option(help="a sweep file: a window and a grid of settings")] = None,
     walk_forward: Annotated[
         bool, typer.Option("--walk-forward", help="train/test windows over --start..--end")
@@ -188,7 +193,7 @@ def backtest(
 
 def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path | None) -> None:
     from adapters.table_file import TableFileError
-    from hydra.backtesting import NoHistory, run_backtest, run_backtest_on_file
+    from hydra.backtesting import NoHistory, run_backtest, run_backtest_on_data
 
     columns = (TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with clear_errors(), Progress(*columns, console=errors, transient=True) as bar:
@@ -202,8 +207,8 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
             if data is None:
                 outcome = run_backtest(context, *window, progress=advance)
             else:
-                from_file = run_backtest_on_file(context, data, *window, progress=advance)
-                outcome = from_file.result
+                from_data = run_backtest_on_data(context, data, *window, progress=advance)
+                outcome = from_data.result
         except TableFileError as bad_file:
             fail(str(bad_file), EXIT_CONFIG)
         except NoHistory as missing:
@@ -214,10 +219,9 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
             )
     _print_strategies(outcome.strategies)
     if data is not None:
-        console.print(
-            f"{data}: {from_file.loaded} bars loaded, {from_file.quarantined} quarantined "
-            f"(scratch warehouse {from_file.scratch}{', loaded before: reused' if from_file.reused else ''})"
-        )
+        for load in from_data.loads:
+            console.print(f"{load.path}: {load.loaded} {load.table} loaded, {load.quarantined} quarantined")
+        console.print(f"scratch warehouse {from_data.scratch}{', loaded before: reused' if from_data.reused else ''}")
     console.print(
         f"backtest {outcome.run_id}: {outcome.cycles} cycles {outcome.cadence}, "
         f"{outcome.start:%Y-%m-%d %H:%M} .. {outcome.end:%Y-%m-%d %H:%M} UTC, profile {loaded.risk.profile.value}"

@@ -1,10 +1,10 @@
-"""Scratch warehouses of `hydra backtest --data FILE`: one per file content, kept within a size.
+"""Scratch warehouses of `hydra backtest --data PATH`: one per content, kept within a size.
 
-A file's bars load into a warehouse of their own (never among the feeds'), named by the file's
-content: its size and a BLAKE2b hash of its bytes, read a block at a time, so a file of any
-size is hashed in bounded memory, and the same content under any name reuses the warehouse it
-loaded into. A warehouse is loaded under a hidden name and renamed into place once loaded: a
-load cut short is never taken for a loaded one.
+A bar file, or a folder of one file per table, loads into a warehouse of its own (never among
+the feeds'), named by its content: the table and size of each file and a BLAKE2b hash of their
+bytes, read a block at a time, so files of any size are hashed in bounded memory, and the same
+content under any name reuses the warehouse it loaded into. A warehouse is loaded under a
+hidden name and renamed into place once loaded: a load cut short is never taken for a loaded one.
 
 The folder is kept within a size (`backtest.scratch_limit_gb`): the least recently used files
 go first (a reuse counts as a use), never the ones the caller is using, nor one another
@@ -18,27 +18,33 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 # Part of every content key: bumped when the way a file loads changes (its columns, its rules,
-# when its bars are known), so a scratch warehouse loaded the old way is never reused.
-LOAD_FORMAT = b"bars-2"
+# when its facts are known), so a scratch warehouse loaded the old way is never reused.
+LOAD_FORMAT = b"tables-3"
 HASH_BLOCK = 1 << 20
 MAX_STEM = 60
 SUFFIX = ".duckdb"
 WAL = ".wal"
 
 
-def content_key(path: Path) -> str:
-    """The file's size and a hash of its bytes (and of LOAD_FORMAT), as 20 hex digits."""
+def content_key(files: Sequence[tuple[str, Path]], settings: str = "") -> str:
+    """A hash of LOAD_FORMAT, the `settings` the load depends on, and each file's table (its
+    label), size and bytes, as 20 hex digits: not of the files' names."""
     digest = hashlib.blake2b(LOAD_FORMAT, digest_size=10)
-    with path.open("rb") as stream:
-        while block := stream.read(HASH_BLOCK):
-            digest.update(block)
-    digest.update(str(path.stat().st_size).encode())
+    # Each part is preceded by its length, so no two different contents can run together alike.
+    digest.update(len(files).to_bytes(8, "little"))
+    for part in (settings.encode(), *(label.encode() for label, _ in files)):
+        digest.update(len(part).to_bytes(8, "little") + part)
+    for _, path in files:
+        digest.update(path.stat().st_size.to_bytes(8, "little"))
+        with path.open("rb") as stream:
+            while block := stream.read(HASH_BLOCK):
+                digest.update(block)
     return digest.hexdigest()
 
 

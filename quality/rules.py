@@ -7,8 +7,11 @@ listed here: its columns are the table's PRIMARY KEY, passed in by the caller.
 Every numeric column of every table has a Between rule with both bounds (tests/test_quality.py
 holds that): a value must be finite and within a documented sanity bound, far beyond any real
 value, so only garbage, unit errors and overflows (a JSON `1e999` parses to infinity) fail it.
-NaN is a missing value (quality.validate stores it as NULL). Identifiers (symbols, series ids,
-product codes, repositories) must match the pattern of the ones their source really uses.
+NaN is a missing value (quality.validate stores it as NULL). Every column the warehouse
+declares NOT NULL but ts_ingested (which the loader sets) has a NotNull rule, which
+tests/test_quality.py holds too: a row missing one is quarantined, never left to fail its
+table's insert. Identifiers (symbols, series ids, product codes, repositories) must match the
+pattern of the ones their source really uses.
 """
 
 from __future__ import annotations
@@ -165,7 +168,19 @@ RULES: dict[str, tuple[Rule, ...]] = {
         NotAfterIngestion("ts_event", SKEW),
     ),
     "metal_premiums": (
-        NotNull(("ts_event", "session", "sge_cny_per_gram", "usd_cny", "ref_usd_per_oz", "premium_usd_per_oz")),
+        NotNull(
+            (
+                "ts_event",
+                "session",
+                "sge_cny_per_gram",
+                "usd_cny",
+                "sge_usd_per_oz",
+                "ref_usd_per_oz",
+                "premium_usd_per_oz",
+                "premium_pct",
+                "source",
+            )
+        ),
         Between("sge_cny_per_gram", low=0, high=MAX_CNY_PER_GRAM, strict_low=True),
         Between("usd_cny", low=1, high=20),
         Between("sge_usd_per_oz", low=0, high=MAX_USD_PER_OZ, strict_low=True),
@@ -181,7 +196,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Between("importance", low=1, high=3),
     ),
     "github_releases": (
-        NotNull(("repo", "release_id", "tag_name", "ts_event")),
+        NotNull(("repo", "release_id", "tag_name", "draft", "prerelease", "ts_event")),
         Matches("repo", GITHUB_REPO),
         Between("release_id", low=0, high=MAX_RELEASE_ID, strict_low=True),
         NotAfterIngestion("ts_event", SKEW),
@@ -193,7 +208,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         NotAfterIngestion("ts_event", SKEW),
     ),
     "headlines": (
-        NotNull(("source", "item_id", "ts_event", "title")),
+        NotNull(("source", "item_id", "ts_event", "title", "matched_tickers", "matched_labs")),
         NotAfterIngestion("ts_event", SKEW),
     ),
     "market_series": (
@@ -204,3 +219,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
         NotAfterIngestion("ts_event", SKEW),
     ),
 }
+
+
+def not_null_columns(table: str) -> tuple[str, ...]:
+    """The columns every row of `table` must have (its NotNull rules), in the order they list them."""
+    needed = [column for rule in RULES[table] if isinstance(rule, NotNull) for column in rule.columns]
+    return tuple(dict.fromkeys(needed))

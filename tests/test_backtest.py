@@ -16,7 +16,7 @@ from adapters.simulator import MarketSimulator
 from core.calendar import Timeframe
 from core.config import DEFAULT_WATCHLIST, EngineConfig
 from core.types import ReasonCode
-from hydra.backtesting import NoHistory, cycle_times, run_backtest, run_backtest_on_file
+from hydra.backtesting import NoHistory, cycle_times, run_backtest, run_backtest_on_data
 from hydra.context import load_context, market_calendar
 from hydra.decide import load_history, load_snapshot
 from hydra.jobs import ingest_simulated
@@ -177,7 +177,7 @@ def test_a_backtest_on_bars_alone_records_which_strategies_could_not_run_and_why
     monkeypatch.setenv("HYDRA_SIM__CYCLE_MINUTES", "60")
     context = load_context()
     start = datetime.fromisoformat("2026-03-09T14:30:00+00:00")
-    run = run_backtest_on_file(context, minute_bar_file(tmp_path / "prices.parquet"), start, start + timedelta(hours=3))
+    run = run_backtest_on_data(context, minute_bar_file(tmp_path / "prices.parquet"), start, start + timedelta(hours=3))
     expected = [
         ("ai_disruption", False, "input_missing", "github_releases, headlines, repo_stats (no rows in the window)"),
         ("cross_asset", True, None, None),
@@ -204,7 +204,7 @@ def test_a_backtest_on_bars_alone_records_which_strategies_could_not_run_and_why
 def test_prices_of_one_symbol_alone_leave_only_a_strategy_that_trades_it_able_to_run(tmp_path: Path) -> None:
     context = load_context()
     start = datetime.fromisoformat("2026-03-09T14:30:00+00:00")
-    run = run_backtest_on_file(
+    run = run_backtest_on_data(
         context, minute_bar_file(tmp_path / "spy.parquet", ["SPY"]), start, start + timedelta(hours=1)
     )
     rows = {

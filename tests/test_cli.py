@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -281,6 +283,76 @@ def test_a_file_without_a_usable_row_fails_before_loading_it() -> None:
         hydra("backtest", "--data", "all_nan.csv", *FILE_WINDOW[:4]),
         2,
         "none of its 3 rows has a symbol, a time and a positive close: nothing to load",
+    )
+    assert _scratch_files() == []
+
+
+def test_a_bundles_bad_rows_are_quarantined_with_their_reasons_and_the_rest_loads() -> None:
+    folder = Path("bundle")
+    folder.mkdir()
+    _minute_bars(str(folder / "bars.csv"))
+    (folder / "funding_rates.csv").write_text(
+        "venue,symbol,ts_event,funding_rate\n"
+        "binance-usdm,BTCUSDT,2026-03-02T00:00:00Z,0.0001\n"
+        "binance-usdm,=HYPERLINK(1),2026-03-02T08:00:00Z,0.0002\n"
+        "binance-usdm,BTCUSDT,2026-03-02T16:00:00Z,0.0003\n",
+        encoding="utf-8",
+    )
+    pl.DataFrame(
+        {
+            "source": ["wire", "wire"],
+            "item_id": ["1", "2"],
+            "ts_event": [datetime(2026, 3, 2, 9, tzinfo=UTC), datetime(2026, 3, 2, 10, tzinfo=UTC)],
+            "title": ["OpenAI ships a model", "Anthropic ships a model"],
+            # A NOT NULL column left empty: before, it passed validation and failed the insert
+            # (a ConstraintException, the whole load gone).
+            "matched_tickers": pl.Series([["LZ"], None], dtype=pl.List(pl.String)),
+        }
+    ).write_parquet(folder / "headlines.parquet")
+    result = hydra("backtest", "--data", "bundle", *FILE_WINDOW)
+    assert result.returncode == 0, result.stderr
+    assert "bundle/bars.csv: 1440 bars loaded, 0 quarantined" in result.stdout
+    assert "bundle/funding_rates.csv: 2 funding_rates loaded, 1 quarantined" in result.stdout
+    assert "bundle/headlines.parquet: 1 headlines loaded, 1 quarantined" in result.stdout
+    [scratch] = _scratch_files()
+    with duckdb.connect(f"data/backtests/{scratch}", read_only=True) as con:
+        quarantined = con.execute("SELECT feed, payload, reason FROM quarantine ORDER BY feed").fetchall()
+    assert [(feed, reason.split("(")[0]) for feed, _, reason in quarantined] == [
+        ("funding_rates-file", "funding_rates: expect_column_values_to_match_regex"),
+        ("headlines-file", "headlines: expect_column_values_to_not_be_null"),
+    ]
+    assert "HYPERLINK" in quarantined[0][1]
+    assert "Anthropic" in quarantined[1][1] and "column=matched_tickers" in quarantined[1][2]
+
+    # The same files in another folder are the same content: loaded once.
+    shutil.copytree(folder, "renamed")
+    again = hydra("backtest", "--data", "renamed", *FILE_WINDOW)
+    assert again.returncode == 0, again.stderr
+    assert "loaded before: reused" in again.stdout and _scratch_files() == [scratch]
+
+
+def test_a_bad_bundle_is_one_line_and_loads_nothing() -> None:
+    folder = Path("bundle")
+    folder.mkdir()
+    (folder / "funding_rates.csv").write_text("venue,symbol,ts_event,funding_rate\n", encoding="utf-8")
+    one_line_error(hydra("backtest", "--data", "bundle", *FILE_WINDOW), 2, "bundle: no bars file")
+    _minute_bars(str(folder / "bars.csv"))
+    (folder / "notes.txt").write_text("mine\n", encoding="utf-8")
+    one_line_error(
+        hydra("backtest", "--data", "bundle", *FILE_WINDOW),
+        2,
+        "bundle/notes.txt: not a table's file; a data folder holds <table>.parquet or <table>.csv, a table one of "
+        "bars, funding_rates, open_interest, premium_index, economic_events, margin_notices, margin_rates, "
+        "github_releases, repo_stats, headlines, market_series, metal_premiums",
+    )
+    (folder / "notes.txt").unlink()
+    (folder / "market_series.csv").write_text("date,value\n2026-03-02,18\n", encoding="utf-8")
+    one_line_error(hydra("backtest", "--data", "bundle", *FILE_WINDOW), 2, "missing column(s) series")
+    (folder / "market_series.csv").unlink()
+    one_line_error(
+        hydra("backtest", "--data", "bundle", "--start", "2026-03-05", "--end", "2026-03-06"),
+        3,
+        "bundle/bars.csv: its bars run from 2026-03-02 00:00 to 2026-03-02 23:59 UTC",
     )
     assert _scratch_files() == []
 

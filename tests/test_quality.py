@@ -30,6 +30,7 @@ from quality.rules import (
     SERIES_ID,
     SKEW,
     Between,
+    NotNull,
 )
 from quality.validate import (
     ROW,
@@ -41,6 +42,7 @@ from quality.validate import (
     missing_as_null,
     validate_table,
 )
+from warehouse import Warehouse
 
 KEY = ("symbol", "timeframe", "ts_event")
 INGESTED = datetime(2026, 3, 2, 15, 3, tzinfo=UTC)
@@ -336,6 +338,20 @@ def test_every_number_of_every_table_has_a_finite_lower_and_upper_bound() -> Non
         }
         unbounded += [f"{table}.{c}" for c, dtype in schema.items() if dtype.is_numeric() and c not in bounded]
     assert unbounded == []
+
+
+def test_every_column_the_warehouse_requires_is_required_by_validation(warehouse: Warehouse) -> None:
+    """A row missing a NOT NULL column must be quarantined with its reason: before, a headline
+    without its matches, a release without draft, or a premium without premium_pct passed
+    validation and then failed its table's INSERT, taking the whole load down with it."""
+    with warehouse.connect(read_only=True) as con:
+        required = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE is_nullable = 'NO' "
+            "AND column_name <> 'ts_ingested' AND table_name IN $tables",
+            {"tables": list(TABLE_SCHEMAS)},
+        ).fetchall()
+    checked = {(table, c) for table, rules in RULES.items() for r in rules if isinstance(r, NotNull) for c in r.columns}
+    assert sorted(set(required) - checked) == []
 
 
 def test_identifiers_match_the_patterns_of_their_sources() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.simulator import MarketSimulator
 from core.types import Regime
-from hydra.backtesting import run_backtest_on_file
+from hydra.backtesting import run_backtest_on_data
 from hydra.context import load_context
 from hydra.report import REGIME_COLOURS, NoRun, Report, build_report, load_report_data, price_panels
 from hydra.simulation import run_simulation
@@ -97,7 +97,7 @@ def test_a_file_backtest_s_report_draws_the_file_s_prices_once_its_scratch_wareh
     minute.select("symbol", "ts_event", "open", "high", "low", "close", "volume").write_csv("mine.csv")
     start = epoch + timedelta(days=1, hours=14, minutes=30)
     end = start + timedelta(hours=2)
-    backtest = run_backtest_on_file(context, Path("mine.csv"), start, end)
+    backtest = run_backtest_on_data(context, Path("mine.csv"), start, end)
     backtest.scratch.unlink()  # scratch warehouses are reused or removed: the report must not need it
 
     prices = load_report_data(context.warehouse, context.settings, backtest.result.run_id).prices

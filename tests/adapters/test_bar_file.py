@@ -63,6 +63,22 @@ def test_a_daily_equity_bar_is_known_at_its_sessions_close_not_a_day_after_it_st
     assert bar["ts_ingested"] == utc(2026, 3, 2, 21)  # 16:00 New York, standard time
 
 
+def test_a_stated_ts_ingested_is_when_the_bar_was_learned_but_never_before_its_close(tmp_path: Path) -> None:
+    path = tmp_path / "learned.csv"
+    path.write_text(
+        "symbol,ts_event,close,ts_ingested\n"
+        "SPY,2026-03-02T14:30:00Z,500,2026-03-02T14:45:00Z\n"
+        "SPY,2026-03-02T14:31:00Z,501,2026-03-02T14:30:00Z\n"
+        "SPY,2026-03-02T14:32:00Z,502,\n",
+        encoding="utf-8",
+    )
+    assert read(path).tables["bars"].get_column("ts_ingested").to_list() == [
+        utc(2026, 3, 2, 14, 45),
+        utc(2026, 3, 2, 14, 32),
+        utc(2026, 3, 2, 14, 33),
+    ]
+
+
 def test_thirty_minute_bars_without_a_timeframe_column_are_known_thirty_minutes_after_they_start(
     tmp_path: Path,
 ) -> None:
