@@ -58,7 +58,7 @@ from adapters.table_file import (
     untimely,
 )
 from adapters.tables import TABLE_SCHEMAS
-from core.calendar import NO_SESSION, MarketCalendar, Timeframe, nyse_calendar
+from core.calendar import NO_SESSION, NOT_A_SESSION, MarketCalendar, Timeframe, nyse_calendar
 from core.config import CRYPTO_QUOTE
 from core.timestamps import DAY_MICROS
 
@@ -344,10 +344,9 @@ def daily_bars_of(bars: pl.DataFrame, calendar: MarketCalendar, source: str) -> 
     starts = bars.get_column("ts_event").dt.epoch("us").to_numpy()
     crypto = bars.get_column("symbol").str.ends_with(CRYPTO_QUOTE).to_numpy()
     sessions = calendar.equities
-    index = np.searchsorted(sessions.opens, starts, side="right") - 1
-    inside = (index >= 0) & (starts < sessions.closes[np.maximum(index, 0)])
-    equity_day = sessions.days[np.maximum(index, 0)].astype("datetime64[D]").astype(np.int64)
-    day = np.where(crypto, starts // DAY_MICROS, np.where(inside, equity_day, -1))
+    index = sessions.containing(starts)
+    equity_day = sessions.days[index].astype("datetime64[D]").astype(np.int64)
+    day = np.where(crypto, starts // DAY_MICROS, np.where(index != NOT_A_SESSION, equity_day, -1))
     daily = (
         bars.with_columns(pl.Series("day", day))
         .filter(pl.col("day") >= 0)

@@ -28,6 +28,8 @@ from core.timestamps import DAY_MICROS, IntArray, from_micros, micros
 from core.types import Timeframe as Timeframe
 
 DAY = timedelta(days=1)
+# Sessions.containing's and on_days' answer for a moment or a day without a session.
+NOT_A_SESSION = -1
 # MarketCalendar.bar_closes' answer for a daily equity bar on a day without a session.
 NO_SESSION = np.iinfo(np.int64).min
 
@@ -69,11 +71,22 @@ class Sessions:
 
     def open_at(self, moments: IntArray) -> NDArray[np.bool_]:
         """Whether the market is open at each of `moments` (UTC micros): the vector form of is_open."""
-        index = np.searchsorted(self.opens, moments, side="right") - 1
-        valid = index >= 0
-        result = np.zeros(moments.shape, dtype=bool)
-        result[valid] = moments[valid] < self.closes[index[valid]]
+        result: NDArray[np.bool_] = self.containing(moments) != NOT_A_SESSION
         return result
+
+    def containing(self, moments: IntArray) -> IntArray:
+        """The session open at each of `moments` (UTC micros), NOT_A_SESSION where the market is closed."""
+        index = np.searchsorted(self.opens, moments, side="right") - 1
+        inside = (index >= 0) & (moments < self.closes[np.maximum(index, 0)])
+        return np.where(inside, index, NOT_A_SESSION)
+
+    def on_days(self, moments: IntArray) -> IntArray:
+        """The session held on the UTC date of each of `moments` (UTC micros), NOT_A_SESSION on a
+        holiday or a weekend: a daily bar's session, whether it is stamped at midnight New York,
+        at midnight UTC or at its close."""
+        days = (moments // DAY_MICROS).astype("datetime64[D]")
+        index = np.minimum(np.searchsorted(self.days, days), self.days.size - 1)
+        return np.where(self.days[index] == days, index, NOT_A_SESSION)
 
     def closed_by(self, moment: datetime) -> int:
         """How many sessions had closed by `moment` (their close at or before it)."""
@@ -191,12 +204,8 @@ class MarketCalendar:
         where a daily equity bar's day has no session."""
         if timeframe.intraday or is_crypto(symbol):
             return starts + timeframe.length // timedelta(microseconds=1)
-        # A daily bar is stamped at midnight New York (Alpaca: 04:00 or 05:00 UTC), at midnight UTC
-        # (a file of dates) or at its close (21:00 UTC): the UTC date names the session in each case.
-        days = (starts // DAY_MICROS).astype("datetime64[D]")
-        sessions = self.equities
-        index = np.minimum(np.searchsorted(sessions.days, days), sessions.days.size - 1)
-        return np.where(sessions.days[index] == days, sessions.closes[index], NO_SESSION)
+        index = self.equities.on_days(starts)
+        return np.where(index != NOT_A_SESSION, self.equities.closes[index], NO_SESSION)
 
     def sessions_closed_before(self, now: datetime) -> datetime:
         """Daily equity bars that started before this moment (midnight UTC after the last session

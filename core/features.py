@@ -35,20 +35,19 @@ calendar is passed in); `compute_features` is O(sessions) and vectorised.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
 
-from core.calendar import Sessions
+from core.calendar import NOT_A_SESSION, Sessions
 from core.snapshot import BarArrays, IntArray, micros
 
 FloatArray = NDArray[np.float64]
 SessionValues = tuple[IntArray, FloatArray]  # (session indices, one value per session), oldest first
 
 SESSIONS_PER_YEAR = 252
-_DAY_MICROS = timedelta(days=1) // timedelta(microseconds=1)
 
 
 class Feature(IntEnum):
@@ -208,15 +207,11 @@ def session_closes(bars: BarArrays, sessions: Sessions, until: datetime, *, dail
     if not bars.size:
         return np.empty(0, dtype=np.int64), np.empty(0)
     if daily:
-        days = (bars.ts // _DAY_MICROS).astype("datetime64[D]")
-        index = np.searchsorted(sessions.days, days)
-        found = index < sessions.days.size
-        found[found] = sessions.days[index[found]] == days[found]
-        found[found] = sessions.closes[index[found]] <= micros(until)
+        index = sessions.on_days(bars.ts)
+        found = (index != NOT_A_SESSION) & (sessions.closes[index] <= micros(until))
     else:
-        index = np.searchsorted(sessions.opens, bars.ts, side="right") - 1
-        found = index >= 0
-        found[found] = bars.ts[found] < sessions.closes[index[found]]
+        index = sessions.containing(bars.ts)
+        found = index != NOT_A_SESSION
     index, close = index[found], bars.close[found]
     if not index.size:
         return np.empty(0, dtype=np.int64), np.empty(0)

@@ -43,7 +43,7 @@ from core.adaptation import (
     weights,
 )
 from core.book import Book
-from core.calendar import MarketCalendar, Sessions, Timeframe
+from core.calendar import NOT_A_SESSION, MarketCalendar, Sessions, Timeframe
 from core.config import EngineConfig, RegimeConfig, is_crypto
 from core.features import (
     FloatArray,
@@ -99,7 +99,6 @@ MIN_VOLATILITY_RETURNS = 20
 MINUTES_PER_DAY = {True: 1_440.0, False: 390.0}  # crypto trades around the clock
 MINUTE = timedelta(minutes=1)
 SESSION_WINDOWS = SessionWindows()
-_DAY_MICROS = timedelta(days=1) // timedelta(microseconds=1)
 # How much the aggregate view of a symbol can scale a proposal's confidence, up or down.
 AGREEMENT_WEIGHT = 0.5
 
@@ -532,12 +531,9 @@ def _series_by_session(snapshot: MarketSnapshot, name: str, sessions: Sessions) 
 
 def _by_session(frame: pl.DataFrame, name: str, sessions: Sessions) -> SessionValues:
     rows = frame.filter(pl.col("series") == name).sort("ts_event")
-    ts = micros_of(rows.get_column("ts_event"))
+    index = sessions.on_days(micros_of(rows.get_column("ts_event")))
     values = rows.get_column("value").cast(pl.Float64).to_numpy()
-    days = (ts // _DAY_MICROS).astype("datetime64[D]")
-    index = np.searchsorted(sessions.days, days)
-    found = index < sessions.days.size
-    found[found] = sessions.days[index[found]] == days[found]
+    found = index != NOT_A_SESSION
     index, values = index[found], values[found]
     if not index.size:
         return np.empty(0, dtype=np.int64), np.empty(0)

@@ -7,7 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from core.calendar import NO_SESSION, MarketCalendar, Timeframe, market_calendar, nyse_calendar, nyse_sessions
+from core.calendar import (
+    NO_SESSION,
+    NOT_A_SESSION,
+    MarketCalendar,
+    Timeframe,
+    market_calendar,
+    nyse_calendar,
+    nyse_sessions,
+)
 from core.snapshot import micros
 
 DAY_MICROS = micros(datetime(1970, 1, 2, tzinfo=UTC))
@@ -121,3 +129,20 @@ def test_one_market_calendar_covers_decades_of_history_and_the_simulated_future(
     assert calendar.equities.first_day <= date(1990, 1, 2) and calendar.equities.last_day >= date(2099, 12, 30)
     assert not calendar.is_open("SPY", utc(2001, 9, 11, 15))  # closed after the attacks
     assert calendar.is_open("SPY", utc(2008, 9, 29, 15)) and calendar.is_open("ETH/USD", utc(2056, 12, 25))
+
+
+def test_sessions_of_moments_and_of_days_in_vector_form(calendar: MarketCalendar) -> None:
+    sessions = calendar.equities
+    moments = np.array(
+        [micros(m) for m in (utc(2018, 7, 3, 14), utc(2018, 7, 3, 17, 30), utc(2018, 7, 4, 15), utc(2018, 7, 5, 4))]
+    )
+    half_day = sessions.session_on(date(2018, 7, 3))
+    # In session; after the half day's 13:00 close; a holiday; the night before a session.
+    assert sessions.containing(moments).tolist() == [half_day, NOT_A_SESSION, NOT_A_SESSION, NOT_A_SESSION]
+    # By day a daily bar's stamp names its session, the holiday none.
+    assert sessions.on_days(moments).tolist() == [
+        half_day,
+        half_day,
+        NOT_A_SESSION,
+        sessions.session_on(date(2018, 7, 5)),
+    ]
