@@ -130,6 +130,13 @@ class Sessions:
     def open_of(self, index: int) -> datetime:
         return from_micros(int(self.opens[index]))
 
+    def close_of_sessions_ahead(self, moment: datetime, count: int) -> datetime:
+        """The close of the `count`-th session from `moment`, the one in progress (or else the next
+        to open) being the first: the end of a window of `count` sessions starting now."""
+        self._check_covers(moment)
+        first = int(np.searchsorted(self.closes, micros(moment), side="right"))
+        return self.close_of(min(first + count - 1, self.closes.size - 1))
+
     def start_of_sessions_back(self, moment: datetime, count: int) -> datetime:
         """The open of the session `count` sessions back from the one in progress (or the last
         closed) at `moment`: the start of a window of `count` sessions ending at `moment`."""

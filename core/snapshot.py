@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from core.calendar import MarketCalendar, Timeframe
+from core.calendar import MarketCalendar, Timeframe, market_calendar
 from core.config import is_crypto
 from core.timestamps import MICROSECOND as MICROSECOND
 from core.timestamps import UNIX_EPOCH as UNIX_EPOCH
@@ -232,7 +232,7 @@ class MarketSnapshot:
     # The bars the cycle decides on (`bar_arrays` without a timeframe), and the exchange sessions
     # that say when a daily bar closes; intraday bars close their length after they start.
     timeframe: Timeframe = Timeframe.MIN_1
-    calendar: MarketCalendar | None = None
+    calendar: MarketCalendar = field(default_factory=market_calendar, repr=False, compare=False)
     # The bars table already split, when its reader had the split at hand (core.snapshot.visible_split).
     bar_split: BarSplit | None = None
     # Shared with the other snapshots of a replay; a snapshot of its own otherwise.
@@ -303,7 +303,7 @@ class MarketSnapshot:
         if self.timeframe.intraday or is_crypto(symbol):
             latest = now
         else:
-            sessions = self._calendar().equities
+            sessions = self.calendar.equities
             latest = sessions.close_of(max(sessions.closed_by(now) - 1, 0))
         return latest - self.bar_end(symbol, from_micros(int(bars.ts[-1])))
 
@@ -311,18 +311,13 @@ class MarketSnapshot:
         """When a bar of the cycle's timeframe that started at `start` closes."""
         if self.timeframe.intraday:
             return start + self.timeframe.length
-        return self._calendar().bar_close(symbol, self.timeframe, start)
+        return self.calendar.bar_close(symbol, self.timeframe, start)
 
     def _closed_before(self, symbol: str, now: datetime) -> datetime:
         """Bars that started before this moment had closed by `now`."""
         if self.timeframe.intraday or is_crypto(symbol):
             return now - self.timeframe.length + MICROSECOND
-        return self._calendar().sessions_closed_before(now)
-
-    def _calendar(self) -> MarketCalendar:
-        if self.calendar is None:
-            raise ContractError(f"a snapshot of {self.timeframe} bars needs the exchange calendar to close them")
-        return self.calendar
+        return self.calendar.sessions_closed_before(now)
 
     def last_price(self, symbol: str) -> float | None:
         """The close of the symbol's newest bar of the cycle's timeframe."""

@@ -80,7 +80,6 @@ RELEASE_TAG = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
 VOLATILITY_LOOKBACK = timedelta(days=10)
 # Below this many hourly returns a volatility estimate is noise: the widest stop is used.
 MIN_VOLATILITY_RETURNS = 10
-SESSIONS_PER_WEEK = 5
 HOUR = timedelta(hours=1)
 DAY_MICROS = timedelta(days=1) // MICROSECOND
 
@@ -310,11 +309,6 @@ def daily_volatility(bars: BarArrays, now: datetime) -> float | None:
     return float(returns.std(ddof=1) * math.sqrt(returns.size / days))
 
 
-def _session_span(sessions: int) -> timedelta:
-    """Calendar time that holds `sessions` sessions, weekends included."""
-    return timedelta(days=math.ceil(sessions * 7 / SESSIONS_PER_WEEK))
-
-
 class AiDisruptionShock:
     name: ClassVar[str] = NAME
     # Configuration may narrow these, not widen them: a proposal's symbol must be listed here.
@@ -380,7 +374,8 @@ class AiDisruptionShock:
             params.base_confidence + (params.max_confidence - params.base_confidence) * velocity * (1.0 + macro) / 2.0
         )
         last_session = params.short_days[1] if short_phase else params.dip_days[1]
-        horizon = _session_span(last_session - session + 1)
+        # Through the close of the phase's last session, on the exchange's calendar.
+        horizon = snapshot.calendar.equities.close_of_sessions_ahead(now, last_session - session + 1) - now
         phase = "short" if short_phase else "dip"
         source = f"{release.repo}@{release.tag}:{phase}"
         context_note = (

@@ -146,3 +146,12 @@ def test_sessions_of_moments_and_of_days_in_vector_form(calendar: MarketCalendar
         NOT_A_SESSION,
         sessions.session_on(date(2018, 7, 5)),
     ]
+
+
+def test_a_window_of_sessions_ahead_ends_at_a_session_close_past_holidays(calendar: MarketCalendar) -> None:
+    sessions = calendar.equities
+    # Thursday 2 July 2026, mid-session: it is the first session, Friday 3 July is the holiday.
+    assert sessions.close_of_sessions_ahead(utc(2026, 7, 2, 15), 2) == utc(2026, 7, 6, 20)
+    # After Thursday's close the next session to open is the first.
+    assert sessions.close_of_sessions_ahead(utc(2026, 7, 2, 21), 1) == utc(2026, 7, 6, 20)
+    assert sessions.close_of_sessions_ahead(utc(2026, 11, 27, 15), 1) == utc(2026, 11, 27, 18)  # a half day
