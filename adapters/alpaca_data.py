@@ -6,17 +6,17 @@ page's `bars` into one dict of symbol -> list. The clients are built with `raw_d
 that dict reaches this module untouched and is parsed here into columns: a pydantic `Bar` per
 row (the SDK's default) caps a backfill at roughly a hundred thousand bars a second.
 
-The SDK gives no request timeout and retries HTTP 429/504 `_retry` times, sleeping
-`_retry_wait` seconds in between (alpaca/common/rest.py). The factories below set both from
-configuration, so one page can take at most (max_retries + 1) x timeout_s + max_retries x
-retry_wait_s, and tests can make the waits tiny. Given a pacer, every request the SDK sends,
+The SDK gives no request timeout and would retry HTTP 429/504 after a fixed `_retry_wait`,
+whatever Alpaca says to wait (alpaca/common/rest.py). So its own retry is turned off and its
+session sends every request through HttpClient, the client of every other feed: a timeout,
+bounded retries with backoff (`retry_wait_s` the first), a 429's stated wait honoured up to
+`max_wait_s` and a RateLimited error beyond it. Given a pacer, every request the SDK sends,
 each page and each retry, first waits for its turn within Alpaca's rate (adapters.pacing).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,9 +31,9 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
-from adapters.alpaca_sdk import TimedSession, bound_client
-from adapters.feed import FeedBatch, FeedError, FeedUnavailable, MalformedResponse, RateLimited, Rejected
-from adapters.http import retry_after_seconds
+from adapters.alpaca_sdk import bound_client
+from adapters.feed import FeedBatch, FeedError, FeedUnavailable, MalformedResponse, Rejected
+from adapters.http import RATE_LIMIT_STATUS, RETRYABLE_STATUS, HttpClient
 from adapters.pacing import RequestPacer
 from adapters.tables import TABLE_SCHEMAS
 from core.config import is_crypto
@@ -48,6 +48,10 @@ STOCK_FEEDS: dict[str, DataFeed] = {"iex": DataFeed.IEX, "sip": DataFeed.SIP}
 # with daylight saving, so consecutive daily bars can be only 23 h apart: a whole day's step
 # would skip one, an hour's cannot.
 RESUME_STEP: dict[str, timedelta] = {"1Min": timedelta(minutes=1), "1Day": timedelta(hours=1)}
+
+# What the SDK is handed to read (and raise its APIError on): every answer HttpClient does
+# not retry itself.
+SDK_READS = frozenset(range(300, 600)) - RATE_LIMIT_STATUS - RETRYABLE_STATUS
 
 MAX_PAYLOAD_CHARS = 100_000
 MAX_MESSAGE_CHARS = 200
@@ -65,19 +69,25 @@ ALPACA_TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 RFC3339_TIMESTAMP = "%+"
 
 
-class _BoundedSession(TimedSession):
-    """Paces its requests and keeps the last answer, so a response the SDK cannot read still
-    reaches quarantine."""
+class _BoundedSession(requests.Session):
+    """The SDK's session: every request goes through HttpClient (adapters.http), the retry
+    policy of every feed: the timeout, the pace, backoff on connection errors and 5xx, and a
+    429's stated wait (Retry-After, else Alpaca's X-RateLimit-Reset) honoured up to
+    `max_wait_s`, a RateLimited error beyond it. Other answers reach the SDK as they came, so it
+    raises its APIError with Alpaca's message; the last is kept, so a response the SDK cannot
+    read still reaches quarantine."""
 
-    def __init__(self, timeout_s: float, pacer: RequestPacer | None) -> None:
-        super().__init__(timeout_s)
-        self.pacer = pacer
+    def __init__(self, http: HttpClient) -> None:
+        super().__init__()
+        self.http = http
         self.last_response: requests.Response | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        if self.pacer is not None:
-            self.pacer.wait_turn()
-        response = super().request(*args, **kwargs)
+        # The data clients only GET (a query, no body); redirects are followed as for any feed.
+        method, url = args[:2]
+        response = self.http.request(
+            method, url, params=kwargs.get("params"), headers=kwargs.get("headers"), accept_status=SDK_READS
+        )
         self.last_response = response
         return response
 
@@ -90,6 +100,7 @@ def make_stock_client(
     timeout_s: float = 10.0,
     max_retries: int = 3,
     retry_wait_s: float = 3.0,
+    max_wait_s: float = 30.0,
     pacer: RequestPacer | None = None,
 ) -> StockHistoricalDataClient | None:
     """A raw-dict stock client, or None without both keys: stock data needs them, crypto does not."""
@@ -98,7 +109,7 @@ def make_stock_client(
     client = StockHistoricalDataClient(
         api_key=api_key, secret_key=secret_key, raw_data=True, url_override=base_url.rstrip("/")
     )
-    _bound(client, timeout_s, max_retries, retry_wait_s, pacer)
+    _bound(client, timeout_s, max_retries, retry_wait_s, max_wait_s, pacer)
     return client
 
 
@@ -110,6 +121,7 @@ def make_crypto_client(
     timeout_s: float = 10.0,
     max_retries: int = 3,
     retry_wait_s: float = 3.0,
+    max_wait_s: float = 30.0,
     pacer: RequestPacer | None = None,
 ) -> CryptoHistoricalDataClient:
     """A raw-dict crypto client; keys are optional and only raise the rate limit."""
@@ -120,14 +132,30 @@ def make_crypto_client(
         raw_data=True,
         url_override=base_url.rstrip("/"),
     )
-    _bound(client, timeout_s, max_retries, retry_wait_s, pacer)
+    _bound(client, timeout_s, max_retries, retry_wait_s, max_wait_s, pacer)
     return client
 
 
 def _bound(
-    client: RESTClient, timeout_s: float, max_retries: int, retry_wait_s: float, pacer: RequestPacer | None
+    client: RESTClient,
+    timeout_s: float,
+    max_retries: int,
+    retry_wait_s: float,
+    max_wait_s: float,
+    pacer: RequestPacer | None,
 ) -> None:
-    bound_client(client, _BoundedSession(timeout_s, pacer), max_retries, retry_wait_s)
+    http = HttpClient(
+        feed=FEED,
+        base_url="",  # the SDK sends whole URLs
+        user_agent="",  # and its own User-Agent
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        backoff_s=retry_wait_s,
+        max_wait_s=max_wait_s,
+        pacer=pacer,
+    )
+    # HttpClient retries; the SDK's own retry (a fixed wait whatever Alpaca says) stays off.
+    bound_client(client, _BoundedSession(http), max_retries=0, retry_wait_s=0.0)
 
 
 def fetch_bars(
@@ -388,8 +416,12 @@ def _call(client: RESTClient, fetch: Callable[[], Any], what: str, stock_feed: s
     secrets = [value for value in (client._api_key, client._secret_key) if value]
     try:
         raw = fetch()
+    except FeedError as error:
+        # HttpClient's, its retries spent or the wait too long: it names no key, and no chained
+        # exception is shown with it.
+        raise error from None
     except APIError as error:
-        raise _api_failure(error, what, client._retry, stock_feed, secrets) from None
+        raise _api_failure(error, what, stock_feed, secrets) from None
     except requests.exceptions.JSONDecodeError:
         raise MalformedResponse(FEED, f"{what}: body is not JSON", _last_body(client, secrets)) from None
     except requests.RequestException as error:
@@ -404,13 +436,11 @@ def _call(client: RESTClient, fetch: Callable[[], Any], what: str, stock_feed: s
     return raw
 
 
-def _api_failure(error: APIError, what: str, retries: int, stock_feed: str | None, secrets: list[str]) -> FeedError:
+def _api_failure(error: APIError, what: str, stock_feed: str | None, secrets: list[str]) -> FeedError:
     status = error.status_code
     body = _scrub(str(error), secrets)[:MAX_MESSAGE_CHARS].replace("\n", " ")
     if status in (401, 403):
         return FeedUnavailable(FEED, f"{what}: HTTP {status} {body}{_forbidden_hint(body, stock_feed)}")
-    if status == 429:
-        return RateLimited(FEED, f"{what}: HTTP 429 after {retries} retries", _retry_after_s(error.response))
     if status is not None and status >= 500:
         return FeedUnavailable(FEED, f"{what}: HTTP {status} {body}")
     return FeedError(FEED, f"{what}: HTTP {status} {body}")
@@ -425,20 +455,6 @@ def _forbidden_hint(body: str, stock_feed: str | None) -> str:
             " use feed=iex, i.e. feeds.alpaca_data.stock_feed = 'iex')"
         )
     return " (check ALPACA_API_KEY and ALPACA_SECRET_KEY)"
-
-
-def _retry_after_s(response: requests.Response | None) -> float | None:
-    if response is None:
-        return None
-    stated = retry_after_seconds(response)
-    if stated is not None:
-        return stated
-    # Alpaca states the end of the rate-limit window as a Unix time instead of Retry-After.
-    reset = response.headers.get("X-Ratelimit-Reset")
-    try:
-        return max(0.0, float(reset) - time.time()) if reset is not None else None
-    except ValueError:
-        return None
 
 
 def _last_body(client: RESTClient, secrets: list[str]) -> str:

@@ -25,7 +25,7 @@ class TimedSession(requests.Session):
         return super().request(*args, **kwargs)
 
 
-def bound_client(client: RESTClient, session: TimedSession, max_retries: int, retry_wait_s: float) -> None:
+def bound_client(client: RESTClient, session: requests.Session, max_retries: int, retry_wait_s: float) -> None:
     client._retry = max_retries
     # Annotated int in the SDK, but only ever handed to time.sleep, which takes a float.
     client._retry_wait = retry_wait_s  # type: ignore[assignment]

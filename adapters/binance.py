@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -430,10 +430,28 @@ def _empty(table: str) -> pl.DataFrame:
 Step = tuple[str, Callable[[], FeedBatch]]
 
 
+@dataclass(frozen=True)
+class Cursors:
+    """Where an incremental fetch resumes each history: the newest stored row of each symbol,
+    apiece for funding and open interest. A symbol that failed, or is new, resumes from its
+    own history (none stored: the latest page), never from another symbol's or endpoint's."""
+
+    funding: Mapping[str, datetime] = field(default_factory=dict)
+    open_interest: Mapping[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def everywhere(cls, symbols: Iterable[str], since: datetime | None) -> Cursors:
+        """Every history of every symbol resumed from one moment (None: the latest pages)."""
+        if since is None:
+            return cls()
+        resumed = dict.fromkeys(symbols, since)
+        return cls(funding=resumed, open_interest=resumed)
+
+
 def binance_steps(
     client: HttpClient,
     symbols: Iterable[str],
-    since: datetime | None,
+    cursors: Cursors,
     ingested_at: datetime,
     *,
     period: str = "5m",
@@ -443,21 +461,23 @@ def binance_steps(
 
     Steps are independent so a caller can load what succeeded when one fails. When the IP's
     weight nears the limit the remaining steps return nothing, with a note: the histories
-    resume next run from wherever `since` then points, the live figures are simply read again.
+    resume next run from their `cursors` then, the live figures are simply read again.
 
-    With a backfill `window`, the histories are fetched over it (`since` is its start) and the
-    live figures, which have no history, only when it reaches `ingested_at`; each says in a
-    note what of the window it could not give.
+    With a backfill `window`, the histories are fetched over it (from its start, whatever the
+    cursors say) and the live figures, which have no history, only when it reaches
+    `ingested_at`; each says in a note what of the window it could not give.
     """
     _check_period(period)
     budget = WeightBudget()
     until = None if window is None else window.end
     steps: list[Step] = []
     for symbol in symbols:
+        funding_since = window.start if window is not None else cursors.funding.get(symbol)
+        history_since = window.start if window is not None else cursors.open_interest.get(symbol)
         steps += [
             (
                 f"funding {symbol}",
-                partial(fetch_funding_rates, client, symbol, since, ingested_at, until=until, budget=budget),
+                partial(fetch_funding_rates, client, symbol, funding_since, ingested_at, until=until, budget=budget),
             ),
             (
                 f"premium index {symbol}",
@@ -485,7 +505,7 @@ def binance_steps(
                     fetch_open_interest_history,
                     client,
                     symbol,
-                    since,
+                    history_since,
                     ingested_at,
                     until=until,
                     period=period,
@@ -514,9 +534,10 @@ def fetch_binance(
     *,
     period: str = "5m",
 ) -> FeedBatch:
-    """All four endpoints for every symbol, merged; the first failure propagates."""
+    """All four endpoints for every symbol from `since`, merged; the first failure propagates."""
     batch = FeedBatch(feed=FEED)
-    for _, step in binance_steps(client, symbols, since, ingested_at, period=period):
+    wanted = list(symbols)
+    for _, step in binance_steps(client, wanted, Cursors.everywhere(wanted, since), ingested_at, period=period):
         batch.extend(step())
     return batch
 

@@ -32,9 +32,7 @@ def aware_utc(moment: datetime, name: str = "ingested_at") -> datetime:
 
 
 class FeedError(Exception):
-    """An upstream answer that yields no rows; `status` names how the run should be recorded."""
-
-    status = "failed"
+    """An upstream answer that yields no rows: the part fails, the run's other parts go on."""
 
     def __init__(self, feed: str, message: str) -> None:
         super().__init__(f"{feed}: {message}")
@@ -44,12 +42,8 @@ class FeedError(Exception):
 class FeedUnavailable(FeedError):
     """Down, geo-blocked (451), forbidden (403) or timing out: skip this run, keep trading."""
 
-    status = "degraded"
-
 
 class RateLimited(FeedError):
-    status = "degraded"
-
     def __init__(self, feed: str, message: str, retry_after_s: float | None) -> None:
         super().__init__(feed, message)
         self.retry_after_s = retry_after_s

@@ -64,12 +64,26 @@ class GitHubFeed(Protocol):
         self, repo: str, *, etag: str | None, now: datetime, window: Window | None = None
     ) -> FeedBatch: ...
 
-    def fetch_repo_stats(self, repo: str, *, now: datetime) -> FeedBatch: ...
+    def fetch_repo_stats(self, repo: str, *, now: datetime, stored: StoredStats | None = None) -> FeedBatch: ...
 
 
 def etag_key(repo: str) -> str:
     """The feed_state key under which the ETag of `repo`'s first release page is kept."""
     return f"etag:{repo}"
+
+
+def stats_etag_key(repo: str) -> str:
+    """The feed_state key under which the ETag of `repo`'s stats (GET /repos/{repo}) is kept."""
+    return f"stats-etag:{repo}"
+
+
+@dataclass(frozen=True)
+class StoredStats:
+    """A repo's last stored counts (stars, forks, open_issues, watchers) and the ETag of the
+    answer they were read from: a 304 to that ETag means the counts still stand."""
+
+    etag: str
+    counts: Mapping[str, int | None]
 
 
 @dataclass
@@ -119,14 +133,23 @@ class GitHubClient:
         if window is not None:
             batch.tables["github_releases"] = window.cut(batch.tables["github_releases"])
         elif new_etag:
-            batch.extend(etag_state(repo, new_etag, updated_at=now))
+            batch.extend(etag_state(etag_key(repo), new_etag, updated_at=now))
         return batch
 
-    def fetch_repo_stats(self, repo: str, *, now: datetime) -> FeedBatch:
-        """Star, fork, issue and watcher counts of `repo` as observed at `now`."""
+    def fetch_repo_stats(self, repo: str, *, now: datetime, stored: StoredStats | None = None) -> FeedBatch:
+        """Star, fork, issue and watcher counts of `repo` as observed at `now`, and the
+        answer's ETag as a feed_state row. With `stored`, its ETag is sent as If-None-Match:
+        a 304 (which GitHub does not count against the rate limit) observes the stored
+        counts again at `now`, so the series stays as fresh as a full answer would keep it."""
         path = f"/repos/{_checked_repo(repo)}"
-        response = self._get(path, now)
-        return parse_repo_stats(repo, json_body(FEED, response), observed_at=now, ingested_at=now)
+        response = self._get(path, now, headers={"If-None-Match": stored.etag} if stored else None)
+        if response.status_code == 304 and stored is not None:
+            return stats_batch(repo, stored.counts, observed_at=now, ingested_at=now)
+        batch = parse_repo_stats(repo, json_body(FEED, response), observed_at=now, ingested_at=now)
+        etag = response.headers.get("ETag")
+        if etag:
+            batch.extend(etag_state(stats_etag_key(repo), etag, updated_at=now))
+        return batch
 
     def _get(
         self,
@@ -190,20 +213,21 @@ def parse_repo_stats(repo: str, payload: Any, *, observed_at: datetime, ingested
         watchers = _count(payload, "subscribers_count", required=False)
     except ValueError as problem:
         raise MalformedResponse(FEED, f"{repo}: {problem}", payload_text(payload)) from None
-    row = {
-        "repo": repo,
-        "ts_event": aware_utc(observed_at),
-        "stars": stars,
-        "forks": forks,
-        "open_issues": open_issues,
-        "watchers": watchers,
-        "ts_ingested": aware_utc(ingested_at),
-    }
+    counts = {"stars": stars, "forks": forks, "open_issues": open_issues, "watchers": watchers}
+    return stats_batch(repo, counts, observed_at=observed_at, ingested_at=ingested_at)
+
+
+def stats_batch(
+    repo: str, counts: Mapping[str, int | None], *, observed_at: datetime, ingested_at: datetime
+) -> FeedBatch:
+    """One repo_stats row: `counts` (stars, forks, open_issues, watchers) as observed at `observed_at`."""
+    row = {"repo": repo, "ts_event": aware_utc(observed_at), **counts, "ts_ingested": aware_utc(ingested_at)}
     return FeedBatch(feed=FEED, tables={"repo_stats": pl.DataFrame([row], schema=REPO_STATS_SCHEMA)})
 
 
-def etag_state(repo: str, etag: str, *, updated_at: datetime) -> FeedBatch:
-    row = {"feed": FEED, "key": etag_key(repo), "value": etag, "ts_updated": aware_utc(updated_at)}
+def etag_state(key: str, etag: str, *, updated_at: datetime) -> FeedBatch:
+    """The feed_state row that keeps `etag` under `key` (etag_key, stats_etag_key)."""
+    row = {"feed": FEED, "key": key, "value": etag, "ts_updated": aware_utc(updated_at)}
     return FeedBatch(feed=FEED, tables={"feed_state": pl.DataFrame([row], schema=FEED_STATE_SCHEMA)})
 
 

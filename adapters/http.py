@@ -72,7 +72,7 @@ class HttpClient:
             if status in UNAVAILABLE_STATUS:
                 raise FeedUnavailable(self.feed, f"{method} {path}: HTTP {status} {_reason(response)}")
             if status in RATE_LIMIT_STATUS:
-                wait = retry_after_seconds(response)
+                wait = rate_limit_wait_seconds(response)
                 banned = status == 418
                 if banned or attempt >= self.max_retries or (wait is not None and wait > self.max_wait_s):
                     raise RateLimited(self.feed, f"{method} {path}: HTTP {status}, retry after {wait}s", wait)
@@ -134,6 +134,20 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         return None
     try:
         return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def rate_limit_wait_seconds(response: requests.Response) -> float | None:
+    """How long a rate-limit answer (418/429) asks to wait: Retry-After, else the end of the
+    limit's window as a Unix time (X-RateLimit-Reset: Alpaca says it so); None if neither.
+    Only for such answers: GitHub stamps its reset on every response, refusals included."""
+    stated = retry_after_seconds(response)
+    reset = response.headers.get("X-RateLimit-Reset")
+    if stated is not None or reset is None:
+        return stated
+    try:
+        return max(0.0, float(reset) - time.time())
     except ValueError:
         return None
 

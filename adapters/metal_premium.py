@@ -152,19 +152,24 @@ def compute_premiums(
 ) -> FeedBatch:
     """`metal_premiums` rows: each SGE fixing against the LBMA PM and the USD/CNY rate of its date.
 
-    A fixing dated after the last LBMA price is pending (London has not fixed yet) and
-    skipped without a word; one inside the LBMA history but on a day London did not fix
-    (a UK holiday), or without a USD/CNY rate, or giving an implausible premium, is
+    The premium's days are those both other series cover. A fixing dated after the last LBMA
+    price or the last USD/CNY rate is pending (London has not fixed yet, FRED publishes its
+    rates a week late) and skipped without a word, as is one before the first rate given (the
+    rates passed in are the span asked for); one inside both histories but on a day London
+    did not fix (a UK holiday) or New York set no rate, or giving an implausible premium, is
     rejected with the reason. Fixings before `since`, or outside a backfill's `window`, are
     ignored.
     """
     ingested = aware_utc(ingested_at, "ingested_at")
     last_reference = max(reference_usd_per_oz, default=None)
+    first_rate, last_rate = min(usd_cny, default=None), max(usd_cny, default=None)
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     for fixing in fixings:
         day = fixing.fixing_date
         if (since is not None and day < since) or last_reference is None or day > last_reference:
+            continue
+        if first_rate is None or last_rate is None or not first_rate <= day <= last_rate:
             continue
         if window is not None and not window.holds(fixing.ts_event):
             continue

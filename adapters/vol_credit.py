@@ -212,4 +212,9 @@ def _row(series: str, ts_event: datetime, value: float, source: str, ingested_at
 
 
 def _batch(feed: str, rows: list[dict[str, Any]], rejected: list[Rejected]) -> FeedBatch:
-    return FeedBatch(feed=feed, tables={TABLE: pl.DataFrame(rows, schema=SERIES_SCHEMA)}, rejected=rejected)
+    """The rows of the days already closed. CBOE's file carries the current day's VIX while it
+    still trades: that value is not the day's close, which is known only at 16:15 New York,
+    so it is left out, not stored as a close (nor quarantined as dated ahead of its ingestion);
+    the first run after the close loads the day (the cursor resumes on the last stored day)."""
+    closed = [row for row in rows if row["ts_event"] <= row["ts_ingested"]]
+    return FeedBatch(feed=feed, tables={TABLE: pl.DataFrame(closed, schema=SERIES_SCHEMA)}, rejected=rejected)

@@ -21,7 +21,7 @@ from rich.table import Table
 from core.config import Mode, RiskProfile
 from hydra.context import load_context, open_warehouse
 from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settings, with_overrides
-from hydra.sources import FEEDS
+from hydra.sources import FEEDS, in_dependency_order
 from warehouse import WarehouseError
 from warehouse.migrate import installed_version, latest_known_version, migrate
 from warehouse.read import last_ingestions, newest_run, query_frame, table_row_counts
@@ -428,6 +428,7 @@ def ingest(
     from flows.ingest import ingest_all  # Prefect costs seconds to import: only commands that run flows pay
 
     with clear_errors():
+        in_dependency_order(chosen)  # feeds that depend on each other in a ring: a config error, before any run
         state = ingest_all(chosen, window[0], window[1], return_state=True)
         runs = last_ingestions(open_warehouse(loaded)).filter(pl.col("feed").is_in(chosen))
     _print_ingestions(runs.drop("started_at", "finished_at"), "ingestion")

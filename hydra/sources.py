@@ -15,7 +15,7 @@ loads each slice before the next, so memory, each request and a failure's cost s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, partial
@@ -30,15 +30,17 @@ from adapters.pacing import RequestPacer
 from adapters.simulator import MarketSimulator
 from adapters.window import Window, current_only
 from core.config import Mode, is_crypto
-from hydra.settings import HydraSettings, Secrets
+from hydra.settings import ConfigError, HydraSettings, Secrets
 from warehouse import Warehouse, cursors
 from warehouse.tables import TABLES_BY_FEED
 
 FEEDS: tuple[str, ...] = tuple(TABLES_BY_FEED)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUS_ORDER = {"ok": 0, "degraded": 1, "failed": 2}
 
 
-# Feeds that read what another feed loads, fetched after it in a run of several.
+# Feeds that read what another feed loads, fetched after it in a run of several:
+# metal_premium converts the SGE fixings with the USD/CNY rates vol_credit loads from FRED.
 DEPENDS_ON: dict[str, tuple[str, ...]] = {"metal_premium": ("vol_credit",)}
 
 
@@ -74,16 +76,28 @@ class FeedResult:
         return "; ".join(self.errors) or None
 
 
-def in_dependency_order(feeds: Sequence[str]) -> list[str]:
-    """`feeds` in the given order, except that a feed comes after those of them it depends on."""
+class DependencyCycle(ConfigError):
+    """Feeds that depend on each other in a ring: no order can run them (a configuration error)."""
+
+
+def in_dependency_order(feeds: Sequence[str], depends_on: Mapping[str, Sequence[str]] = DEPENDS_ON) -> list[str]:
+    """`feeds` in the given order, except that a feed comes after those of them it depends on
+    (a topological order, stable otherwise). A feed not among `feeds` is not added: running
+    metal_premium alone reads the rates already stored. Raises DependencyCycle on a ring."""
     ordered: list[str] = []
+    visiting: list[str] = []
 
     def place(feed: str) -> None:
         if feed in ordered:
             return
-        for needed in DEPENDS_ON.get(feed, ()):
+        if feed in visiting:
+            ring = [*visiting[visiting.index(feed) :], feed]
+            raise DependencyCycle(f"feeds depend on each other in a cycle: {' -> '.join(ring)}")
+        visiting.append(feed)
+        for needed in depends_on.get(feed, ()):
             if needed in feeds:
                 place(needed)
+        visiting.pop()
         ordered.append(feed)
 
     for feed in feeds:
@@ -128,28 +142,29 @@ def collect(request: FeedRequest, parts: Sequence[Part]) -> FeedResult:
     each part's notes become lines of the result naming the feed and the part."""
     batch = FeedBatch(request.feed)
     errors: list[str] = []
-    statuses: list[str] = []
     notes: list[str] = []
     for label, part in parts:
         try:
             fetched = part()
         except FeedError as error:
             errors.append(f"{label}: {error}")
-            statuses.append(error.status)
             if isinstance(error, MalformedResponse):
                 batch.rejected.append(Rejected(payload=error.payload, reason=f"{label}: {error}"))
             continue
         notes += [f"{request.feed} {label}: {note}" for note in fetched.notes]
         batch.extend(replace(fetched, notes=[]))
-    if not errors:
-        status = "ok"
-    elif len(errors) < len(parts):
-        status = "degraded"
-    else:
-        status = max(statuses, key=STATUS_ORDER.__getitem__)
+    status = run_status(len(parts), len(errors))
     window = request.window
     start, end = (window.start, window.end) if window is not None else (None, request.end or request.now)
     return FeedResult(request.feed, batch, status, tuple(errors), start, end, tuple(notes))
+
+
+def run_status(parts: int, failed_parts: int) -> str:
+    """A fetch's status: `ok` when no part failed, `failed` when every part failed, whatever
+    the cause (refused, unreachable, malformed: nothing was loaded), else `degraded`."""
+    if not failed_parts:
+        return "ok"
+    return "failed" if failed_parts >= parts else "degraded"
 
 
 def simulated(settings: HydraSettings, request: FeedRequest) -> FeedResult:
@@ -204,6 +219,7 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
         timeout_s=timeout_s,
         max_retries=config.max_retries,
         retry_wait_s=config.retry_wait_s,
+        max_wait_s=context.settings.feeds.max_wait_s,
         pacer=pacer,
     )
     crypto_client = alpaca_data.make_crypto_client(
@@ -211,6 +227,7 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
         timeout_s=timeout_s,
         max_retries=config.max_retries,
         retry_wait_s=config.retry_wait_s,
+        max_wait_s=context.settings.feeds.max_wait_s,
         pacer=pacer,
     )
     crypto = tuple(s for s in symbols if is_crypto(s))
@@ -258,9 +275,14 @@ def binance_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     config = context.settings.feeds.binance
     client = _client(context, request, "binance", "binance")
     window = request.window
-    since = window.start if window is not None else cursors.latest_event(context.warehouse, "funding_rates")
+    resume = binance.Cursors()
+    if window is None:
+        resume = binance.Cursors(
+            funding=cursors.last_funding(context.warehouse, binance.VENUE),
+            open_interest=cursors.last_open_interest(context.warehouse, binance.VENUE, config.open_interest_period),
+        )
     return binance.binance_steps(
-        client, config.symbols, since, request.now, period=config.open_interest_period, window=window
+        client, config.symbols, resume, request.now, period=config.open_interest_period, window=window
     )
 
 
@@ -289,9 +311,12 @@ def metal_premium_parts(context: SourceContext, request: FeedRequest) -> list[Pa
     lbma = _client(context, request, "metal_premium", "lbma")
     window = request.window
     since = None if window is not None else _date_or_none(cursors.latest_event(context.warehouse, "metal_premiums"))
-    # The rates read are those of the fixings asked for: a backfill's window, else the last 60 days.
+    # The rates read are those of the fixings asked for: a backfill's window, else every rate
+    # from the newest stored fixing on (all of them on a first run); the premium is computed
+    # for the days those rates cover (metal_premium.compute_premiums).
     if window is None:
-        rates = cursors.series_values(context.warehouse, "USDCNY", request.now - timedelta(days=60))
+        resume = EPOCH if since is None else datetime.combine(since, time.min, UTC)
+        rates = cursors.series_values(context.warehouse, "USDCNY", resume)
     else:
         first, last = window.days()
         rates = cursors.series_values(context.warehouse, "USDCNY", datetime.combine(first, time.min, UTC))
@@ -339,6 +364,7 @@ def github_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     http = _client(context, request, "github", "github")
     client = github.GitHubClient(http, token=_secret(context.secrets, "github_token"))
     etags = cursors.feed_state(context.warehouse, "github")
+    last_stats = cursors.last_repo_stats(context.warehouse)
     window = request.window
     parts: list[Part] = []
     for repo in context.settings.feeds.github.repos:
@@ -346,8 +372,11 @@ def github_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
         parts.append(
             (f"releases {repo}", partial(client.fetch_releases, repo, etag=etag, now=request.now, window=window))
         )
+        # An ETag stands for the counts stored with it: without them a 304 would observe nothing.
+        stats_etag, counts = etags.get(github.stats_etag_key(repo)), last_stats.get(repo)
+        stored = github.StoredStats(stats_etag, counts) if stats_etag and counts else None
         stats = current_only(
-            partial(client.fetch_repo_stats, repo, now=request.now),
+            partial(client.fetch_repo_stats, repo, now=request.now, stored=stored),
             window,
             request.now,
             "GitHub gives only the current star and fork counts",
@@ -384,10 +413,15 @@ def vol_credit_parts(context: SourceContext, request: FeedRequest) -> list[Part]
     fred_key = _secret(context.secrets, "fred_api_key")
     fred = _client(context, request, "vol_credit", "fred") if fred_key else None
     window = request.window
-    since = None if window is not None else _date_or_none(cursors.latest_event(context.warehouse, "market_series"))
-    parts: list[Part] = [("vix", lambda: vol_credit.fetch_vix(cboe, fred, fred_key, since, request.now, window=window))]
+    # Each series resumes from its own newest day (a window: from the window's start).
+    last = {} if window is not None else cursors.last_series(context.warehouse)
+    vix_since = _date_or_none(last.get(vol_credit.VIX))
+    parts: list[Part] = [
+        ("vix", partial(vol_credit.fetch_vix, cboe, fred, fred_key, vix_since, request.now, window=window))
+    ]
     if fred is not None and fred_key:
         for series_id in ("BAMLH0A0HYM2", "DEXCHUS"):
+            since = _date_or_none(last.get(vol_credit.FRED_SERIES[series_id].series))
             parts.append(
                 (
                     f"fred {series_id}",

@@ -313,11 +313,11 @@ class LiquidationCascade:
         traded = [symbol for symbol in params.symbols if symbol in self.symbols]
         signals: list[Signal] = []
         proposals: list[TradeProposal] = []
-        undecided: list[str] = []
+        undecided: list[Reason] = []
         for symbol in traded:
             decided = self._view(context, symbol, params)
-            if decided is None:
-                undecided.append(symbol)
+            if isinstance(decided, Reason):
+                undecided.append(decided)
                 continue
             view, closed_bars = decided
             if view is None:
@@ -336,29 +336,48 @@ class LiquidationCascade:
                 proposal = self._propose(context, symbol, view, signal, closed_bars, params)
                 if proposal is not None:
                     proposals.append(proposal)
+        # A coin whose data cannot decide is named with its reason, whether or not the others decide.
+        abstention = None
+        if undecided:
+            abstention = Reason(undecided[0].code, "; ".join(reason.detail for reason in undecided))
         if traded and len(undecided) == len(traded):
-            missing = f"{', '.join(undecided)}: no funding, open interest or closed bars"
-            return StrategyOutput.abstain(Reason(ReasonCode.SYMBOL_MISSING, missing))
-        return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals))
+            return StrategyOutput.abstain(abstention or Reason(ReasonCode.SYMBOL_MISSING))
+        return StrategyOutput(signals=tuple(signals), proposals=tuple(proposals), abstention=abstention)
 
     def _view(
         self, context: StrategyContext, symbol: str, params: LiquidationCascadeParams
-    ) -> tuple[View | None, BarArrays] | None:
-        """The symbol's view and its closed bars; None when its data cannot decide."""
+    ) -> tuple[View | None, BarArrays] | Reason:
+        """The symbol's view and its closed bars, or why its own data cannot decide: the tables'
+        freshness (missing_inputs) is their freshest symbol's, so each coin's funding and open
+        interest are held to the same ages here (one coin's feed may have failed)."""
         snapshot, now = context.snapshot, context.now
         name = venue_symbol(symbol)
         funding = latest_funding(snapshot, name, now)
         if funding is None:
-            return None
+            return Reason(ReasonCode.SYMBOL_MISSING, f"{symbol}: no {name} funding")
+        stale = self._stale(symbol, f"{name} funding", funding.ts_event, now, "funding_rates")
+        if stale is not None:
+            return stale
         # Flushes matter from the funding print on (they spend it) and through the bounce window;
         # the rolling peak of the oldest reading needs a window of readings before it.
         window = timedelta(minutes=params.oi_window_minutes)
         since = min(funding.ts_event, now - timedelta(minutes=params.bounce_window_minutes)) - 2 * window
         readings = open_interest_readings(snapshot, name, since, now)
+        if not readings.ts.size:
+            return Reason(ReasonCode.SYMBOL_MISSING, f"{symbol}: no {name} open interest since {since:%Y-%m-%d %H:%M}")
+        stale = self._stale(symbol, f"{name} open interest", from_micros(int(readings.ts[-1])), now, "open_interest")
+        if stale is not None:
+            return stale
         closed_bars = snapshot.closed_bars(symbol, now)
-        if not readings.ts.size or not closed_bars.size:
-            return None
+        if not closed_bars.size:
+            return Reason(ReasonCode.SYMBOL_MISSING, f"{symbol}: no closed bars")
         return choose_view(find_flush(readings, closed_bars, now, params), funding, now, params), closed_bars
+
+    def _stale(self, symbol: str, what: str, newest: datetime, now: datetime, table: str) -> Reason | None:
+        age, max_age = now - newest, self.inputs[table]
+        if age <= max_age:
+            return None
+        return Reason(ReasonCode.INPUT_STALE, f"{symbol}: {what}'s newest row is {age} old (max {max_age})")
 
     def _propose(
         self,

@@ -18,9 +18,34 @@ def latest_event(warehouse: Warehouse, table: str) -> datetime | None:
 
 
 def last_bars(warehouse: Warehouse, timeframe: str) -> dict[str, datetime]:
+    return _latest_by_key(warehouse, "read/bars_cursor", {"timeframe": timeframe})
+
+
+def last_funding(warehouse: Warehouse, venue: str) -> dict[str, datetime]:
+    return _latest_by_key(warehouse, "read/funding_cursor", {"venue": venue})
+
+
+def last_open_interest(warehouse: Warehouse, venue: str, period: str) -> dict[str, datetime]:
+    return _latest_by_key(warehouse, "read/open_interest_cursor", {"venue": venue, "period": period})
+
+
+def last_series(warehouse: Warehouse) -> dict[str, datetime]:
+    return _latest_by_key(warehouse, "read/series_cursor", {})
+
+
+def last_repo_stats(warehouse: Warehouse) -> dict[str, dict[str, int | None]]:
+    """Each repository's newest stored counts (stars, forks, open_issues, watchers)."""
     with warehouse.connect() as con:
-        rows = con.execute(read_sql("read/bars_cursor"), {"timeframe": timeframe}).fetchall()
-    return {symbol: last for symbol, last in rows}
+        frame = query_frame(con, "read/latest_repo_stats")
+    return {row.pop("repo"): row for row in frame.iter_rows(named=True)}
+
+
+def _latest_by_key(warehouse: Warehouse, sql: str, params: dict[str, str]) -> dict[str, datetime]:
+    """Each part's own cursor (a symbol's, a series'): a part that failed or is new resumes
+    from its own newest row, never from another part's."""
+    with warehouse.connect() as con:
+        rows = con.execute(read_sql(sql), params).fetchall()
+    return {key: last for key, last in rows}
 
 
 def feed_state(warehouse: Warehouse, feed: str) -> dict[str, str]:

@@ -34,7 +34,8 @@ T_FUNDING = DAY + timedelta(hours=10)
 T_CASCADE = DAY + timedelta(hours=12, minutes=20)
 T_BOUNCE = DAY + timedelta(hours=12, minutes=50)
 T_SPENT = DAY + timedelta(hours=15)
-PARAMS = LiquidationCascadeParams()
+BOTH_COINS = LiquidationCascadeParams()
+PARAMS = BOTH_COINS.model_copy(update={"symbols": ("BTC/USD",)})  # the constructed market is BTC's
 STRATEGY = LiquidationCascade()
 
 
@@ -64,8 +65,9 @@ def evaluate(
     *,
     regime: Regime = Regime.HIGH_VOL,
     holdings: dict[str, float] | None = None,
+    params: LiquidationCascadeParams = PARAMS,
 ) -> StrategyOutput:
-    return STRATEGY.evaluate(context(snapshot(at, *frames), PARAMS, regime, holdings))
+    return STRATEGY.evaluate(context(snapshot(at, *frames), params, regime, holdings))
 
 
 def only_signal(output: StrategyOutput, symbol: str = "BTC/USD") -> tuple[str, float, float]:
@@ -75,7 +77,7 @@ def only_signal(output: StrategyOutput, symbol: str = "BTC/USD") -> tuple[str, f
 
 def test_class_contract_matches_the_configuration() -> None:
     assert LiquidationCascade.name == "liquidation_cascade"
-    assert set(PARAMS.symbols) <= set(LiquidationCascade.symbols) == {"BTC/USD", "ETH/USD"}
+    assert set(BOTH_COINS.symbols) <= set(LiquidationCascade.symbols) == {"BTC/USD", "ETH/USD"}
     assert LiquidationCascade.regimes == {Regime.HIGH_VOL, Regime.CRASH, Regime.TRENDING_UP, Regime.TRENDING_DOWN}
     assert not LiquidationCascade.overrides_regime
     assert LiquidationCascade.inputs["funding_rates"] == timedelta(hours=9)
@@ -201,8 +203,26 @@ def test_outside_its_regimes_it_keeps_the_view_but_proposes_nothing(regime: Regi
 def test_eth_is_read_from_ethusdt() -> None:
     frames = market(venue_symbol="ETHUSDT")
     frames[0] = frames[0].with_columns(pl.lit("ETH/USD").alias("symbol"))
-    output = evaluate(T_CASCADE, frames)
+    output = evaluate(T_CASCADE, frames, params=BOTH_COINS)
     assert [(s.symbol, s.source) for s in output.signals] == [("ETH/USD", "cascade")]
+
+
+def test_a_coin_without_its_own_funding_abstains_with_the_reason_while_the_other_decides() -> None:
+    output = evaluate(T_FUNDING, market(), params=BOTH_COINS)
+    assert only_signal(output)[0] == "funding"
+    assert output.abstention == Reason(ReasonCode.SYMBOL_MISSING, "ETH/USD: no ETHUSDT funding")
+
+
+def test_a_coin_whose_funding_stopped_abstains_as_stale_while_the_other_decides() -> None:
+    # Issue 16: ETHUSDT's funding backfill failed while BTCUSDT's loaded. The tables' freshness is
+    # their freshest coin's, so ETH used to be decided on a crowded print ten hours old.
+    eth = market(venue_symbol="ETHUSDT")
+    eth[0] = eth[0].with_columns(pl.lit("ETH/USD").alias("symbol"))
+    eth[1] = funding_rates("ETHUSDT", ((DAY, 0.0015),))
+    output = evaluate(T_FUNDING, [*market(), *eth], params=BOTH_COINS)
+    assert [signal.symbol for signal in output.signals] == ["BTC/USD"]
+    assert output.abstention is not None and output.abstention.code is ReasonCode.INPUT_STALE
+    assert output.abstention.detail == "ETH/USD: ETHUSDT funding's newest row is 10:00:00 old (max 9:00:00)"
 
 
 def test_abstains_when_an_input_is_missing() -> None:
@@ -219,9 +239,10 @@ def test_abstains_when_open_interest_is_stale() -> None:
 
 
 def test_abstains_when_no_traded_coin_has_data() -> None:
-    output = evaluate(T_FUNDING, market(venue_symbol="SOLUSDT"))
-    assert output.abstention is not None and output.abstention.code is ReasonCode.SYMBOL_MISSING
-    assert "BTC/USD" in output.abstention.detail
+    output = evaluate(T_FUNDING, market(venue_symbol="SOLUSDT"), params=BOTH_COINS)
+    assert output == StrategyOutput.abstain(
+        Reason(ReasonCode.SYMBOL_MISSING, "BTC/USD: no BTCUSDT funding; ETH/USD: no ETHUSDT funding")
+    )
 
 
 def test_detects_the_simulated_cascade_then_buys_its_bounce() -> None:
