@@ -99,8 +99,12 @@ OPEN_INTEREST_KEPT = timedelta(days=30)
 
 class Binance:
     """Binance USD-M's public endpoints over a generated history, with Binance's own rules:
-    funding from the contract's listing, at most `limit` rows from startTime; open-interest
-    history of the last 30 days only (an older startTime is a 400); live figures at NOW."""
+    funding from the contract's listing, at most `limit` rows from startTime (without one,
+    the most recent `limit`); open-interest history of the last 30 days only (an older
+    startTime is a 400); live figures at NOW. The symbols in `timing_out` answer 504."""
+
+    def __init__(self) -> None:
+        self.timing_out: set[str] = set()
 
     @staticmethod
     def funding_times(symbol: str) -> list[datetime]:
@@ -109,10 +113,13 @@ class Binance:
 
     def funding(self, sent: Request) -> Response:
         symbol = sent.args["symbol"]
+        if symbol in self.timing_out:
+            return Response("upstream timed out", status=504)
         start = from_ms(int(sent.args.get("startTime", 0)))
         end = from_ms(int(sent.args["endTime"])) if "endTime" in sent.args else NOW
         limit = min(int(sent.args.get("limit", 100)), 1000)
-        rows = [t for t in self.funding_times(symbol) if start <= t <= end][:limit]
+        rows = [t for t in self.funding_times(symbol) if start <= t <= end]
+        rows = rows[:limit] if "startTime" in sent.args else rows[-limit:]
         body = [
             {"symbol": symbol, "fundingRate": "0.00010000", "fundingTime": ms(t), "markPrice": "43000.10000000"}
             for t in rows
@@ -148,12 +155,13 @@ class Binance:
         return Response(json.dumps(body), content_type="application/json")
 
 
-def serve_binance(server: HTTPServer) -> None:
-    binance = Binance()
+def serve_binance(server: HTTPServer, binance: Binance | None = None) -> Binance:
+    binance = binance or Binance()
     server.expect_request("/fapi/v1/fundingRate").respond_with_handler(binance.funding)
     server.expect_request("/futures/data/openInterestHist").respond_with_handler(binance.open_interest_history)
     server.expect_request("/fapi/v1/premiumIndex").respond_with_handler(binance.premium_index)
     server.expect_request("/fapi/v1/openInterest").respond_with_handler(binance.open_interest)
+    return binance
 
 
 FRED_STARTS = {"DEXCHUS": date(1981, 1, 2), "VIXCLS": date(1990, 1, 2), "BAMLH0A0HYM2": date(2023, 12, 7)}
@@ -239,6 +247,17 @@ class GitHub:
         return Response(json.dumps(items), content_type="application/json", headers=headers)
 
 
+REPO_ETAG = 'W/"repo-stats-1"'
+
+
+def repo(sent: Request) -> Response:
+    """GET /repos/{repo}: the recorded answer with an ETag, 304 to a matching If-None-Match."""
+    if sent.headers.get("If-None-Match") == REPO_ETAG:
+        return Response(status=304, headers={"ETag": REPO_ETAG})
+    body = (DATA / "github" / "repo.json").read_text()
+    return Response(body, content_type="application/json", headers={"ETag": REPO_ETAG})
+
+
 ITEMS = [NOW - timedelta(hours=1) - timedelta(hours=12 * i) for i in range(20)]  # ten days of a feed
 
 
@@ -252,7 +271,9 @@ def rss() -> str:
 
 
 def fred_release_dates(sent: Request) -> Response:
-    first, last = date.fromisoformat(sent.args["realtime_start"]), date.fromisoformat(sent.args["realtime_end"])
+    # FRED's defaults: realtime_end 9999-12-31, every scheduled date to come.
+    first = date.fromisoformat(sent.args["realtime_start"])
+    last = date.fromisoformat(sent.args.get("realtime_end", "9999-12-31"))
     release = int(sent.args["release_id"])
     days = [date(year, month, 10) for year in range(2000, 2027) for month in range(1, 13)]
     rows = [{"release_id": release, "date": day.isoformat()} for day in days if first <= day <= last]

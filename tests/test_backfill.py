@@ -18,7 +18,6 @@ import pytest
 from fake_feeds import (
     DATA,
     ETAG,
-    FRED_KEY,
     ITEMS,
     LISTED,
     MS,
@@ -47,26 +46,6 @@ from hydra.ingestion import ingest
 from hydra.sources import FeedRequest, SourceContext, fetch_feed
 from warehouse.load import upsert
 from warehouse.migrate import migrate
-
-
-@pytest.fixture
-def paper(alpaca_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPServer:
-    """Paper mode with every endpoint on one local server and paces too fast to wait on."""
-    base = alpaca_server.url_for("").rstrip("/")
-    monkeypatch.setenv("HYDRA_MODE", "paper")
-    for endpoint in ("ALPACA_DATA", "BINANCE", "CME", "SGE", "LBMA", "BLS", "FOMC", "FRED", "GITHUB", "CBOE"):
-        monkeypatch.setenv(f"HYDRA_FEEDS__{endpoint}__BASE_URL", base)
-        monkeypatch.setenv(f"HYDRA_FEEDS__{endpoint}__MAX_RETRIES", "0")
-    for endpoint in ("ALPACA_DATA", "BINANCE", "FRED"):
-        monkeypatch.setenv(f"HYDRA_FEEDS__{endpoint}__REQUESTS_PER_MINUTE", "100000")
-    monkeypatch.setenv("HYDRA_FEEDS__MAX_WAIT_S", "1")
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__EXTRA_SYMBOLS", "[]")
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__RETRY_WAIT_S", "0")
-    monkeypatch.setenv("HYDRA_FEEDS__GITHUB__REPOS", json.dumps([REPO]))
-    monkeypatch.setenv("ALPACA_API_KEY", "PKTEST7Q2M4X9ZKEY")
-    monkeypatch.setenv("ALPACA_SECRET_KEY", "sk-test-3vN8wQpL0rT5yU2iO9aS")
-    monkeypatch.setenv("FRED_API_KEY", FRED_KEY)
-    return alpaca_server
 
 
 def context() -> SourceContext:

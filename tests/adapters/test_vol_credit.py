@@ -102,6 +102,18 @@ def test_cboe_without_since_keeps_the_whole_history() -> None:
     assert rows[0] == ("VIX", utc("1990-01-02T21:15:00"), 17.24, "cboe")
 
 
+def test_the_day_still_trading_is_no_close_until_its_close() -> None:
+    # Issue 16: CBOE's file carries today's VIX while it trades; stamped at its 16:15 close it
+    # was dated after its ingestion, and quarantined as "ahead" every run until then.
+    text = "DATE,OPEN,HIGH,LOW,CLOSE\n03/12/2026,20.1,21.0,19.5,20.4\n03/13/2026,22.0,23.5,21.0,23.1\n"
+    closes = {
+        ingested: parse_cboe_vix(text, None, ingested).tables["market_series"]["ts_event"].to_list()
+        for ingested in (datetime(2026, 3, 13, 15, tzinfo=UTC), datetime(2026, 3, 13, 20, 15, tzinfo=UTC))
+    }
+    yesterday, today = datetime(2026, 3, 12, 20, 15, tzinfo=UTC), datetime(2026, 3, 13, 20, 15, tzinfo=UTC)
+    assert list(closes.values()) == [[yesterday], [yesterday, today]]
+
+
 def test_cboe_bad_close_numbers_are_rejected() -> None:
     text = "DATE,OPEN,HIGH,LOW,CLOSE\n03/05/2026,1,1,1,n/a\n03/06/2026,1,1,1,inf\n03/09/2026,1,1,1,24.12\n"
 

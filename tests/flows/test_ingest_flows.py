@@ -17,6 +17,7 @@ from werkzeug import Request, Response
 from adapters.cme import MARGINS_PATH, margins_query
 from flows.ingest import ingest_all, ingest_binance, ingest_cme
 from hydra.settings import load_settings
+from tasks.ingest import FeedFailed
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "binance"
 CME = Path(__file__).resolve().parents[1] / "data" / "cme"
@@ -101,19 +102,22 @@ def test_a_real_feed_flow_loads_through_the_real_client(paper_binance: HTTPServe
     assert [row[0] for row in runs_of("binance")] == ["ok", "ok"]
 
 
-def test_a_geo_blocked_feed_is_recorded_degraded_without_failing(paper_binance: HTTPServer) -> None:
+def test_a_feed_refused_on_every_part_fails_and_one_refused_in_part_is_degraded(paper_binance: HTTPServer) -> None:
     blocked = json.loads((DATA / "error_451.json").read_text())
-    for path in (
-        "/fapi/v1/fundingRate",
-        "/fapi/v1/premiumIndex",
-        "/fapi/v1/openInterest",
-        "/futures/data/openInterestHist",
-    ):
-        paper_binance.expect_request(path).respond_with_json(blocked, status=451)
-    result = ingest_binance()  # the flow completes: a geo-blocked feed must not fail the schedule
-    assert result["status"] == "degraded"
+    paper_binance.expect_request("/fapi/v1/fundingRate").respond_with_json(blocked, status=451)
+    for path in ("/fapi/v1/premiumIndex", "/fapi/v1/openInterest", "/futures/data/openInterestHist"):
+        for _ in range(4):  # two symbols, two tries
+            paper_binance.expect_oneshot_request(path).respond_with_json(blocked, status=451)
+    # Every part geo-blocked: nothing loaded, the run fails (and `hydra ingest` exits 5), retried once.
+    with pytest.raises(FeedFailed, match=r"feed binance failed: .*HTTP 451"):
+        ingest_binance()
     [(status, loaded, quarantined, error)] = runs_of("binance")
-    assert (status, loaded, quarantined) == ("degraded", 0, 0) and "HTTP 451" in str(error)
+    assert (status, loaded, quarantined) == ("failed", 0, 0) and "HTTP 451" in str(error)
+
+    serve_binance(paper_binance)  # now only the funding history is blocked
+    result = ingest_binance()  # the flow completes: one refused part must not fail the schedule
+    assert result["status"] == "degraded"
+    assert [row[0] for row in runs_of("binance")] == ["failed", "degraded"]
 
 
 def test_a_malformed_answer_is_quarantined_and_a_retry_loads_exactly_what_is_missing(
