@@ -215,6 +215,8 @@ SAMPLE_PARAMETERS = {
     "timeframe": "1Min",
     "feed": "github",
     "series": "VIX",
+    "venue": "binance-usdm",
+    "period": "5m",
     "bars_since": T0,
     "run_id": "r",
     "parent_run_id": None,
