@@ -239,9 +239,7 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
         end = min(window.end, forming) if window is not None else request.end or forming
         lookback = timedelta(days=config.minute_lookback_days if timeframe == "1Min" else config.daily_lookback_days)
         stored = cursors.last_bars(context.warehouse, timeframe)
-        for label, group in (("stocks", stocks), ("crypto", crypto)):
-            if not group:
-                continue
+        for label, group in _bar_groups(stocks, crypto, stored, window):
             if window is not None:
                 start = window.start
             else:
@@ -263,6 +261,22 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
                 )
             )
     return parts
+
+
+def _bar_groups(
+    stocks: tuple[str, ...], crypto: tuple[str, ...], stored: Mapping[str, datetime], window: Window | None
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The symbols of each request, labelled. One request per asset class resumes its symbols
+    from the earliest of their cursors (a bar loaded twice is upserted once); incrementally,
+    symbols never stored get a request of their own, so their first look back (days of
+    minutes) is not asked again for every other symbol of the class, minute after minute."""
+    groups: list[tuple[str, tuple[str, ...]]] = []
+    for label, symbols in (("stocks", stocks), ("crypto", crypto)):
+        new = () if window is not None else tuple(s for s in symbols if s not in stored)
+        resumed = tuple(s for s in symbols if s not in new)
+        groups += [(label, resumed)] if resumed else []
+        groups += [(f"{label} first fetch", new)] if new else []
+    return groups
 
 
 def _bar_start(now: datetime, timeframe: str) -> datetime:

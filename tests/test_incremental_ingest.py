@@ -9,6 +9,7 @@ import socket
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
+import polars as pl
 import pytest
 from fake_feeds import (
     DATA,
@@ -30,13 +31,21 @@ from pytest_httpserver import HTTPServer
 from test_backfill import context, query, requests_to, serve_rss
 
 from adapters.cme import MARGINS_PATH, margins_query
+from adapters.tables import TABLE_SCHEMAS
 from hydra.ingestion import ingest
 from hydra.settings import ConfigError
 from hydra.sources import FEEDS, DependencyCycle, FeedRequest, fetch_feed, in_dependency_order
+from warehouse.load import upsert
 
 
 def incremental(feed: str, now: datetime = NOW) -> FeedRequest:
     return FeedRequest(feed, now=now)
+
+
+def bar_row(symbol: str, at: datetime) -> pl.DataFrame:
+    row = {"symbol": symbol, "timeframe": "1Min", "ts_event": at, "open": 100.0, "high": 101.0, "low": 99.0}
+    row |= {"close": 100.5, "volume": 1200.0, "trade_count": 12, "vwap": 100.2, "source": "alpaca-iex"}
+    return pl.DataFrame([row | {"ts_ingested": at}], schema=TABLE_SCHEMAS["bars"])
 
 
 # --- item 5: one cursor per part ------------------------------------------------------------
@@ -190,3 +199,26 @@ def test_repo_stats_send_the_stored_etag_and_a_304_observes_the_stored_counts_ag
     state = dict(query(loaded, "SELECT key, value FROM feed_state WHERE feed = 'github'"))
     assert state[f"stats-etag:{REPO}"] == REPO_ETAG
     assert f"etag:{REPO}" in state  # the releases' ETag, kept beside it under its own key
+
+
+# --- bars: one request per class from its symbols' cursors, a new symbol apart ---------------
+
+
+def test_a_symbol_never_stored_is_fetched_apart_from_those_that_resume(
+    paper: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__TIMEFRAMES", '["1Min"]')
+    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__MINUTE_LOOKBACK_DAYS", "3")
+    serve_bars(paper, AlpacaBars())
+    loaded = context()
+    *resumed, new = [symbol for symbol in loaded.settings.engine.watchlist if "/" not in symbol]
+    last = datetime(2026, 12, 7, 14, 50, tzinfo=UTC)
+    upsert(loaded.warehouse, {"bars": pl.concat([bar_row(symbol, last) for symbol in resumed])})
+
+    outcome = ingest(loaded, incremental("bars"))
+
+    asked = {(s.args["symbols"], s.args["start"]) for s in requests_to(paper, "/v2/stocks/bars")}
+    # The stored symbols resume at the minute after their last bar; the new one's three days
+    # are asked for it alone.
+    assert asked == {(",".join(resumed), "2026-12-07T14:51:00+00:00"), (new, "2026-12-04T15:00:00+00:00")}
+    assert outcome.run.status == "ok"

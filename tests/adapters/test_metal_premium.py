@@ -141,6 +141,22 @@ def test_lbma_of_the_wrong_shape_is_malformed() -> None:
 # --- premiums --------------------------------------------------------------------------
 
 
+def test_fixings_outside_the_rates_given_wait_for_theirs_and_a_gap_inside_is_rejected() -> None:
+    # FRED publishes USD/CNY about a week late: the newest fixings are pending, not quarantined
+    # (they were, and the cursor then moved past them for good), and so are fixings before the
+    # first rate given, the span the caller read its rates over.
+    days = [date(2024, 1, day) for day in (2, 3, 4, 5, 8)]
+    fixings = [SgeFixing(day, "AM", 482.52) for day in days]
+    reference = dict.fromkeys(days, 2064.40)
+    rates = {date(2024, 1, 3): 7.10, date(2024, 1, 5): 7.12}
+
+    batch = compute_premiums(fixings, reference, rates, ingested_at=INGESTED)
+
+    stored = batch.tables["metal_premiums"]["ts_event"].dt.date().to_list()
+    assert stored == [date(2024, 1, 3), date(2024, 1, 5)]
+    assert [item.reason for item in batch.rejected] == ["no USD/CNY rate for 2024-01-04"]
+
+
 def test_premium_computed_by_hand() -> None:
     fixings = [SgeFixing(date(2024, 1, 2), "AM", 482.52)]
     batch = compute_premiums(fixings, {date(2024, 1, 2): 2064.40}, USD_CNY, ingested_at=INGESTED)
