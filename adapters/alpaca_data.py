@@ -213,13 +213,13 @@ def fetch_bars(
     return batch
 
 
-def next_start(last_stored: datetime | None, timeframe: str, default_lookback: timedelta, now: datetime) -> datetime:
-    """Where an incremental fetch resumes: the bar after the last stored one, or `now -
-    default_lookback` for a symbol never stored. Backfills pass explicit start and end instead."""
+def next_start(last_stored: datetime | None, timeframe: str, first_start: datetime) -> datetime:
+    """Where an incremental fetch resumes: the bar after the last stored one, or `first_start`
+    for a symbol never stored. Backfills pass explicit start and end instead."""
     step = RESUME_STEP[_timeframe_name(timeframe)]
     if last_stored is None:
-        _require_aware("now", now)
-        return now - default_lookback
+        _require_aware("first_start", first_start)
+        return first_start
     _require_aware("last_stored", last_stored)
     return last_stored + step
 

@@ -28,8 +28,6 @@ class AlpacaDataConfig(EndpointConfig):
     # Bars beyond the watchlist that feeds need as context: LQD against HYG is the credit gauge.
     extra_symbols: tuple[str, ...] = ("LQD",)
     retry_wait_s: float = Field(default=3.0, ge=0, description="backoff before the first retry, doubling after")
-    minute_lookback_days: float = Field(default=5.0, gt=0, description="first fetch of a symbol never stored")
-    daily_lookback_days: float = Field(default=400.0, gt=0)
     # A backfill is fetched, validated and loaded a slice at a time: memory and each
     # request's answer stay bounded by a slice, and a failure costs one slice.
     backfill_slice_days: float = Field(default=30.0, gt=0)

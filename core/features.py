@@ -107,6 +107,10 @@ class SessionWindows:
         return max(self.drawdown, self.trend + 1, self.credit_drawdown)
 
 
+# The regime's windows: what its reading (core.pipeline) and what a run must hold first (core.readiness) count.
+SESSION_WINDOWS = SessionWindows()
+
+
 @dataclass(frozen=True, slots=True)
 class SessionSeries:
     """Per-session inputs aligned on the reference index's sessions, oldest first.

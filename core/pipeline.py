@@ -4,7 +4,7 @@
 
 1. OBSERVE    mark the book to the snapshot's last prices; roll the risk day, expire
               cooldowns, trip the kill switch on the day's loss.
-2. REGIME     the detector re-evaluates every N cycles (HMM once fitted, rules before);
+2. REGIME     the rules read the regime from the reference's session closes every cycle;
               the first `observation_cycles` cycles record everything but order nothing.
 3. SIGNALS    every strategy evaluates (or abstains with its reason); signals are
               aggregated per symbol by reliability x age decay x cross-asset modifiers.
@@ -13,6 +13,8 @@
 5. RANK       by EV = confidence x reward:risk x strategy weight.
 6. FILTER     the risk manager sizes (half-Kelly x vol scaling) and applies the limits.
 7. ORDERS     approved entries, and exits from the position manager (never blocked).
+8. READINESS  what kept the cycle, or a strategy in it, from trading, and when it will be
+              ready (core.readiness).
 
 Fills come back from whichever broker the world has, through `apply_fills`, which opens
 and closes managed positions, feeds closed trades to the risk manager (consecutive
@@ -46,10 +48,10 @@ from core.book import Book
 from core.calendar import NOT_A_SESSION, MarketCalendar, Sessions, Timeframe
 from core.config import EngineConfig, RegimeConfig, is_crypto
 from core.features import (
+    SESSION_WINDOWS,
     FloatArray,
     SessionSeries,
     SessionValues,
-    SessionWindows,
     aligned,
     compute_features,
     merge_closes,
@@ -67,6 +69,7 @@ from core.positions import (
     update_position,
 )
 from core.ranking import RankedProposal, rank_proposals
+from core.readiness import Readiness, cycle_readiness
 from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, estimate_regime
 from core.risk import RiskEvent, RiskManager, RiskState
 from core.signals import AggregatedSignal, Modifier, aggregate_signals
@@ -98,7 +101,6 @@ VOLATILITY_MINUTES = 390
 MIN_VOLATILITY_RETURNS = 20
 MINUTES_PER_DAY = {True: 1_440.0, False: 390.0}  # crypto trades around the clock
 MINUTE = timedelta(minutes=1)
-SESSION_WINDOWS = SessionWindows()
 # How much the aggregate view of a symbol can scale a proposal's confidence, up or down.
 AGREEMENT_WEIGHT = 0.5
 
@@ -142,6 +144,7 @@ class CycleResult:
     orders: tuple[Order, ...]
     risk_events: tuple[RiskEvent, ...]
     equity: float
+    readiness: tuple[Readiness, ...] = ()  # what kept the cycle, or a strategy in it, from trading
 
     @property
     def entries(self) -> tuple[Order, ...]:
@@ -253,6 +256,18 @@ def run_cycle(
         orders=(*entries, *exits),
         risk_events=(*advanced.events, *evaluation.events),
         equity=equity,
+        readiness=cycle_readiness(
+            config,
+            calendar.equities,
+            now,
+            cycle_no=detector_state.cycle,
+            cycle_interval=cycle_interval,
+            reading=reading,
+            reference_sessions=len(series),
+            risk=evaluation.state,
+            strategies=strategies,
+            abstentions=abstentions,
+        ),
     )
 
 

@@ -94,6 +94,10 @@ class ReasonCode(StrEnum):
     MAX_ASSET = "max_asset"
     MAX_TOTAL_EXPOSURE = "max_total_exposure"
     BELOW_MIN_NOTIONAL = "below_min_notional"
+    # A cycle: what keeps it, or a strategy in it, from trading (cycle_readiness), besides the
+    # codes above (history_short, kill_switch, cooldown and the strategies' abstentions).
+    OBSERVATION = "observation"
+    REGIME_NOT_SERVED = "regime_not_served"
 
 
 @dataclass(frozen=True, slots=True)

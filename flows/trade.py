@@ -87,6 +87,8 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
         "fills": len(record.fills),
         "reconciled": len(discrepancies) + len(record.reconciliations),
         "equity": round(record.book.equity, 2),
+        # What kept the cycle, or a strategy in it, from trading, and when it will be ready.
+        "readiness": [str(item) for item in result.readiness],
         "timings_ms": {stage: round(ms, 1) for stage, ms in record.timings_ms.items()},
     }
     logger.info("cycle %s", summary)

@@ -19,10 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.config import Mode, RiskProfile
+from core.readiness import Readiness
+from core.strategy import Availability
+from core.types import Reason, ReasonCode
 from hydra.context import load_context, open_warehouse
 from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settings, with_overrides
 from hydra.sources import FEEDS, in_dependency_order
-from warehouse import WarehouseError
+from warehouse import Warehouse, WarehouseError
 from warehouse.migrate import installed_version, latest_known_version, migrate
 from warehouse.read import last_ingestions, newest_run, query_frame, table_row_counts
 
@@ -371,16 +374,25 @@ def _trade_cycle(mode: Mode, at: datetime | None) -> None:
     console.print_json(json.dumps(summary))
 
 
-def _check_paper_run(loaded: HydraSettings, now: datetime) -> None:
+def _check_paper_run(
+    loaded: HydraSettings, now: datetime, before: tuple[Availability, ...]
+) -> tuple[Availability, ...]:
+    """Which strategies can run on what the feeds have loaded; printed when that changed."""
     from hydra.live import check_strategies, session_run_id
 
     context = load_context(loaded)
     run_id = session_run_id(loaded, Mode.PAPER)
     with clear_errors():
-        check_strategies(context, run_id, now, now)
+        found = check_strategies(context, run_id, now, now)
         with context.warehouse.connect(read_only=True) as con:
             strategies = query_frame(con, "report/run_strategies", {"run_id": run_id})
-    _print_strategies(strategies)
+    if found != before:
+        _print_strategies(strategies)
+    return found
+
+
+# Reasons a strategy cannot run that the next ingestion of a feed may remove.
+DATA_REASONS = frozenset({ReasonCode.INPUT_MISSING, ReasonCode.SYMBOL_MISSING})
 
 
 def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
@@ -390,15 +402,18 @@ def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
 
     schedules = loaded.feeds.schedules.model_dump()
     last_started: dict[str, datetime] = {}
+    checked: list[tuple[Availability, ...]] = []  # the last check, once there was one
 
     def minute(now: datetime) -> None:
         feeds = due_feeds(schedules, last_started, now)
         if feeds:
             # A failed feed is recorded in ingestion_runs and degrades its strategies; trading goes on.
             ingest_all(feeds, return_state=True)
-            if not last_started:  # every feed has now run once: what the strategies have to decide on
-                _check_paper_run(loaded, now)
             last_started.update(dict.fromkeys(feeds, now))
+            # Once every feed has run, and again after each ingestion while a strategy lacks data
+            # (a feed that failed is retried on its schedule): the check follows the data.
+            if not checked or any(a.reason is not None and a.reason.code in DATA_REASONS for a in checked[-1]):
+                checked[:] = [_check_paper_run(loaded, now, checked[-1] if checked else ())]
         _trade_cycle(Mode.PAPER, None)
 
     console.print(f"paper trading every minute as {loaded.trading.session!r}; Ctrl-C stops after the current step")
@@ -460,7 +475,8 @@ def sql(
 
 @app.command()
 def status() -> None:
-    """Warehouse path, schema version, tables and row counts, the last ingestion of every feed."""
+    """Warehouse path, schema version, tables and row counts, the last ingestion of every feed, and
+    trading readiness: the history a cycle reads, and what kept the session's newest cycle from trading."""
     loaded = settings()
     warehouse = open_warehouse(loaded)
     with clear_errors():
@@ -478,6 +494,32 @@ def status() -> None:
         counts_table.add_row(name, f"{count:,}")
     console.print(counts_table)
     _print_ingestions(ingestions, "last ingestion per feed")
+    with clear_errors():
+        _print_readiness(loaded, warehouse)
+
+
+def _print_readiness(loaded: HydraSettings, warehouse: Warehouse) -> None:
+    """Trading readiness: the history a cycle reads, and what kept the session's newest cycle from trading."""
+    from hydra.live import session_run_id
+    from hydra.readiness import history_held, last_cycle_readiness
+
+    run_id = session_run_id(loaded, loaded.mode)
+    console.print(f"trading readiness of {run_id}", style="bold")
+    for held in history_held(warehouse, loaded.engine, datetime.now(UTC)):
+        console.print(str(held), markup=False, highlight=False, soft_wrap=True)
+    cycle = last_cycle_readiness(warehouse, run_id)
+    if cycle.is_empty():
+        console.print(f"no cycle yet: `hydra trade --once --mode {loaded.mode.value}` or `hydra run` runs one")
+        return
+    last = cycle.row(0, named=True)
+    console.print(f"last cycle {_cell(last['ts_event'])}: cycle {last['cycle_no']}, regime {last['regime']}")
+    items = cycle.filter(pl.col("subject").is_not_null())
+    if items.is_empty():
+        console.print("nothing kept it from trading")
+    for row in items.iter_rows(named=True):
+        item = Readiness(row["subject"], Reason(ReasonCode(row["code"]), row["detail"] or ""), row["blocking"])
+        line = str(item) if item.blocking else f"{item} (not blocking: it trades on what there is)"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_ingestions(runs: pl.DataFrame, title: str) -> None:

@@ -8,12 +8,13 @@ each cycle's snapshot is that history as of its moment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from core.calendar import Sessions
+from core.calendar import Sessions, Timeframe
 from core.config import EngineConfig
+from core.readiness import history_needs
 from core.snapshot import (
     BarSplit,
     FeedHealth,
@@ -31,19 +32,14 @@ from warehouse.read import DecisionHistory, DecisionWindows, feed_health
 
 
 def decision_windows(config: EngineConfig, sessions: Sessions) -> DecisionWindows:
-    """The snapshot's windows on the exchange calendar: N sessions back from the one in progress."""
-    windows = config.snapshot
-
-    def daily_since(moment: datetime) -> datetime:
-        # Daily bars are stamped before their session opens (midnight New York or UTC): from its date on.
-        opens = sessions.start_of_sessions_back(moment, windows.daily_bar_sessions)
-        return datetime.combine(opens.date(), time(0), tzinfo=UTC)
-
+    """The snapshot's windows on the exchange calendar: N sessions back from the one in progress
+    (core.readiness.history_needs, which the first fetch of a symbol's bars reads too)."""
+    needs = history_needs(config)
     return DecisionWindows(
         timeframe=config.timeframe,
-        bars_since=lambda moment: sessions.start_of_sessions_back(moment, windows.bar_sessions),
-        daily_bars_since=daily_since,
-        facts=timedelta(days=windows.facts_days),
+        bars_since=lambda moment: needs.since(sessions, moment, config.timeframe),
+        daily_bars_since=lambda moment: needs.since(sessions, moment, Timeframe.DAY_1),
+        facts=timedelta(days=config.snapshot.facts_days),
     )
 
 

@@ -311,6 +311,18 @@ def cycle_rows(run_id: str, record: CycleRecord, recorded_at: datetime) -> dict[
             }
             for strategy, reason in result.abstentions.items()
         ],
+        "cycle_readiness": [
+            {
+                **stamp,
+                "ts_event": now,
+                "subject": item.subject,
+                "code": item.reason.code.value,
+                "detail": item.reason.detail or None,
+                "blocking": item.blocking,
+                "ready_at": item.ready_at,
+            }
+            for item in result.readiness
+        ],
         "proposals": [
             {
                 **stamp,

@@ -29,7 +29,9 @@ from adapters.http import HttpClient, endpoint_client, endpoint_pacer
 from adapters.pacing import RequestPacer
 from adapters.simulator import MarketSimulator
 from adapters.window import Window, current_only
+from core.calendar import Timeframe, market_calendar
 from core.config import Mode, is_crypto
+from core.readiness import history_needs
 from hydra.settings import ConfigError, HydraSettings, Secrets
 from warehouse import Warehouse, cursors
 from warehouse.tables import TABLES_BY_FEED
@@ -208,9 +210,12 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     config = context.settings.feeds.alpaca_data
     symbols = tuple(dict.fromkeys((*context.settings.engine.watchlist, *config.extra_symbols)))
     window = request.window
-    # A backfill's pages are bigger and slower to build than the last minute's: they get
-    # their own timeout (a 400-day daily request timed out at 10 s).
-    timeout_s = config.timeout_s if window is None else config.backfill_timeout_s
+    stored = {timeframe: cursors.last_bars(context.warehouse, timeframe) for timeframe in config.timeframes}
+    # A symbol never stored gets, at once, the history a cycle reads (counted in sessions).
+    first_fetch = any(symbol not in last for last in stored.values() for symbol in symbols)
+    # A backfill's pages, and a first fetch's, are bigger and slower to build than the last
+    # minute's: they get their own timeout (a 400-day daily request timed out at 10 s).
+    timeout_s = config.backfill_timeout_s if window is not None or first_fetch else config.timeout_s
     pacer = _pacer(request, config)
     stock_client = alpaca_data.make_stock_client(
         config.base_url,
@@ -232,18 +237,18 @@ def bars_parts(context: SourceContext, request: FeedRequest) -> list[Part]:
     )
     crypto = tuple(s for s in symbols if is_crypto(s))
     stocks = tuple(s for s in symbols if not is_crypto(s))
+    needs, sessions = history_needs(context.settings.engine), market_calendar().equities
     parts: list[Part] = []
     for timeframe in config.timeframes:
         # A bar still forming is not fetched: the window ends where the current bar starts.
         forming = _bar_start(request.now, timeframe)
         end = min(window.end, forming) if window is not None else request.end or forming
-        lookback = timedelta(days=config.minute_lookback_days if timeframe == "1Min" else config.daily_lookback_days)
-        stored = cursors.last_bars(context.warehouse, timeframe)
-        for label, group in _bar_groups(stocks, crypto, stored, window):
+        first_start = needs.since(sessions, request.now, Timeframe(timeframe))
+        for label, group in _bar_groups(stocks, crypto, stored[timeframe], window):
             if window is not None:
                 start = window.start
             else:
-                start = min(alpaca_data.next_start(stored.get(s), timeframe, lookback, request.now) for s in group)
+                start = min(alpaca_data.next_start(stored[timeframe].get(s), timeframe, first_start) for s in group)
             parts.append(
                 (
                     f"alpaca {label} {timeframe}",

@@ -27,6 +27,7 @@ TRADING_TABLES: tuple[str, ...] = (
     "regimes",
     "signals",
     "strategy_abstentions",
+    "cycle_readiness",
     "proposals",
     "risk_decisions",
     "orders",

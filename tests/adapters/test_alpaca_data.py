@@ -553,12 +553,13 @@ NOW = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
 
 
 def test_next_start_resumes_one_minute_bar_after_the_last() -> None:
-    assert next_start(at("2026-03-02T14:33:00Z"), "1Min", timedelta(days=5), NOW) == at("2026-03-02T14:34:00Z")
+    assert next_start(at("2026-03-02T14:33:00Z"), "1Min", NOW - timedelta(days=5)) == at("2026-03-02T14:34:00Z")
 
 
-def test_next_start_without_history_looks_back_from_now() -> None:
-    assert next_start(None, "1Min", timedelta(days=5), NOW) == at("2026-03-04T15:00:00Z")
-    assert next_start(None, "1Day", timedelta(days=365), NOW) == NOW - timedelta(days=365)
+def test_next_start_without_history_starts_where_the_first_fetch_begins() -> None:
+    # hydra.sources passes the start of the window a cycle reads (core.readiness.history_needs).
+    assert next_start(None, "1Min", at("2026-03-02T14:30:00Z")) == at("2026-03-02T14:30:00Z")
+    assert next_start(None, "1Day", NOW - timedelta(days=365)) == NOW - timedelta(days=365)
 
 
 def test_next_start_for_daily_bars_survives_daylight_saving() -> None:
@@ -566,17 +567,17 @@ def test_next_start_for_daily_bars_survives_daylight_saving() -> None:
     # midnight EDT (04:00Z) after the clocks change, only 23 hours later.
     sunday, monday = at("2026-03-08T05:00:00Z"), at("2026-03-09T04:00:00Z")
 
-    resumed = next_start(sunday, "1Day", timedelta(days=30), NOW)
+    resumed = next_start(sunday, "1Day", NOW - timedelta(days=30))
 
     assert sunday < resumed <= monday
-    assert next_start(at("2026-03-06T05:00:00Z"), "1Day", timedelta(days=30), NOW) == at("2026-03-06T06:00:00Z")
+    assert next_start(at("2026-03-06T05:00:00Z"), "1Day", NOW - timedelta(days=30)) == at("2026-03-06T06:00:00Z")
 
 
 def test_times_must_be_aware_and_timeframes_known() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        next_start(datetime(2026, 3, 2, 14, 30), "1Min", timedelta(days=1), NOW)  # noqa: DTZ001
+        next_start(datetime(2026, 3, 2, 14, 30), "1Min", NOW)  # noqa: DTZ001
     with pytest.raises(ValueError, match="unsupported timeframe"):
-        next_start(None, "5Min", timedelta(days=1), NOW)
+        next_start(None, "5Min", NOW)
     crypto = make_crypto_client("http://127.0.0.1:9")
     with pytest.raises(ValueError, match="timezone-aware"):
         fetch_bars(None, crypto, ["BTC/USD"], "1Min", datetime(2026, 3, 2), None, INGESTED)  # noqa: DTZ001
