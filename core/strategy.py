@@ -173,6 +173,12 @@ class Availability:
     def can_run(self) -> bool:
         return self.reason is None
 
+    @property
+    def waits_for_data(self) -> bool:
+        """Whether it cannot run for want of rows a feed's next run may load (an input table, a
+        symbol's bars), rather than for its configuration or the cycle's timeframe."""
+        return self.reason is not None and self.reason.code in (ReasonCode.INPUT_MISSING, ReasonCode.SYMBOL_MISSING)
+
 
 # One requirement: why the strategy cannot run under its parameters on the window's data, or None.
 Requirement = Callable[[Strategy, Any, WindowData], Reason | None]

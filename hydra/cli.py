@@ -391,10 +391,6 @@ def _check_paper_run(
     return found
 
 
-# Reasons a strategy cannot run that the next ingestion of a feed may remove.
-DATA_REASONS = frozenset({ReasonCode.INPUT_MISSING, ReasonCode.SYMBOL_MISSING})
-
-
 def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
     _require_alpaca_keys()
     from flows.ingest import ingest_all
@@ -412,7 +408,7 @@ def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
             last_started.update(dict.fromkeys(feeds, now))
             # Once every feed has run, and again after each ingestion while a strategy lacks data
             # (a feed that failed is retried on its schedule): the check follows the data.
-            if not checked or any(a.reason is not None and a.reason.code in DATA_REASONS for a in checked[-1]):
+            if not checked or any(found.waits_for_data for found in checked[-1]):
                 checked[:] = [_check_paper_run(loaded, now, checked[-1] if checked else ())]
         _trade_cycle(Mode.PAPER, None)
 
@@ -494,6 +490,9 @@ def status() -> None:
         counts_table.add_row(name, f"{count:,}")
     console.print(counts_table)
     _print_ingestions(ingestions, "last ingestion per feed")
+    if version < latest_known_version():
+        console.print(f"trading readiness: schema version {version} predates it; `hydra init` migrates the warehouse")
+        return
     with clear_errors():
         _print_readiness(loaded, warehouse)
 
@@ -509,7 +508,7 @@ def _print_readiness(loaded: HydraSettings, warehouse: Warehouse) -> None:
         console.print(str(held), markup=False, highlight=False, soft_wrap=True)
     cycle = last_cycle_readiness(warehouse, run_id)
     if cycle.is_empty():
-        console.print(f"no cycle yet: `hydra trade --once --mode {loaded.mode.value}` or `hydra run` runs one")
+        console.print(f"no cycle of {run_id} yet: `hydra trade --once` runs one")
         return
     last = cycle.row(0, named=True)
     console.print(f"last cycle {_cell(last['ts_event'])}: cycle {last['cycle_no']}, regime {last['regime']}")

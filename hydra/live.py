@@ -279,7 +279,8 @@ def check_strategies(context: SourceContext, run_id: str, start: datetime, end: 
     cannot (core.strategy.availability); recorded with the run in run_strategies.
 
     Every path that starts a run calls this: a replay (backtests, sweep and walk-forward points,
-    `hydra run` in sim) as it starts, and `hydra run` in paper once its feeds are first ingested.
+    `hydra run` in sim) as it starts, and `hydra run` in paper once its feeds are first ingested,
+    then after each ingestion while a strategy lacks data.
     """
     engine = context.settings.engine
     windows = decision_windows(engine, market_calendar().equities)

@@ -72,6 +72,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "011_run_prices.sql",
         "012_reason_codes.sql",
         "013_ingestion_notes.sql",
+        "019_cycle_readiness.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -89,6 +90,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (11, "011_run_prices.sql"),
         (12, "012_reason_codes.sql"),
         (13, "013_ingestion_notes.sql"),
+        (19, "019_cycle_readiness.sql"),
     ]
 
 

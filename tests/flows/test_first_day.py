@@ -17,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 from fake_alpaca import FakeAlpaca, trade_through
-from fake_feeds import NOW, AlpacaBars, serve_bars
+from fake_feeds import NOW, AlpacaBars, serve_bars, serve_binance
 from pytest_httpserver import HTTPServer
 
 from core.calendar import market_calendar
 from flows.trade import trade
 from hydra.context import load_context
 from hydra.ingestion import ingest
+from hydra.live import check_strategies
 from hydra.readiness import history_held
 from hydra.sources import FeedRequest, SourceContext, fetch_feed
 from warehouse.migrate import migrate
@@ -37,6 +38,7 @@ def paper(alpaca_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPSer
     """A fresh paper install: the bars and the broker on one local server, every other feed too
     (where nothing answers it: such a feed fails, as one that is down does)."""
     serve_bars(alpaca_server, AlpacaBars(page_size=10_000))
+    serve_binance(alpaca_server)
     FakeAlpaca(alpaca_server)  # after the bars' routes: it answers every other path
     trade_through(alpaca_server, monkeypatch)
     base = alpaca_server.url_for("").rstrip("/")
@@ -44,6 +46,8 @@ def paper(alpaca_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> HTTPSer
     monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__BASE_URL", base)
     monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__MAX_RETRIES", "0")
     monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__EXTRA_SYMBOLS", "[]")
+    monkeypatch.setenv("HYDRA_FEEDS__BINANCE__BASE_URL", base)
+    monkeypatch.setenv("HYDRA_FEEDS__BINANCE__MAX_RETRIES", "0")
     return alpaca_server
 
 
@@ -146,3 +150,18 @@ def _weekdays(first: datetime, until: datetime) -> int:
         count += day.weekday() < 5
         day += timedelta(days=1)
     return count
+
+
+def test_which_strategies_can_run_is_checked_again_once_a_missing_feed_has_loaded(paper: HTTPServer) -> None:
+    # The paper loop checked once, after the first ingestion: a feed that failed then left its
+    # strategy "cannot run" for the whole session. It checks again while one waits for data.
+    loaded = context()
+    ingest(loaded, FeedRequest("bars", now=NOW))
+    first = {found.strategy: found for found in check_strategies(loaded, "paper-main", NOW, NOW)}
+    assert first["liquidation_cascade"].waits_for_data and not first["precious_metals"].waits_for_data
+
+    ingest(loaded, FeedRequest("binance", now=NOW))
+    again = {found.strategy: found for found in check_strategies(loaded, "paper-main", NOW, NOW)}
+
+    assert again["liquidation_cascade"].can_run
+    assert [name for name, found in again.items() if found.waits_for_data] == ["macro_event", "ai_disruption"]
