@@ -253,6 +253,7 @@ SAMPLE_PARAMETERS = {
     "after": T0,
     "until": T0,
     "symbols": ["SPY"],
+    "symbol": "SPY",
     "start": T0,
     "end": T0,
 }
@@ -303,6 +304,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "011_run_prices",
             "012_reason_codes",
             "013_ingestion_notes",
+            "019_cycle_readiness",
         )
     ]
 
