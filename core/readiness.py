@@ -123,19 +123,15 @@ def cycle_readiness(
     if reference_sessions < needs.regime_sessions:
         wanted = needs.regime_sessions if regime_known else needs.regime_minimum
         by_itself = calendar.close_of_sessions_ahead(now, wanted - reference_sessions)
-        if regime_known:
-            detail = (
-                f"read on {reference_sessions} of {needs.regime_sessions} sessions of {reference} closes; "
-                f"complete after a backfill of its daily bars, or by itself at the close of {by_itself:%Y-%m-%d}"
-            )
-        else:
-            detail = (
-                f"{reference_sessions} of {needs.regime_minimum} sessions of {reference} closes needed for any regime; "
-                f"ready after a backfill of its daily bars, or by itself at the close of {by_itself:%Y-%m-%d}"
-            )
+        held = (
+            f"read on {reference_sessions} of {wanted} sessions of {reference} closes; complete"
+            if regime_known
+            else f"{reference_sessions} of {wanted} sessions of {reference} closes needed for any regime; ready"
+        )
+        detail = f"{held} after a backfill of its daily bars, or by itself at the close of {by_itself:%Y-%m-%d}"
         found.append(Readiness("regime", Reason(ReasonCode.HISTORY_SHORT, detail), not regime_known, by_itself))
     if risk.halted_day is not None:
-        detail = f"HALTED until the trading day after {risk.halted_day.isoformat()}"
+        detail = f"until the trading day after {risk.halted_day.isoformat()}"
         found.append(Readiness("risk", Reason(ReasonCode.KILL_SWITCH, detail), True))
     elif risk.cooldown_until is not None:
         detail = f"until {_moment(risk.cooldown_until, now)}"

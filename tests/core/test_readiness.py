@@ -81,7 +81,7 @@ def test_the_kill_switch_and_a_cooldown_block_until_they_end() -> None:
     assert cooling == Readiness("risk", Reason(ReasonCode.COOLDOWN, "until 16:40 UTC"), True, until)
     halted = readiness(risk=replace(CALM, halted_day=date(2026, 12, 7)))
     assert [str(item) for item in halted if item.subject == "risk"] == [
-        "risk: kill_switch: HALTED until the trading day after 2026-12-07"
+        "risk: kill_switch: until the trading day after 2026-12-07"
     ]
 
 
