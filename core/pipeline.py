@@ -144,7 +144,7 @@ class CycleResult:
     orders: tuple[Order, ...]
     risk_events: tuple[RiskEvent, ...]
     equity: float
-    readiness: tuple[Readiness, ...] = ()  # what kept the cycle, or a strategy in it, from trading
+    readiness: tuple[Readiness, ...]  # what kept the cycle, or a strategy in it, from trading
 
     @property
     def entries(self) -> tuple[Order, ...]:
