@@ -145,7 +145,7 @@ def test_a_first_full_ingest_loads_every_feed_in_dependency_order_and_quarantine
     # Issue 16: the premium ran before the USD/CNY rates it needs, then asked SGE for its whole
     # history against 60 days of rates (5,342 rows quarantined, 84 loaded); today's VIX row,
     # in CBOE's file while the day trades, was quarantined as dated after its ingestion.
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__MINUTE_LOOKBACK_DAYS", "1")
+    monkeypatch.setenv("HYDRA_ENGINE__SNAPSHOT__BAR_SESSIONS", "1")  # a first fetch of today's minutes
     serve_everything(paper, monkeypatch)
     loaded = context()
 
@@ -208,7 +208,7 @@ def test_a_symbol_never_stored_is_fetched_apart_from_those_that_resume(
     paper: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__TIMEFRAMES", '["1Min"]')
-    monkeypatch.setenv("HYDRA_FEEDS__ALPACA_DATA__MINUTE_LOOKBACK_DAYS", "3")
+    monkeypatch.setenv("HYDRA_ENGINE__SNAPSHOT__BAR_SESSIONS", "2")  # a first fetch of two sessions
     serve_bars(paper, AlpacaBars())
     loaded = context()
     *resumed, new = [symbol for symbol in loaded.settings.engine.watchlist if "/" not in symbol]
@@ -218,7 +218,7 @@ def test_a_symbol_never_stored_is_fetched_apart_from_those_that_resume(
     outcome = ingest(loaded, incremental("bars"))
 
     asked = {(s.args["symbols"], s.args["start"]) for s in requests_to(paper, "/v2/stocks/bars")}
-    # The stored symbols resume at the minute after their last bar; the new one's three days
-    # are asked for it alone.
-    assert asked == {(",".join(resumed), "2026-12-07T14:51:00+00:00"), (new, "2026-12-04T15:00:00+00:00")}
+    # The stored symbols resume at the minute after their last bar; the new one's two sessions
+    # (from Friday's open) are asked for it alone.
+    assert asked == {(",".join(resumed), "2026-12-07T14:51:00+00:00"), (new, "2026-12-04T14:30:00+00:00")}
     assert outcome.run.status == "ok"
