@@ -72,7 +72,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "011_run_prices.sql",
         "012_reason_codes.sql",
         "013_ingestion_notes.sql",
-        "019_cycle_readiness.sql",
+        "014_cycle_readiness.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -90,7 +90,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (11, "011_run_prices.sql"),
         (12, "012_reason_codes.sql"),
         (13, "013_ingestion_notes.sql"),
-        (19, "019_cycle_readiness.sql"),
+        (14, "014_cycle_readiness.sql"),
     ]
 
 
@@ -304,7 +304,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "011_run_prices",
             "012_reason_codes",
             "013_ingestion_notes",
-            "019_cycle_readiness",
+            "014_cycle_readiness",
         )
     ]
 
