@@ -79,7 +79,16 @@ from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest, OrderRequest
 
 from adapters.alpaca_sdk import TimedSession, bound_client
-from adapters.broker import Account, BrokerError, BrokerOrder, BrokerPosition, MarketClock, OrderRefused, OrderStatus
+from adapters.broker import (
+    Account,
+    BrokerError,
+    BrokerOrder,
+    BrokerPosition,
+    MarketClock,
+    OrderRefused,
+    OrderStatus,
+    RefusalCode,
+)
 from core.config import DEFAULT_WATCHLIST, is_crypto
 from core.types import Order, Side
 
@@ -212,14 +221,14 @@ class AlpacaBroker:
         limit_price = _limit_price(order, crypto)
         refusal = _rule_refusal(order, qty, limit_price, crypto)
         if refusal is not None:
-            raise OrderRefused(client_id, refusal)
-        refusal = self._state_refusal(order, qty, crypto)
-        if refusal is not None:
+            raise OrderRefused(client_id, refusal, RefusalCode.INVALID_ORDER)
+        state_refusal = self._state_refusal(order, qty, crypto)
+        if state_refusal is not None:
             existing = self._existing(order, qty)
             if existing is not None:
                 logger.info("order %s is already at Alpaca: returning it instead of refusing it", client_id)
                 return existing
-            raise OrderRefused(client_id, refusal)
+            raise OrderRefused(client_id, state_refusal[1], state_refusal[0])
         request = _request(order, qty, limit_price, crypto)
         try:
             placed = self._read(f"submit {client_id}", lambda: self._client.submit_order(request), self._order)
@@ -229,9 +238,11 @@ class AlpacaBroker:
                 if existing is not None:
                     logger.info("order %s was already submitted: returning Alpaca's order", client_id)
                     return existing
-                raise OrderRefused(client_id, f"Alpaca: {error.alpaca_message}") from None
+                raise OrderRefused(client_id, f"Alpaca: {error.alpaca_message}", RefusalCode.BROKER_REFUSED) from None
             if error.status_code == 403 and error.code == INSUFFICIENT_QTY:
-                raise OrderRefused(client_id, f"Alpaca: {error.alpaca_message}") from None
+                raise OrderRefused(
+                    client_id, f"Alpaca: {error.alpaca_message}", RefusalCode.INSUFFICIENT_BUYING_POWER
+                ) from None
             raise
         return placed[0]
 
@@ -271,14 +282,18 @@ class AlpacaBroker:
             return None
         if (existing.symbol, existing.side) != (order.symbol, order.side) or abs(existing.qty - qty) > QTY_TOLERANCE:
             used_by = f"{existing.side} {_qty_text(existing.qty)} {existing.symbol}"
-            raise OrderRefused(order.client_order_id, f"client order id already used at Alpaca by {used_by}")
+            raise OrderRefused(
+                order.client_order_id,
+                f"client order id already used at Alpaca by {used_by}",
+                RefusalCode.CLIENT_ORDER_ID_REUSED,
+            )
         return existing
 
-    def _state_refusal(self, order: Order, qty: float, crypto: bool) -> str | None:
+    def _state_refusal(self, order: Order, qty: float, crypto: bool) -> tuple[RefusalCode, str] | None:
         if not crypto:
             clock = self.clock()
             if not clock.is_open:
-                return f"market closed until {clock.next_open.isoformat()}"
+                return RefusalCode.MARKET_CLOSED, f"market closed until {clock.next_open.isoformat()}"
             return None
         if order.side is Side.BUY:
             return None
@@ -291,7 +306,7 @@ class AlpacaBroker:
         reason = f"crypto cannot be sold short: holds {_qty_text(held)}, sell {_qty_text(qty)}"
         if available < held - QTY_TOLERANCE:
             reason += f" ({_qty_text(available)} not held for open orders)"
-        return reason
+        return RefusalCode.CRYPTO_SHORT, reason
 
     def _positions(self) -> list[tuple[BrokerPosition, float]]:
         """Each position with the quantity open orders do not hold, which is what can be sold."""

@@ -43,13 +43,64 @@ class BrokerError(Exception):
     """The broker could not be reached or answered with an error; nothing is known to have happened."""
 
 
-class OrderRefused(BrokerError):
-    """The order breaks a rule of the broker (checked before sending): it was not sent."""
+class RefusalKind(StrEnum):
+    """Whether proposing the same order again can succeed within the same view."""
 
-    def __init__(self, client_order_id: str, reason: str) -> None:
-        super().__init__(f"order {client_order_id} refused: {reason}")
+    PERMANENT = "permanent"  # a property of the account, the asset or the order itself: it will not change
+    TRANSIENT = "transient"  # the market's or the account's state: the same order may pass later
+
+
+class RefusalCode(StrEnum):
+    """Why a broker refused an order: stable names, the same for Alpaca and the simulated broker."""
+
+    SHORTING_DISABLED = "shorting_disabled"  # the account may not sell short
+    NOT_SHORTABLE = "not_shortable"  # the asset cannot be borrowed
+    FRACTIONAL_SHORT = "fractional_short"  # Alpaca: fractional orders cannot be sold short
+    NOT_TRADABLE = "not_tradable"  # the asset is not tradable at this broker
+    NOT_FRACTIONABLE = "not_fractionable"  # a fractional quantity of an asset that trades in whole units
+    CRYPTO_SHORT = "crypto_short"  # crypto cannot be sold short
+    CRYPTO_TIME_IN_FORCE = "crypto_time_in_force"  # crypto takes only gtc or ioc
+    INVALID_ORDER = "invalid_order"  # the order itself breaks a rule (quantity, price, type)
+    CLIENT_ORDER_ID_REUSED = "client_order_id_reused"  # the id belongs to another order
+    WASH_TRADE = "wash_trade"  # an opposite-side order for the symbol is still open
+    INSUFFICIENT_BUYING_POWER = "insufficient_buying_power"
+    INSUFFICIENT_QTY = "insufficient_qty"  # the position's free quantity is smaller than the sell
+    MARKET_CLOSED = "market_closed"
+    BROKER_REFUSED = "broker_refused"  # any other refusal the broker gave, its text kept in the reason
+
+    @property
+    def kind(self) -> RefusalKind:
+        return RefusalKind.PERMANENT if self in PERMANENT_REFUSALS else RefusalKind.TRANSIENT
+
+
+PERMANENT_REFUSALS = frozenset(
+    {
+        RefusalCode.SHORTING_DISABLED,
+        RefusalCode.NOT_SHORTABLE,
+        RefusalCode.FRACTIONAL_SHORT,
+        RefusalCode.NOT_TRADABLE,
+        RefusalCode.NOT_FRACTIONABLE,
+        RefusalCode.CRYPTO_SHORT,
+        RefusalCode.CRYPTO_TIME_IN_FORCE,
+        RefusalCode.INVALID_ORDER,
+        RefusalCode.CLIENT_ORDER_ID_REUSED,
+    }
+)
+
+
+class OrderRefused(BrokerError):
+    """The broker refused the order, or HYDRA did before sending it by the broker's rules: it was not placed.
+
+    `code` names the rule; `kind` says whether the same order can pass later in the same view
+    (TRANSIENT) or not (PERMANENT: proposing it again only repeats the refusal).
+    """
+
+    def __init__(self, client_order_id: str, reason: str, code: RefusalCode) -> None:
+        super().__init__(f"order {client_order_id} refused ({code}): {reason}")
         self.client_order_id = client_order_id
         self.reason = reason
+        self.code = code
+        self.kind = code.kind
 
 
 @dataclass(frozen=True, slots=True)

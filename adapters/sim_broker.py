@@ -78,7 +78,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from adapters.broker import Account, BrokerError, BrokerOrder, BrokerPosition, MarketClock, OrderRefused, OrderStatus
+from adapters.broker import (
+    Account,
+    BrokerError,
+    BrokerOrder,
+    BrokerPosition,
+    MarketClock,
+    OrderRefused,
+    OrderStatus,
+    RefusalCode,
+)
 from core.book import Book, Holding
 from core.calendar import MarketCalendar, market_calendar
 from core.config import is_crypto
@@ -307,16 +316,22 @@ class SimBroker:
         if existing is not None:
             return existing.snapshot()
         if order.order_type == "stop_limit":
-            raise OrderRefused(coid, "stop_limit needs a stop price, which Order does not carry")
+            raise OrderRefused(
+                coid, "stop_limit needs a stop price, which Order does not carry", RefusalCode.INVALID_ORDER
+            )
         symbol = order.symbol
         at = self._now if self._now is not None else order.ts_event
         if not self._calendar.is_open(symbol, at):
-            raise OrderRefused(coid, f"market is closed for {symbol} at {at.isoformat()}")
+            raise OrderRefused(coid, f"market is closed for {symbol} at {at.isoformat()}", RefusalCode.MARKET_CLOSED)
         crypto = is_crypto(symbol)
         if crypto and order.side is Side.SELL:
             available = self._book.qty(symbol) - self._open_qty(symbol, Side.SELL)
             if order.qty > available + QTY_TOLERANCE * order.qty:
-                raise OrderRefused(coid, f"{INSUFFICIENT_QTY}: {order.qty:g} {symbol} to sell, {available:g} free")
+                raise OrderRefused(
+                    coid,
+                    f"{INSUFFICIENT_QTY}: {order.qty:g} {symbol} to sell, {available:g} free",
+                    RefusalCode.CRYPTO_SHORT,
+                )
 
         limit = order.limit_price if order.order_type == "limit" else None
         status, reason = OrderStatus.NEW, None
