@@ -254,6 +254,12 @@ class TradingSession:
                 continue
             except BrokerError:
                 view = None  # the outcome is unknown: the next cycle looks the order up by its id
+            if view is not None and view.filled_qty > 0:
+                # An order found by its id (a retried submit that met the duplicate id) may have
+                # filled already. Recorded as filled here, a new process would no longer follow it
+                # and its fill would never be booked: it is recorded as accepted, and the next
+                # cycle's _collect_fills books its fills like any order's.
+                view = replace(view, status=OrderStatus.ACCEPTED, filled_qty=0.0, filled_avg_price=None)
             self.tracked[order.client_order_id] = TrackedOrder(order, view, acknowledged=view is not None)
             if view is not None:
                 views[order.client_order_id] = view

@@ -213,3 +213,32 @@ def test_the_loop_calls_once_a_minute_a_few_seconds_in_and_feeds_run_on_their_in
     last = {"bars": START, "binance": START}
     assert due_feeds(schedules, last, START + MINUTE) == ["bars"]
     assert due_feeds(schedules, last, START + 5 * MINUTE) == ["bars", "binance"]
+
+
+def test_an_order_found_after_a_duplicate_id_answer_goes_through_the_fill_path(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+
+    # Alpaca accepts the buy and fills it at once, but the answer is lost; alpaca-py's retry of
+    # the POST then meets the id Alpaca already has: 422 "client_order_id must be unique".
+    def accept_fill_then_duplicate(request: Request) -> Response:
+        fake.place(request)
+        fill_at_alpaca(fake, request.get_json()["client_order_id"], 503.0)
+        return fake.place(request)
+
+    fake.script[("POST", ORDERS)].append(accept_fill_then_duplicate)
+    session = resume(warehouse, alpaca_server)
+    [order] = step(session, now).result.orders
+    step(resume(warehouse, alpaca_server), now + MINUTE)
+    step(resume(warehouse, alpaca_server), now + 2 * MINUTE)
+
+    qty = float(fake.orders[order.client_order_id]["qty"])
+    assert rows(warehouse, "SELECT client_order_id, qty, price FROM fills WHERE run_id = $run_id") == [
+        (order.client_order_id, qty, 503.0)
+    ]
+    assert rows(warehouse, "SELECT trade_id, qty, entry_price, status FROM trades WHERE run_id = $run_id") == [
+        (order.client_order_id, qty, 503.0, "open")
+    ]
+    # The position is managed: no "broker holds more" difference is left unmanaged.
+    assert rows(warehouse, "SELECT kind, subject FROM reconciliations WHERE run_id = $run_id") == []
