@@ -65,7 +65,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
@@ -77,13 +79,15 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest, OrderRequest
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from adapters.alpaca_sdk import TimedSession, bound_client
+from adapters.alpaca_sdk import TimedSession, bound_client, retry_after_s
 from adapters.broker import (
     Account,
     BrokerError,
     BrokerOrder,
     BrokerPosition,
+    BrokerUnauthorized,
     MarketClock,
     OrderRefused,
     OrderStatus,
@@ -97,7 +101,29 @@ logger = logging.getLogger(__name__)
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_HOST = "api.alpaca.markets"
 DUPLICATE_CLIENT_ORDER_ID = 40010001
-INSUFFICIENT_QTY = 40310000
+# Alpaca's codes of a refused order (403) and of an unprocessable one (422): neither was placed.
+FORBIDDEN_ORDER = 40310000
+UNPROCESSABLE_ORDER = 42210000
+# Alpaca's refusal texts, read into HYDRA's codes; the first match wins, so the fractional
+# short comes before the asset that "cannot be sold short".
+ALPACA_REFUSALS = (
+    ("insufficient buying power", RefusalCode.INSUFFICIENT_BUYING_POWER),
+    ("insufficient qty", RefusalCode.INSUFFICIENT_QTY),
+    ("not allowed to short", RefusalCode.SHORTING_DISABLED),
+    ("fractional orders cannot be sold short", RefusalCode.FRACTIONAL_SHORT),
+    ("cannot be sold short", RefusalCode.NOT_SHORTABLE),
+    ("not fractionable", RefusalCode.NOT_FRACTIONABLE),
+    ("not tradable", RefusalCode.NOT_TRADABLE),
+    ("wash trade", RefusalCode.WASH_TRADE),
+    ("crypto time_in_force", RefusalCode.CRYPTO_TIME_IN_FORCE),
+)
+# Worth asking again: Alpaca was busy, failing or out of reach, and a read changes nothing.
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+# What alpaca-py retried on every request before HYDRA took its retries over, and what a
+# submit or a cancel still retries: a 429 was not processed, and the order a 504 may hide
+# is found under its client id. A 500 is not retried: the next cycle looks the order up.
+WRITE_RETRY_STATUS = frozenset({429, 504})
+CHECK_KEYS = "Alpaca refused the keys: check ALPACA_API_KEY and ALPACA_SECRET_KEY"
 DEFAULT_CRYPTO_FEE_BPS = 25.0
 QTY_DECIMALS = 9
 QTY_TOLERANCE = 0.5 * 10**-QTY_DECIMALS
@@ -130,11 +156,33 @@ T = TypeVar("T")
 class AlpacaApiError(BrokerError):
     """Alpaca answered with an HTTP error: its status and Alpaca's error code, when the body had one."""
 
-    def __init__(self, message: str, status_code: int | None, code: int | None, alpaca_message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None,
+        code: int | None,
+        alpaca_message: str,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.alpaca_message = alpaca_message
+        self.retry_after_s = retry_after_s  # what a 429 asked to wait, when it said
+
+
+class AlpacaUnreachable(BrokerError):
+    """The request timed out or could not connect: Alpaca may answer the next one."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssetFlags:
+    """What Alpaca allows on an asset (GET /v2/assets/{symbol}); read once per trading session."""
+
+    tradable: bool
+    shortable: bool
+    easy_to_borrow: bool  # false: a short must be a day order, which every HYDRA equity order is
+    fractionable: bool
 
 
 class _Malformed(Exception):
@@ -157,23 +205,35 @@ class AlpacaBroker:
         timeout_s: float = 10.0,
         max_retries: int = 3,
         retry_wait_s: float = 3.0,
+        max_wait_s: float = 30.0,
         crypto_fee_bps: float = DEFAULT_CRYPTO_FEE_BPS,
         crypto_symbols: Iterable[str] = WATCHED_CRYPTO,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not api_key or not secret_key:
             raise ValueError("Alpaca paper trading needs ALPACA_API_KEY and ALPACA_SECRET_KEY")
         self.base_url = base_url.rstrip("/")
         if urlsplit(self.base_url).hostname == LIVE_HOST:
             raise ValueError(f"HYDRA trades on Alpaca paper only: use {PAPER_URL}, not the live {self.base_url}")
-        if timeout_s <= 0 or max_retries < 0 or retry_wait_s < 0 or crypto_fee_bps < 0:
-            raise ValueError("timeout_s must be > 0; max_retries, retry_wait_s and crypto_fee_bps >= 0")
+        if timeout_s <= 0 or min(max_retries, retry_wait_s, max_wait_s, crypto_fee_bps) < 0:
+            raise ValueError("timeout_s must be > 0; max_retries, retry_wait_s, max_wait_s and crypto_fee_bps >= 0")
         self.crypto_fee_bps = crypto_fee_bps
+        self._max_retries = max_retries
+        self._retry_wait_s = retry_wait_s
+        self._max_wait_s = max_wait_s
+        self._sleep = sleep
         self._secrets = (api_key, secret_key)
         # Positions name crypto without the slash; this maps a position whose asset class is
         # missing back to the order form when it is a known pair.
         self._known_crypto = {symbol.replace("/", ""): symbol for symbol in crypto_symbols}
         self._client = TradingClient(api_key, secret_key, paper=True, raw_data=True, url_override=self.base_url)
-        bound_client(self._client, TimedSession(timeout_s), max_retries, retry_wait_s)
+        # HYDRA retries itself (_call): the SDK's own retries would multiply its tries and ignore Retry-After.
+        bound_client(self._client, TimedSession(timeout_s), 0, 0.0)
+        # The account's shorting flag and the assets' flags, read once per trading session
+        # (keyed by the session's close) rather than before every order.
+        self._session: datetime | None = None
+        self._assets: dict[str, AssetFlags | None] = {}
+        self._shorting_enabled: bool | None = None
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(base_url={self.base_url!r})"
@@ -231,18 +291,19 @@ class AlpacaBroker:
             raise OrderRefused(client_id, state_refusal[1], state_refusal[0])
         request = _request(order, qty, limit_price, crypto)
         try:
-            placed = self._read(f"submit {client_id}", lambda: self._client.submit_order(request), self._order)
+            placed = self._read(
+                f"submit {client_id}", lambda: self._client.submit_order(request), self._order, _write_retry
+            )
         except AlpacaApiError as error:
             if error.status_code == 422 and error.code == DUPLICATE_CLIENT_ORDER_ID:
                 existing = self._existing(order, qty)
                 if existing is not None:
                     logger.info("order %s was already submitted: returning Alpaca's order", client_id)
                     return existing
-                raise OrderRefused(client_id, f"Alpaca: {error.alpaca_message}", RefusalCode.BROKER_REFUSED) from None
-            if error.status_code == 403 and error.code == INSUFFICIENT_QTY:
-                raise OrderRefused(
-                    client_id, f"Alpaca: {error.alpaca_message}", RefusalCode.INSUFFICIENT_BUYING_POWER
-                ) from None
+                raise OrderRefused(client_id, f"Alpaca: {error.alpaca_message}", RefusalCode.INVALID_ORDER) from None
+            code = _refusal_code(error)
+            if code is not None:
+                raise OrderRefused(client_id, f"Alpaca: {error.alpaca_message}", code) from None
             raise
         return placed[0]
 
@@ -261,7 +322,9 @@ class AlpacaBroker:
             return
         broker_id = found[0].broker_order_id
         try:
-            self._call(f"cancel {client_order_id}", lambda: self._client.cancel_order_by_id(str(broker_id)))
+            self._call(
+                f"cancel {client_order_id}", lambda: self._client.cancel_order_by_id(str(broker_id)), _write_retry
+            )
         except AlpacaApiError as error:
             # 422 "order is not cancelable": it reached a final state after the look-up.
             if error.status_code not in (404, 422):
@@ -290,23 +353,88 @@ class AlpacaBroker:
         return existing
 
     def _state_refusal(self, order: Order, qty: float, crypto: bool) -> tuple[RefusalCode, str] | None:
-        if not crypto:
-            clock = self.clock()
-            if not clock.is_open:
-                return RefusalCode.MARKET_CLOSED, f"market closed until {clock.next_open.isoformat()}"
-            return None
-        if order.side is Side.BUY:
-            return None
-        held, available = 0.0, 0.0
-        for position, position_available in self._positions():
-            if position.symbol == order.symbol:
-                held, available = position.qty, position_available
+        """The rule of Alpaca's that the market's, the account's or the asset's state makes the order break."""
+        if crypto:
+            return None if order.side is Side.BUY else self._crypto_sell_refusal(order, qty)
+        clock = self.clock()
+        if not clock.is_open:
+            return RefusalCode.MARKET_CLOSED, f"market closed until {clock.next_open.isoformat()}"
+        return self._equity_refusal(order, qty, clock.next_close)
+
+    def _crypto_sell_refusal(self, order: Order, qty: float) -> tuple[RefusalCode, str] | None:
+        held, available = self._holding(order.symbol)
         if qty <= available + QTY_TOLERANCE:
             return None
         reason = f"crypto cannot be sold short: holds {_qty_text(held)}, sell {_qty_text(qty)}"
         if available < held - QTY_TOLERANCE:
             reason += f" ({_qty_text(available)} not held for open orders)"
-        return RefusalCode.CRYPTO_SHORT, reason
+        # Selling what is held but claimed by open orders passes once they end; a short never does.
+        return (RefusalCode.CRYPTO_SHORT if qty > held + QTY_TOLERANCE else RefusalCode.INSUFFICIENT_QTY), reason
+
+    def _equity_refusal(self, order: Order, qty: float, session: datetime) -> tuple[RefusalCode, str] | None:
+        """Alpaca's rules on the asset's flags and, for a sell that opens or adds to a short, the short-sale rules."""
+        symbol = order.symbol
+        asset = self._asset(symbol, session)
+        if asset is None:
+            return RefusalCode.NOT_TRADABLE, f"Alpaca has no asset {symbol}"
+        if not asset.tradable:
+            return RefusalCode.NOT_TRADABLE, f"asset {symbol} is not tradable at Alpaca"
+        fractional = abs(qty - round(qty)) > QTY_TOLERANCE
+        if fractional and not asset.fractionable:
+            return RefusalCode.NOT_FRACTIONABLE, f"asset {symbol} is not fractionable: qty {_qty_text(qty)}"
+        if order.side is Side.BUY:
+            return None
+        held, available = self._holding(symbol)
+        if held > QTY_TOLERANCE:
+            # A sell of a long closes it; one order never turns it into a short.
+            if qty <= available + QTY_TOLERANCE:
+                return None
+            return (
+                RefusalCode.INSUFFICIENT_QTY,
+                f"insufficient qty available: holds {_qty_text(held)} ({_qty_text(available)} free),"
+                f" sell {_qty_text(qty)}",
+            )
+        if not self._account_may_short(session):
+            return RefusalCode.SHORTING_DISABLED, "the account is not allowed to short (shorting_enabled is false)"
+        if fractional:
+            return RefusalCode.FRACTIONAL_SHORT, f"fractional orders cannot be sold short: qty {_qty_text(qty)}"
+        if not asset.shortable:
+            return RefusalCode.NOT_SHORTABLE, f"asset {symbol} cannot be sold short (shortable is false)"
+        return None
+
+    def _holding(self, symbol: str) -> tuple[float, float]:
+        """The position's signed quantity, and the part of it open orders do not hold."""
+        for position, available in self._positions():
+            if position.symbol == symbol:
+                return position.qty, available
+        return 0.0, 0.0
+
+    def _asset(self, symbol: str, session: datetime) -> AssetFlags | None:
+        """The asset's flags as Alpaca states them this session; None when Alpaca has no such asset."""
+        self._enter_session(session)
+        if symbol not in self._assets:
+            try:
+                flags: AssetFlags | None = self._read(
+                    f"asset {symbol}", lambda: self._client.get_asset(symbol), _asset_flags
+                )
+            except AlpacaApiError as error:
+                if error.status_code != 404:
+                    raise
+                flags = None
+            self._assets[symbol] = flags
+        return self._assets[symbol]
+
+    def _account_may_short(self, session: datetime) -> bool:
+        self._enter_session(session)
+        if self._shorting_enabled is None:
+            self._shorting_enabled = self.account().shorting_enabled
+        return self._shorting_enabled
+
+    def _enter_session(self, session: datetime) -> None:
+        if session != self._session:
+            self._session = session
+            self._assets = {}
+            self._shorting_enabled = None
 
     def _positions(self) -> list[tuple[BrokerPosition, float]]:
         """Each position with the quantity open orders do not hold, which is what can be sold."""
@@ -380,25 +508,68 @@ class AlpacaBroker:
                     return f"{symbol[: -len(quote)]}/{quote}"
         return self._known_crypto.get(symbol, symbol) if asset_class is None else symbol
 
-    def _read(self, what: str, fetch: Callable[[], object], parse: Callable[[object], T]) -> T:
+    def _read(
+        self,
+        what: str,
+        fetch: Callable[[], object],
+        parse: Callable[[object], T],
+        retry_if: Callable[[BaseException], bool] | None = None,
+    ) -> T:
         """The SDK's raw answer parsed, or a BrokerError that carries no key."""
-        raw = self._call(what, fetch)
+        raw = self._call(what, fetch, retry_if)
         try:
             return parse(raw)
         except _Malformed as error:
             # Scrubbed before it is cut short: a cut could leave half a key that no longer matches.
             raise BrokerError(self._scrub(f"alpaca {what}: unexpected answer: {error}")[:MAX_MESSAGE_CHARS]) from None
 
-    def _call(self, what: str, fetch: Callable[[], T]) -> T:
-        """The SDK's answer, or its failure as a BrokerError that carries no key."""
+    def _call(self, what: str, fetch: Callable[[], T], retry_if: Callable[[BaseException], bool] | None = None) -> T:
+        """The SDK's answer, retried up to max_retries times while `retry_if` holds (by default
+        a read's transient failures); else its failure as a BrokerError that carries no key.
+
+        A 429 waits what Alpaca asks (Retry-After, else X-Ratelimit-Reset); a wait longer than
+        max_wait_s is not waited for: the error is raised, and the next cycle asks again.
+        """
+        retryable = retry_if or _transient
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_retries + 1),
+            retry=retry_if_exception(lambda error: retryable(error) and self._wait_s(error) is not None),
+            wait=lambda state: self._wait_s(state.outcome.exception() if state.outcome else None) or 0.0,
+            before_sleep=lambda state: logger.warning(
+                "%s: retry %d of %d",
+                state.outcome.exception() if state.outcome else what,
+                state.attempt_number,
+                self._max_retries,
+            ),
+            reraise=True,
+            sleep=self._sleep,
+        )
+        answer: T = retrying(self._call_once, what, fetch)
+        return answer
+
+    def _wait_s(self, error: BaseException | None) -> float | None:
+        """How long to wait before retrying after `error`; None: longer than max_wait_s."""
+        stated = error.retry_after_s if isinstance(error, AlpacaApiError) else None
+        if stated is None:
+            return self._retry_wait_s
+        return stated if stated <= self._max_wait_s else None
+
+    def _call_once(self, what: str, fetch: Callable[[], T]) -> T:
         try:
             return fetch()
         except APIError as error:
             body = self._scrub(str(error))
             code, message = _error_body(body)
             status = error.status_code
+            if status == 401:
+                raise BrokerUnauthorized(
+                    f"alpaca {what}: HTTP 401 {message}: {CHECK_KEYS}"[:MAX_MESSAGE_CHARS]
+                ) from None
             text = f"alpaca {what}: HTTP {status} {body}"[:MAX_MESSAGE_CHARS]
-            raise AlpacaApiError(text, status, code, message) from None
+            raise AlpacaApiError(text, status, code, message, retry_after_s(error.response)) from None
+        except (requests.Timeout, requests.ConnectionError) as error:
+            detail = self._scrub(str(error))
+            raise AlpacaUnreachable(f"alpaca {what}: {type(error).__name__}: {detail}"[:MAX_MESSAGE_CHARS]) from None
         except requests.RequestException as error:
             detail = self._scrub(str(error))
             raise BrokerError(f"alpaca {what}: {type(error).__name__}: {detail}"[:MAX_MESSAGE_CHARS]) from None
@@ -467,6 +638,25 @@ def _cancelable(order: BrokerOrder, alpaca_status: str) -> bool:
     return not order.status.is_final and alpaca_status != "pending_cancel"
 
 
+def _transient(error: BaseException) -> bool:
+    """A read's failure that may pass: Alpaca busy, failing or out of reach."""
+    return isinstance(error, AlpacaUnreachable) or (
+        isinstance(error, AlpacaApiError) and error.status_code in TRANSIENT_STATUS
+    )
+
+
+def _write_retry(error: BaseException) -> bool:
+    return isinstance(error, AlpacaApiError) and error.status_code in WRITE_RETRY_STATUS
+
+
+def _refusal_code(error: AlpacaApiError) -> RefusalCode | None:
+    """HYDRA's code for Alpaca's refusal of an order (403 40310000, 422 42210000); None for other errors."""
+    if (error.status_code, error.code) not in ((403, FORBIDDEN_ORDER), (422, UNPROCESSABLE_ORDER)):
+        return None
+    message = error.alpaca_message.lower()
+    return next((code for text, code in ALPACA_REFUSALS if text in message), RefusalCode.BROKER_REFUSED)
+
+
 def _error_body(body: str) -> tuple[int | None, str]:
     """Alpaca's error code and message from an error body, which is JSON when Alpaca wrote it."""
     try:
@@ -488,17 +678,33 @@ def _account(raw: object) -> Account:
         cash=_number(fields, "cash", ""),
         equity=_number(fields, "equity", ""),
         buying_power=_number(fields, "buying_power", ""),
+        shorting_enabled=_flag(fields, "shorting_enabled", ""),
     )
+
+
+def _asset_flags(raw: object) -> AssetFlags:
+    fields = _mapping(raw, "asset")
+    what = f"asset {fields.get('symbol')}"
+    return AssetFlags(
+        tradable=_flag(fields, "tradable", what),
+        shortable=_flag(fields, "shortable", what),
+        easy_to_borrow=_flag(fields, "easy_to_borrow", what),
+        fractionable=_flag(fields, "fractionable", what),
+    )
+
+
+def _flag(raw: Mapping[str, Any], key: str, what: str) -> bool:
+    value = raw.get(key)
+    if not isinstance(value, bool):
+        raise _malformed(what, f"{key} is not a boolean: {value!r}")
+    return value
 
 
 def _clock(raw: object) -> MarketClock:
     fields = _mapping(raw, "")
-    is_open = fields.get("is_open")
-    if not isinstance(is_open, bool):
-        raise _malformed("", f"is_open is not a boolean: {is_open!r}")
     return MarketClock(
         timestamp=_timestamp(fields, "timestamp", ""),
-        is_open=is_open,
+        is_open=_flag(fields, "is_open", ""),
         next_open=_timestamp(fields, "next_open", ""),
         next_close=_timestamp(fields, "next_close", ""),
     )

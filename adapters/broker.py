@@ -43,6 +43,10 @@ class BrokerError(Exception):
     """The broker could not be reached or answered with an error; nothing is known to have happened."""
 
 
+class BrokerUnauthorized(BrokerError):
+    """The broker refused the credentials: nothing will work until they are fixed, so retrying is pointless."""
+
+
 class RefusalKind(StrEnum):
     """Whether proposing the same order again can succeed within the same view."""
 
@@ -133,6 +137,7 @@ class Account:
     cash: float
     equity: float
     buying_power: float
+    shorting_enabled: bool  # the account may open short positions
 
 
 @dataclass(frozen=True, slots=True)

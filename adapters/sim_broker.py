@@ -387,7 +387,10 @@ class SimBroker:
     def account(self) -> Account:
         self._mark_holdings()
         book = self._book
-        return Account(cash=book.cash, equity=book.equity, buying_power=max(0.0, self._cash_free()))
+        # Equity shorts are allowed, as on an Alpaca paper (margin) account.
+        return Account(
+            cash=book.cash, equity=book.equity, buying_power=max(0.0, self._cash_free()), shorting_enabled=True
+        )
 
     def positions(self) -> list[BrokerPosition]:
         # Every holding came from a fill at one of its symbol's bars, so it has a last close.

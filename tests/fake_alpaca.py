@@ -1,7 +1,32 @@
 """A local Alpaca paper-trading server (pytest-httpserver) answering in Alpaca's formats.
 
 Shared by the broker's own tests and the trading-flow tests, which drive the real alpaca-py
-client through it.
+client through it. It keeps Alpaca's rules (FEEDS.md, "Alpaca" and "Alpaca short sales"),
+so an order HYDRA should have refused itself is refused here as Alpaca would refuse it:
+
+    POST /v2/orders, checked in this order; nothing refused is placed
+      client id already used                    422 40010001 client_order_id must be unique
+      no such asset                             422 40010001 asset "X" not found
+      asset tradable false                      422 42210000 asset "X" is not tradable
+      crypto time_in_force not gtc/ioc          422 42210000 invalid crypto time_in_force
+      fractional qty, asset fractionable false  422 42210000 requested asset is not fractionable
+      an open opposite-side order that could    403 40310000 potential wash trade detected.
+        cross (either is market, or the buy's                 use complex orders
+        limit >= the sell's)
+      a sell of more than the long's free qty   403 40310000 insufficient qty available for order
+        (or any crypto sell beyond it: crypto                 (requested: Q, available: A)
+        is never shorted)
+      an equity sell from flat or short (opens or adds to a short):
+        account shorting_enabled false          403 40310000 account is not allowed to short
+        fractional qty                          422 42210000 fractional orders cannot be sold short
+        asset shortable false                   422 42210000 asset "X" cannot be sold short
+        easy_to_borrow false, not a day order   422 42210000 only day orders are allowed for
+                                                             hard-to-borrow asset X
+    GET /v2/assets/{symbol}   the asset's flags (tests/data/alpaca_broker/assets.json), or 404
+    GET /v2/account           account.json, with shorting_enabled
+
+Buying power is not modelled (the fake has no prices): stage a 403 "insufficient buying
+power" with `script`. Positions do not follow fills either: a test sets `positions`.
 """
 
 from __future__ import annotations
@@ -25,6 +50,7 @@ SECRET_KEY = "sk-paper-8vN3wQpL1rT6yU0iO7aSecret"
 NOW = datetime(2026, 3, 2, 15, 15, tzinfo=UTC)
 ORDERS = "/v2/orders"
 BY_CLIENT_ID = "/v2/orders:by_client_order_id"
+ASSETS = "/v2/assets/"
 FINAL_ALPACA_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced")
 RETRIES = 2
 
@@ -56,6 +82,8 @@ class FakeAlpaca:
         self.posted: list[dict[str, Any]] = []
         self.positions: list[dict[str, Any]] = payload("positions.json")
         self.clock: dict[str, Any] = payload("clock_open.json")
+        self.account: dict[str, Any] = payload("account.json")
+        self.assets: dict[str, dict[str, Any]] = {asset["symbol"]: asset for asset in payload("assets.json")}
         self.script: dict[tuple[str, str], list[Handler]] = defaultdict(list)
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
@@ -64,7 +92,7 @@ class FakeAlpaca:
         if self.script[key]:
             return self.script[key].pop(0)(request)
         if key == ("GET", "/v2/account"):
-            return reply(payload("account.json"))
+            return reply(self.account)
         if key == ("GET", "/v2/positions"):
             return reply(self.positions)
         if key == ("GET", "/v2/clock"):
@@ -76,6 +104,9 @@ class FakeAlpaca:
         if key == ("GET", BY_CLIENT_ID):
             found = self.orders.get(request.args["client_order_id"])
             return reply(found) if found else reply(payload("error_404_order_not_found.json"), 404)
+        if request.method == "GET" and request.path.startswith(ASSETS):
+            asset = self.asset(request.path.removeprefix(ASSETS))
+            return reply(asset) if asset else reply(payload("error_404_asset_not_found.json"), 404)
         if request.method == "DELETE" and request.path.startswith(ORDERS + "/"):
             return self.cancel(request.path.rsplit("/", 1)[1])
         return reply({"code": 40410000, "message": "endpoint not found"}, 404)
@@ -97,6 +128,9 @@ class FakeAlpaca:
         client_id = body["client_order_id"]
         if client_id in self.orders:
             return reply(payload("error_422_duplicate_client_order_id.json"), 422)
+        refusal = self.refusal(body)
+        if refusal is not None:
+            return refusal
         crypto = "/" in body["symbol"]
         order = payload("order_accepted.json") | {
             "id": str(uuid.uuid4()),
@@ -113,6 +147,67 @@ class FakeAlpaca:
         self.orders[client_id] = order
         return reply(order)
 
+    def asset(self, symbol: str) -> dict[str, Any] | None:
+        """By symbol, as Alpaca takes it: 'BTC/USD' or 'BTCUSD'."""
+        for asset in self.assets.values():
+            if symbol in (asset["symbol"], asset["symbol"].replace("/", "")):
+                return asset
+        return None
+
+    def refusal(self, body: dict[str, Any]) -> Response | None:
+        """Alpaca's answer to an order that breaks one of its rules (the module's table), else None."""
+        symbol, side, tif = body["symbol"], body["side"], body["time_in_force"]
+        qty = Decimal(str(body["qty"]))
+        asset = self.asset(symbol)
+        if asset is None:
+            return reply({"code": 40010001, "message": f'asset "{symbol}" not found'}, 422)
+        if not asset["tradable"]:
+            return refused("error_422_not_tradable.json", f'asset "{symbol}" is not tradable')
+        crypto = asset["class"] == "crypto"
+        if crypto and tif not in ("gtc", "ioc"):
+            return refused("error_422_crypto_time_in_force.json")
+        fractional = qty != qty.to_integral_value()
+        if fractional and not asset["fractionable"]:
+            return refused("error_422_not_fractionable.json")
+        if any(could_cross(order, body) for order in self.orders.values()):
+            return refused("error_403_wash_trade.json")
+        if side == "buy":
+            return None
+        held, available = self.holding(symbol)
+        if held > 0 or crypto:
+            if qty <= available:
+                return None
+            return reply(
+                payload("error_403_insufficient_qty.json")
+                | {
+                    "existing_qty": decimal_text(float(held)),
+                    "held_for_orders": decimal_text(float(held - available)),
+                    "message": f"insufficient qty available for order (requested: {qty}, available: {available})",
+                    "symbol": symbol.replace("/", ""),
+                },
+                403,
+            )
+        if not self.account["shorting_enabled"]:
+            return refused("error_403_shorting_disabled.json")
+        if fractional:
+            return refused("error_422_fractional_short.json")
+        if not asset["shortable"]:
+            return refused("error_422_not_shortable.json", f'asset "{symbol}" cannot be sold short')
+        if not asset["easy_to_borrow"] and tif != "day":
+            return reply(
+                {"code": 42210000, "message": f"only day orders are allowed for hard-to-borrow asset {symbol}"}, 422
+            )
+        return None
+
+    def holding(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """The position's signed quantity and what open orders do not hold of it."""
+        for position in self.positions:
+            if position["symbol"] == symbol.replace("/", ""):
+                sign = -1 if position["side"] == "short" else 1
+                held = Decimal(position["qty"]) * sign
+                return held, Decimal(position.get("qty_available") or position["qty"]) * sign
+        return Decimal(0), Decimal(0)
+
     def cancel(self, broker_id: str) -> Response:
         for order in self.orders.values():
             if order["id"] == broker_id:
@@ -128,6 +223,22 @@ class FakeAlpaca:
             order["client_order_id"] = client_id
         self.orders[order["client_order_id"]] = order
         return order
+
+
+def refused(name: str, message: str | None = None) -> Response:
+    """Alpaca's refusal from its recorded payload (403 or 422, by the file's name), for this order's symbol."""
+    body = payload(name) | ({"message": message} if message else {})
+    return reply(body, 403 if name.startswith("error_403") else 422)
+
+
+def could_cross(order: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether a working `order` on the other side of `body` could trade with it: Alpaca's wash-trade test."""
+    if order["status"] in FINAL_ALPACA_STATUSES or order["symbol"] != body["symbol"] or order["side"] == body["side"]:
+        return False
+    buy, sell = (order, body) if order["side"] == "buy" else (body, order)
+    if buy.get("type") != "limit" or sell.get("type") != "limit":
+        return True
+    return Decimal(str(buy["limit_price"])) >= Decimal(str(sell["limit_price"]))
 
 
 def trade_through(server: HTTPServer, monkeypatch: Any, api_key: str = API_KEY, secret_key: str = SECRET_KEY) -> None:

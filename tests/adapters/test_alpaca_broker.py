@@ -10,10 +10,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 from fake_alpaca import (
     API_KEY,
     BY_CLIENT_ID,
@@ -29,8 +31,17 @@ from fake_alpaca import (
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from adapters.alpaca_broker import AlpacaApiError, AlpacaBroker
-from adapters.broker import BrokerError, MarketClock, OrderRefused, OrderStatus, new_fill
+from adapters.alpaca_broker import AlpacaApiError, AlpacaBroker, AlpacaUnreachable
+from adapters.broker import (
+    BrokerError,
+    BrokerUnauthorized,
+    MarketClock,
+    OrderRefused,
+    OrderStatus,
+    RefusalCode,
+    RefusalKind,
+    new_fill,
+)
 from core.types import Order, Side
 
 
@@ -89,7 +100,8 @@ def test_an_equity_market_order_is_sent_as_alpaca_expects(
 ) -> None:
     placed = broker.submit(an_order())
 
-    assert seen(alpaca_server) == [("GET", "/v2/clock"), ("POST", ORDERS)]
+    # The asset's flags are read once a session, before its first order.
+    assert seen(alpaca_server) == [("GET", "/v2/clock"), ("GET", "/v2/assets/SPY"), ("POST", ORDERS)]
     post = next(request for request, _ in alpaca_server.log if request.method == "POST")
     assert post.headers["APCA-API-KEY-ID"] == API_KEY
     # alpaca-py serialises qty as a JSON number (OrderRequest.qty is a float); Alpaca takes either.
@@ -225,12 +237,14 @@ def test_a_client_order_id_already_used_by_another_order_is_refused(
 def test_insufficient_qty_is_refused_with_alpacas_message(
     alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
 ) -> None:
+    # Open orders Alpaca knows of and HYDRA does not yet hold the position: Alpaca refuses.
     fake.script["POST", ORDERS].append(lambda _: reply(payload("error_403_insufficient_qty.json"), 403))
 
     with pytest.raises(OrderRefused) as caught:
-        broker.submit(an_order(side=Side.SELL, qty=25.0))
+        broker.submit(an_order(side=Side.SELL, qty=10.0))
 
     assert caught.value.reason == "Alpaca: insufficient qty available for order (requested: 25, available: 10)"
+    assert (caught.value.code, caught.value.kind) == (RefusalCode.INSUFFICIENT_QTY, RefusalKind.TRANSIENT)
     assert posts(alpaca_server) == 1
 
 
@@ -650,7 +664,7 @@ def test_keys_never_appear_in_errors_logs_or_repr(
         return lambda request: reply({"code": code, "message": f"echo {dict(request.headers)}"}, status)
 
     broker = make_broker(alpaca_server)
-    fake.script["GET", "/v2/account"].append(echo(500, 50010000))
+    fake.script["GET", "/v2/account"].extend([echo(500, 50010000)] * (RETRIES + 1))
     fake.script["GET", "/v2/positions"].append(echo(403, 40110000))
     fake.script["POST", ORDERS].extend([echo(422, 40010001), echo(403, 40310000), echo(401, 40110000)])
     fake.script["GET", "/v2/clock"].append(lambda request: reply({"is_open": str(dict(request.headers))}))
@@ -677,9 +691,9 @@ def test_keys_never_appear_in_errors_logs_or_repr(
         AlpacaApiError,
         OrderRefused,
         OrderRefused,
-        AlpacaApiError,
+        BrokerUnauthorized,
         BrokerError,
-        BrokerError,
+        AlpacaUnreachable,
     ]
     assert "***" in str(caught[0])
     texts = ["".join(traceback.format_exception(error)) + repr(error) for error in caught]
@@ -687,3 +701,218 @@ def test_keys_never_appear_in_errors_logs_or_repr(
     for text in texts:
         assert API_KEY not in text
         assert SECRET_KEY not in text
+
+
+# --- retries of reads ------------------------------------------------------------------------
+
+
+def test_a_server_error_on_a_read_is_retried_and_the_read_succeeds(
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    placed = broker.submit(an_order())
+    fake.script["GET", ORDERS].append(lambda _: reply(payload("error_500.json"), 500))
+
+    [found] = broker.recent_orders(datetime(2026, 3, 2, tzinfo=UTC))
+
+    assert found.client_order_id == placed.client_order_id
+    assert seen(alpaca_server).count(("GET", ORDERS)) == 2
+
+
+def test_a_timed_out_read_is_retried(alpaca_server: HTTPServer, fake: FakeAlpaca) -> None:
+    def stall(request: Request) -> Response:
+        time.sleep(0.6)
+        return reply(fake.positions)
+
+    fake.script["GET", "/v2/positions"].append(stall)
+
+    positions = make_broker(alpaca_server, timeout_s=0.2).positions()
+
+    assert [position.symbol for position in positions] == ["BTC/USD", "SPY", "TLT"]
+
+
+def test_a_rate_limited_read_waits_what_alpaca_asks_and_no_longer_than_max_wait(
+    alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    def limited(seconds: str) -> Handler:
+        return lambda _: Response(
+            json.dumps(payload("error_429.json")), 429, {"Retry-After": seconds}, content_type="application/json"
+        )
+
+    waits: list[float] = []
+    broker = make_broker(alpaca_server, max_wait_s=5.0, sleep=waits.append)
+    fake.script["GET", "/v2/clock"].append(limited("2"))
+    assert broker.clock().is_open
+    assert waits == [2.0]
+
+    fake.script["GET", "/v2/clock"].append(limited("60"))
+    with pytest.raises(AlpacaApiError, match="HTTP 429"):
+        broker.clock()
+    assert waits == [2.0]  # a minute is past max_wait_s: the next cycle asks again
+    assert seen(alpaca_server).count(("GET", "/v2/clock")) == 3
+
+
+def test_a_submit_is_not_retried_on_a_server_error_nor_a_timeout(
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    # Either may hide a placed order: the next cycle looks it up by its client id instead.
+    fake.script["POST", ORDERS].append(lambda _: reply(payload("error_500.json"), 500))
+    with pytest.raises(AlpacaApiError):
+        broker.submit(an_order())
+    assert posts(alpaca_server) == 1
+
+
+def test_refused_keys_are_one_line_that_says_which_to_check(
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    fake.script["GET", "/v2/account"].append(lambda _: reply(payload("error_401_unauthorized.json"), 401))
+
+    with pytest.raises(BrokerUnauthorized) as caught:
+        broker.account()
+
+    message = str(caught.value)
+    assert message == (
+        "alpaca account: HTTP 401 request is not authorized: Alpaca refused the keys:"
+        " check ALPACA_API_KEY and ALPACA_SECRET_KEY"
+    )
+    assert seen(alpaca_server) == [("GET", "/v2/account")]  # keys refused once are refused again
+
+
+# --- Alpaca's short-sale and asset rules, checked before sending ----------------------------
+
+
+def no_shorting(fake: FakeAlpaca) -> None:
+    fake.account["shorting_enabled"] = False
+
+
+def gld_not_shortable(fake: FakeAlpaca) -> None:
+    fake.assets["GLD"]["shortable"] = False
+
+
+def gld_not_tradable(fake: FakeAlpaca) -> None:
+    fake.assets["GLD"]["tradable"] = False
+
+
+def as_is(fake: FakeAlpaca) -> None:
+    pass
+
+
+SHORT_RULES = [
+    # (state of the account, the order, HYDRA's code, Alpaca's answer to the same order)
+    (
+        no_shorting,
+        an_order("hy-s1", "GLD", Side.SELL, 5.0),
+        RefusalCode.SHORTING_DISABLED,
+        "error_403_shorting_disabled",
+    ),
+    (gld_not_shortable, an_order("hy-s2", "GLD", Side.SELL, 5.0), RefusalCode.NOT_SHORTABLE, "error_422_not_shortable"),
+    (
+        as_is,
+        an_order("hy-s3", "GLD", Side.SELL, 11.790135587),
+        RefusalCode.FRACTIONAL_SHORT,
+        "error_422_fractional_short",
+    ),
+    (gld_not_tradable, an_order("hy-s4", "GLD", Side.BUY, 5.0), RefusalCode.NOT_TRADABLE, "error_422_not_tradable"),
+    (as_is, an_order("hy-s5", "BRK.A", Side.BUY, 1.5), RefusalCode.NOT_FRACTIONABLE, "error_422_not_fractionable"),
+    (as_is, an_order("hy-s6", "ETH/USD", Side.SELL, 0.5), RefusalCode.CRYPTO_SHORT, "error_403_insufficient_qty"),
+    (as_is, an_order("hy-s7", "SPY", Side.SELL, 15.0), RefusalCode.INSUFFICIENT_QTY, "error_403_insufficient_qty"),
+]
+
+
+@pytest.mark.parametrize(("setup", "order", "code", "answer"), SHORT_RULES)
+def test_orders_alpaca_would_refuse_on_its_flags_are_refused_before_sending(
+    alpaca_server: HTTPServer,
+    fake: FakeAlpaca,
+    broker: AlpacaBroker,
+    setup: Callable[[FakeAlpaca], None],
+    order: Order,
+    code: RefusalCode,
+    answer: str,
+) -> None:
+    setup(fake)
+
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(order)
+
+    assert caught.value.code is code
+    expected_kind = RefusalKind.TRANSIENT if code is RefusalCode.INSUFFICIENT_QTY else RefusalKind.PERMANENT
+    assert caught.value.kind is expected_kind
+    assert posts(alpaca_server) == 0
+
+
+@pytest.mark.parametrize(("setup", "order", "code", "answer"), SHORT_RULES)
+def test_the_fake_refuses_what_alpaca_refuses_and_hydra_reads_its_answer_as_the_same_code(
+    alpaca_server: HTTPServer,
+    fake: FakeAlpaca,
+    broker: AlpacaBroker,
+    setup: Callable[[FakeAlpaca], None],
+    order: Order,
+    code: RefusalCode,
+    answer: str,
+) -> None:
+    setup(fake)
+    body = {
+        "symbol": order.symbol,
+        "qty": order.qty,
+        "side": order.side.value,
+        "type": "market",
+        "time_in_force": "gtc" if "/" in order.symbol else "day",
+        "client_order_id": order.client_order_id,
+    }
+    raw = requests.post(alpaca_server.url_for(ORDERS), json=body, timeout=5)
+    expected = payload(f"{answer}.json")
+    assert (raw.status_code, raw.json()["code"]) == (int(answer.split("_")[1]), expected["code"])
+    assert fake.orders == {}
+
+    # Alpaca's answer, had HYDRA sent the order (its flags read before they changed), is the same refusal.
+    fake.script["POST", ORDERS].append(lambda _: Response(raw.content, raw.status_code))
+    sent_anyway = replace(order, side=Side.BUY) if order.side is Side.SELL else replace(order, qty=2.0)
+    with pytest.raises(OrderRefused) as caught:
+        make_broker(alpaca_server).submit(replace(sent_anyway, symbol="SPY"))
+    assert caught.value.code is (RefusalCode.INSUFFICIENT_QTY if code is RefusalCode.CRYPTO_SHORT else code)
+
+
+def test_the_fake_keeps_alpacas_crypto_time_in_force_and_wash_trade_rules(
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    day = {"symbol": "BTC/USD", "qty": 0.1, "side": "buy", "type": "market", "time_in_force": "day"}
+    raw = requests.post(alpaca_server.url_for(ORDERS), json=day | {"client_order_id": "hy-c1"}, timeout=5)
+    assert (raw.status_code, raw.json()["message"]) == (422, "invalid crypto time_in_force")
+
+    broker.submit(an_order("hy-w1", "SPY", Side.BUY, 5.0))
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(an_order("hy-w2", "SPY", Side.SELL, 5.0))
+    assert caught.value.reason == "Alpaca: potential wash trade detected. use complex orders"
+    assert (caught.value.code, caught.value.kind) == (RefusalCode.WASH_TRADE, RefusalKind.TRANSIENT)
+
+
+def test_an_alpaca_refusal_of_crypto_time_in_force_and_buying_power_carry_their_codes(
+    fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    for answer, code in [
+        ("error_422_crypto_time_in_force", RefusalCode.CRYPTO_TIME_IN_FORCE),
+        ("error_403_insufficient_buying_power", RefusalCode.INSUFFICIENT_BUYING_POWER),
+    ]:
+        fake.script["POST", ORDERS].append(
+            lambda _, answer=answer: reply(payload(f"{answer}.json"), int(answer.split("_")[1]))
+        )
+        with pytest.raises(OrderRefused) as caught:
+            broker.submit(an_order(f"hy-{code}", "BTC/USD", Side.BUY, 0.1))
+        assert caught.value.code is code
+
+
+def test_flags_are_read_once_a_session(alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.positions = []
+    broker.submit(an_order("hy-f1", "GLD", Side.SELL, 5.0))
+    fake.script["POST", ORDERS].append(lambda _: reply(payload("error_403_insufficient_buying_power.json"), 403))
+    with pytest.raises(OrderRefused):
+        broker.submit(an_order("hy-f2", "GLD", Side.SELL, 3.0))
+    assert seen(alpaca_server).count(("GET", "/v2/assets/GLD")) == 1
+    assert seen(alpaca_server).count(("GET", "/v2/account")) == 1
+
+    # The next session reads them again: Alpaca may have stopped lending GLD overnight.
+    fake.clock = fake.clock | {"next_close": "2026-03-03T16:00:00-05:00"}
+    fake.assets["GLD"]["shortable"] = False
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(an_order("hy-f3", "GLD", Side.SELL, 3.0))
+    assert caught.value.code is RefusalCode.NOT_SHORTABLE
+    assert seen(alpaca_server).count(("GET", "/v2/assets/GLD")) == 2
