@@ -51,12 +51,22 @@ Time in force and final states
     cancel() takes effect at once: the order ends CANCELED, keeping what it filled.
 
 Refusals and rejections, as at Alpaca so sim and paper behave alike
-    Refused (OrderRefused, nothing recorded, the id stays free): a symbol outside its
-    hours at the broker's time (equities outside a session: at night, on a weekend or an
-    exchange holiday, after a half day's early close); a crypto sell of more
-    than is held less what open sells already claim (no crypto shorts, Alpaca's
-    "insufficient qty available"); a stop_limit order, whose stop price Order does not
-    carry. A positive qty is Order's own contract and never reaches the broker otherwise.
+    Refused (OrderRefused with the same RefusalCode the Alpaca adapter gives, nothing
+    recorded, the id stays free):
+    - a stop_limit order, whose stop price Order does not carry (invalid_order);
+    - a symbol outside its hours at the broker's time (equities outside a session: at
+      night, on a weekend or an exchange holiday, after a half day's early close)
+      (market_closed);
+    - an order while an opposite-side order for the symbol is open and could cross it
+      (either is a market order, or the buy's limit is at or above the sell's): Alpaca's
+      "potential wash trade detected" (wash_trade);
+    - a sell of more than a long position's quantity less what open sells already claim:
+      one order never turns a long into a short (insufficient_qty); for crypto, any sell
+      beyond what is held (crypto_short: crypto is never shorted);
+    - an equity sell that opens or adds to a short with a fractional quantity
+      (fractional_short), or of a symbol in `unshortable`, the simulator's assets whose
+      Alpaca flag shortable is false (not_shortable).
+    A positive qty is Order's own contract and never reaches the broker otherwise.
     Rejected (recorded REJECTED, reason 'insufficient buying power'): a buy whose notional
     plus fee, at its limit price or else the last close (else its decision price), exceeds
     the buying power: cash less what open buys reserve at the same prices. No margin.
@@ -73,7 +83,7 @@ marked on the book only when account() or positions() read it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -172,6 +182,7 @@ class SimBroker:
         fee_bps: float,
         max_volume_share: float = 0.1,
         calendar: MarketCalendar | None = None,
+        unshortable: Iterable[str] = (),
     ) -> None:
         if not (math.isfinite(starting_cash) and starting_cash > 0):
             raise ValueError(f"starting_cash must be positive, got {starting_cash}")
@@ -184,6 +195,7 @@ class SimBroker:
         self._fee_rate = fee_bps * BPS
         self._max_volume_share = max_volume_share
         self._calendar = calendar if calendar is not None else market_calendar()
+        self._unshortable = frozenset(unshortable)
         self._now: datetime | None = None
         self._last_bars: dict[str, BarTuple] = {}
         self._orders: dict[str, _SimOrder] = {}
@@ -324,14 +336,9 @@ class SimBroker:
         if not self._calendar.is_open(symbol, at):
             raise OrderRefused(coid, f"market is closed for {symbol} at {at.isoformat()}", RefusalCode.MARKET_CLOSED)
         crypto = is_crypto(symbol)
-        if crypto and order.side is Side.SELL:
-            available = self._book.qty(symbol) - self._open_qty(symbol, Side.SELL)
-            if order.qty > available + QTY_TOLERANCE * order.qty:
-                raise OrderRefused(
-                    coid,
-                    f"{INSUFFICIENT_QTY}: {order.qty:g} {symbol} to sell, {available:g} free",
-                    RefusalCode.CRYPTO_SHORT,
-                )
+        refusal = self._refusal(order, crypto)
+        if refusal is not None:
+            raise OrderRefused(coid, refusal[1], refusal[0])
 
         limit = order.limit_price if order.order_type == "limit" else None
         status, reason = OrderStatus.NEW, None
@@ -356,6 +363,33 @@ class SimBroker:
         if status is OrderStatus.NEW:
             self._open[coid] = sim
         return sim.snapshot()
+
+    def _refusal(self, order: Order, crypto: bool) -> tuple[RefusalCode, str] | None:
+        """Alpaca's wash-trade, position and short-sale rules (see the module docstring)."""
+        symbol = order.symbol
+        crossing = next((sim for sim in self._open.values() if _could_cross(sim, order)), None)
+        if crossing is not None:
+            return (
+                RefusalCode.WASH_TRADE,
+                f"potential wash trade detected: {crossing.order.side} order {crossing.order.client_order_id}"
+                f" for {symbol} is open",
+            )
+        if order.side is Side.BUY:
+            return None
+        held = self._book.qty(symbol)
+        available = held - self._open_qty(symbol, Side.SELL)
+        tolerance = QTY_TOLERANCE * order.qty
+        if held > tolerance or crypto:
+            if order.qty <= available + tolerance:
+                return None
+            # Crypto is never shorted; a long's excess would turn it into a short, which one order never does.
+            code = RefusalCode.CRYPTO_SHORT if crypto and order.qty > held + tolerance else RefusalCode.INSUFFICIENT_QTY
+            return code, f"{INSUFFICIENT_QTY}: {order.qty:g} {symbol} to sell, {available:g} free"
+        if abs(order.qty - round(order.qty)) > tolerance:
+            return RefusalCode.FRACTIONAL_SHORT, f"fractional orders cannot be sold short: {order.qty:g} {symbol}"
+        if symbol in self._unshortable:
+            return RefusalCode.NOT_SHORTABLE, f"asset {symbol} cannot be sold short"
+        return None
 
     def order(self, client_order_id: str) -> BrokerOrder | None:
         sim = self._orders.get(client_order_id)
@@ -433,3 +467,12 @@ class SimBroker:
                 notional = (sim.order.qty - sim.filled_qty) * price
                 reserved += notional + self.fee(sim.order.symbol, notional)
         return self._book.cash - reserved
+
+
+def _could_cross(sim: _SimOrder, order: Order) -> bool:
+    """Whether the open `sim` order, on the other side of `order` for its symbol, could trade with it."""
+    if sim.order.symbol != order.symbol or sim.order.side is order.side:
+        return False
+    limits = {sim.order.side: sim.limit_price, order.side: order.limit_price if order.order_type == "limit" else None}
+    buy, sell = limits[Side.BUY], limits[Side.SELL]
+    return buy is None or sell is None or buy >= sell

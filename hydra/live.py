@@ -86,6 +86,7 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
             endpoint.base_url,
             timeout_s=endpoint.timeout_s,
             max_retries=endpoint.max_retries,
+            max_wait_s=settings.feeds.max_wait_s,
             crypto_symbols=[s for s in settings.engine.watchlist if "/" in s],
         )
     elif mode in (Mode.SIM, Mode.BACKTEST):
@@ -95,6 +96,7 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
             slippage_bps=sim.slippage_bps,
             fee_bps=sim.fee_bps,
             calendar=market_calendar(),
+            unshortable=sim.unshortable,
         )
         saved = stored_value(context.warehouse, run_id, SIM_BROKER_KEY)
         if saved is not None:

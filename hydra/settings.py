@@ -60,6 +60,9 @@ class SimConfig(Frozen):
     starting_cash: float = Field(default=100_000.0, gt=0)
     slippage_bps: float = Field(default=2.0, ge=0)
     fee_bps: float = Field(default=1.0, ge=0)
+    unshortable: tuple[str, ...] = Field(
+        default=(), description="symbols the simulated broker will not sell short, as Alpaca's shortable=false"
+    )
 
 
 class BacktestConfig(Frozen):

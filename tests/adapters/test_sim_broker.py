@@ -10,7 +10,16 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, OrderStatus, new_fill
+from adapters.broker import (
+    Broker,
+    BrokerError,
+    BrokerOrder,
+    OrderRefused,
+    OrderStatus,
+    RefusalCode,
+    RefusalKind,
+    new_fill,
+)
 from adapters.sim_broker import INSUFFICIENT_BUYING_POWER, Bar, SimBroker
 from core.calendar import MarketCalendar, Sessions, market_calendar
 from core.snapshot import micros
@@ -182,6 +191,54 @@ def test_crypto_cannot_be_sold_short() -> None:
     with pytest.raises(OrderRefused, match="insufficient qty available"):
         broker.submit(make_order("sell-3", Side.SELL, qty=3.0, ts=T0 + 2 * MIN))  # 8 of 10 already claimed
     assert broker.submit(make_order("sell-2", Side.SELL, qty=2.0, ts=T0 + 2 * MIN)).status is OrderStatus.NEW
+
+
+def test_sells_that_short_refuse_as_alpaca_does() -> None:
+    broker = SimBroker(starting_cash=100_000.0, slippage_bps=0.0, fee_bps=0.0, unshortable=("GLD",))
+    step(broker, T0, spy=bar(T0, 500.0))
+
+    def refused(order: Order) -> tuple[RefusalCode, RefusalKind]:
+        with pytest.raises(OrderRefused) as caught:
+            broker.submit(order)
+        assert broker.order(order.client_order_id) is None
+        return caught.value.code, caught.value.kind
+
+    # Shorts in whole shares, of shortable symbols only; crypto never.
+    assert refused(make_order("gld", Side.SELL, 11.790135587, SPY)) == (
+        RefusalCode.FRACTIONAL_SHORT,
+        RefusalKind.PERMANENT,
+    )
+    assert refused(make_order("gld", Side.SELL, 5.0, "GLD")) == (RefusalCode.NOT_SHORTABLE, RefusalKind.PERMANENT)
+    assert refused(make_order("btc", Side.SELL, 0.5, BTC)) == (RefusalCode.CRYPTO_SHORT, RefusalKind.PERMANENT)
+    assert broker.submit(make_order("short", Side.SELL, 11.0, SPY)).status is OrderStatus.NEW
+
+    # While that sell is open, a buy could trade against it: Alpaca's wash-trade refusal.
+    assert refused(make_order("cover", Side.BUY, 11.0, SPY)) == (RefusalCode.WASH_TRADE, RefusalKind.TRANSIENT)
+    step(broker, T0 + MIN, spy=bar(T0 + MIN, 500.0))
+    assert broker.submit(make_order("cover", Side.BUY, 11.0, SPY, ts=T0 + 2 * MIN)).status is OrderStatus.NEW
+
+    # A long is sold down to flat by one order, never through it into a short.
+    step(broker, T0 + 2 * MIN, spy=bar(T0 + 2 * MIN, 500.0))
+    broker.submit(make_order("long", Side.BUY, 4.0, SPY, ts=T0 + 3 * MIN))
+    step(broker, T0 + 3 * MIN, spy=bar(T0 + 3 * MIN, 500.0))
+    assert refused(make_order("flip", Side.SELL, 6.0, SPY, ts=T0 + 4 * MIN)) == (
+        RefusalCode.INSUFFICIENT_QTY,
+        RefusalKind.TRANSIENT,
+    )
+    assert broker.submit(make_order("flat", Side.SELL, 4.0, SPY, ts=T0 + 4 * MIN)).status is OrderStatus.NEW
+
+
+def test_limit_orders_that_cannot_cross_are_no_wash_trade() -> None:
+    broker = make_broker()
+    step(broker, T0, btc=bar(T0, 100.0))
+    broker.submit(make_order("buy", qty=10.0))
+    step(broker, T0 + MIN, btc=bar(T0 + MIN, 100.0))
+    broker.submit(make_order("bid", qty=1.0, limit=95.0, ts=T0 + 2 * MIN))
+
+    assert broker.submit(make_order("ask", Side.SELL, 1.0, limit=96.0, ts=T0 + 2 * MIN)).status is OrderStatus.NEW
+    with pytest.raises(OrderRefused) as caught:
+        broker.submit(make_order("hit", Side.SELL, 1.0, limit=95.0, ts=T0 + 2 * MIN))
+    assert caught.value.code is RefusalCode.WASH_TRADE
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca, payload, trade_through
+from fake_alpaca import API_KEY, SECRET_KEY, FakeAlpaca, payload, reply, trade_through
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from pytest_httpserver import HTTPServer
@@ -99,3 +99,23 @@ def test_a_paper_run_trades_through_alpaca_and_records_the_account(
     assert all(request.headers["APCA-API-KEY-ID"] == API_KEY for request, _ in httpserver.log)
     stored = query("SELECT config FROM runs WHERE run_id = 'paper-main'")[0][0]
     assert SECRET_KEY not in str(stored) and API_KEY not in str(stored)
+
+
+@pytest.mark.slow
+def test_keys_alpaca_refuses_fail_the_cycle_with_one_line_naming_the_variables(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeAlpaca(httpserver)
+    for route in [("GET", "/v2/account"), ("GET", "/v2/positions"), ("GET", "/v2/orders"), ("GET", "/v2/clock")]:
+        fake.script[route].append(lambda _: reply(payload("error_401_unauthorized.json"), 401))
+    trade_through(httpserver, monkeypatch)
+    context = load_context()
+    start = context.settings.sim.start
+    ingest_simulated(context, start, start + timedelta(days=1), feeds=["bars"])
+
+    state = trade("paper", start + timedelta(days=1), return_state=True)
+
+    assert state.is_failed()
+    message = str(state.message)
+    assert "Alpaca refused the keys: check ALPACA_API_KEY and ALPACA_SECRET_KEY" in message
+    assert API_KEY not in message and SECRET_KEY not in message
