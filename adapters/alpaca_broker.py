@@ -14,11 +14,23 @@ Rules checked before sending (a breach raises OrderRefused and nothing is sent):
 - equities: time_in_force day, only while the market is open per `clock()`; a fractional
   quantity only on a market order;
 - crypto ('BTC/USD'): time_in_force gtc (Alpaca takes only gtc or ioc) and no short: a sell
-  of more than the position's available quantity is refused.
+  of more than the position's available quantity is refused (crypto_short, or
+  insufficient_qty when open orders hold what is missing);
+- equities, from the asset's flags (GET /v2/assets/{symbol}) and the account's
+  shorting_enabled (GET /v2/account), both read once per trading session (until the
+  clock's next close): an asset Alpaca does not list or marks not tradable (not_tradable);
+  a fractional quantity of an asset that is not fractionable (not_fractionable); a sell of
+  more than a long's available quantity (insufficient_qty: one order never turns a long
+  into a short); and a sell from flat or short, which opens or adds to a short, when the
+  account may not short (shorting_disabled), with a fractional quantity
+  (fractional_short) or of an asset that is not shortable (not_shortable). A short of an
+  asset that is not easy to borrow must be a day order, which HYDRA's equity orders are.
 
-The market's state and the position change between a first submission and its retry: an
-order placed a second before the close, or a sell that emptied the position, would be
-refused when retried. So a refusal that depends on them is only raised once a look-up by
+Every refusal carries a RefusalCode, and through it whether it is permanent (adapters.broker).
+
+The market's state, the position and the flags change between a first submission and its
+retry: an order placed a second before the close, or a sell that emptied the position, would
+be refused when retried. So a refusal that depends on them is only raised once a look-up by
 client order id has found no order of that id; if there is one, it is returned, as the
 contract's idempotent submit requires. An order found under the id must be this order (same
 symbol, side and quantity): an id already used by another order is refused, not adopted.
@@ -26,14 +38,20 @@ symbol, side and quantity): an id already used by another order is refused, not 
 After sending: HTTP 422 code 40010001 is Alpaca's "client_order_id must be unique" (also
 for the id of a cancelled order) but it is the code of other invalid requests too, so the
 order is looked up by client id: found, it is returned; not found, the order is refused
-with Alpaca's message. HTTP 403 code 40310000 (insufficient quantity or buying power) is
-a refusal. Any other failure is a BrokerError: the order may have reached Alpaca (a
-timeout after it was accepted), so the caller looks it up by id.
+with Alpaca's message (invalid_order). HTTP 403 code 40310000 and 422 code 42210000 are
+refusals, their code read from Alpaca's text (ALPACA_REFUSALS: "insufficient buying power",
+"potential wash trade detected", "fractional orders cannot be sold short", ...). HTTP 401 is
+BrokerUnauthorized, a one-line error naming the variables to check. Any other failure is a
+BrokerError: the order may have reached Alpaca (a timeout after it was accepted), so the
+caller looks it up by id.
 
-alpaca-py retries HTTP 429 and 504 `_retry` times, sleeping `_retry_wait` seconds between
-tries (alpaca/common/rest.py `_request` and `_one_request`), POST /orders included, and
-sets no request timeout; both are set here from the constructor. A 504 can hide an order
-Alpaca did place: its retry then meets the duplicate id, which the look-up above resolves.
+Retries are HYDRA's (alpaca-py's own, HTTP 429 and 504 with a fixed wait, are turned off,
+and its missing request timeout is set from the constructor). Reads are retried up to
+max_retries times on HTTP 429, 500, 502, 503 and 504, timeouts and connection errors,
+retry_wait_s apart; a 429 waits what Alpaca asks instead (Retry-After, else
+X-Ratelimit-Reset), and is not retried when that is longer than max_wait_s. A submit or a
+cancel is retried only on 429 and 504, as alpaca-py did: a 504 can hide an order Alpaca did
+place, and its retry then meets the duplicate id, which the look-up above resolves.
 
 Alpaca order status -> OrderStatus, conservatively: an order counts as final only when
 Alpaca says it is. Every state in which it can still fill becomes ACCEPTED, or
@@ -192,8 +210,9 @@ class _Malformed(Exception):
 class AlpacaBroker:
     """The Broker protocol over Alpaca paper trading.
 
-    Each request to Alpaca takes at most about (max_retries + 1) x timeout_s + max_retries x retry_wait_s;
-    `submit` makes up to three (the clock or the positions, the order, a look-up by client id).
+    Each request to Alpaca takes at most about (max_retries + 1) x timeout_s + max_retries x
+    max(retry_wait_s, max_wait_s); `submit` makes up to six (the clock, the asset and the
+    account once a session, the positions, the order, a look-up by client id).
     """
 
     def __init__(
