@@ -60,9 +60,10 @@ Refusals and rejections, as at Alpaca so sim and paper behave alike
     - an order while an opposite-side order for the symbol is open and could cross it
       (either is a market order, or the buy's limit is at or above the sell's): Alpaca's
       "potential wash trade detected" (wash_trade);
-    - a sell of more than a long position's quantity less what open sells already claim:
-      one order never turns a long into a short (insufficient_qty); for crypto, any sell
-      beyond what is held (crypto_short: crypto is never shorted);
+    - a sell of more than a long position's quantity less what open sells already claim,
+      or a buy of more than a short's less what open buys claim: one order never turns a
+      position into its opposite (insufficient_qty); for crypto, any sell beyond what is
+      held (crypto_short: crypto is never shorted);
     - an equity sell that opens or adds to a short with a fractional quantity
       (fractional_short), or of a symbol in `unshortable`, the simulator's assets whose
       Alpaca flag shortable is false (not_shortable).
@@ -374,17 +375,20 @@ class SimBroker:
                 f"potential wash trade detected: {crossing.order.side} order {crossing.order.client_order_id}"
                 f" for {symbol} is open",
             )
-        if order.side is Side.BUY:
-            return None
-        held = self._book.qty(symbol)
-        available = held - self._open_qty(symbol, Side.SELL)
+        # What the order reduces: a long for a sell, a short for a buy.
+        reduced = -order.side.sign * self._book.qty(symbol)
+        available = reduced - self._open_qty(symbol, order.side)
         tolerance = QTY_TOLERANCE * order.qty
-        if held > tolerance or crypto:
+        if reduced > tolerance or (crypto and order.side is Side.SELL):
             if order.qty <= available + tolerance:
                 return None
-            # Crypto is never shorted; a long's excess would turn it into a short, which one order never does.
-            code = RefusalCode.CRYPTO_SHORT if crypto and order.qty > held + tolerance else RefusalCode.INSUFFICIENT_QTY
-            return code, f"{INSUFFICIENT_QTY}: {order.qty:g} {symbol} to sell, {available:g} free"
+            # One order never turns a position into its opposite; crypto is never shorted at all.
+            code = (
+                RefusalCode.CRYPTO_SHORT if crypto and order.qty > reduced + tolerance else RefusalCode.INSUFFICIENT_QTY
+            )
+            return code, f"{INSUFFICIENT_QTY}: {order.qty:g} {symbol} to {order.side}, {available:g} free"
+        if order.side is Side.BUY:
+            return None
         if abs(order.qty - round(order.qty)) > tolerance:
             return RefusalCode.FRACTIONAL_SHORT, f"fractional orders cannot be sold short: {order.qty:g} {symbol}"
         if symbol in self._unshortable:

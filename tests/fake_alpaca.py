@@ -14,8 +14,9 @@ so an order HYDRA should have refused itself is refused here as Alpaca would ref
         cross (either is market, or the buy's                 use complex orders
         limit >= the sell's)
       a sell of more than the long's free qty   403 40310000 insufficient qty available for order
-        (or any crypto sell beyond it: crypto                 (requested: Q, available: A)
-        is never shorted)
+        (a buy of more than a short's; any                    (requested: Q, available: A)
+        crypto sell beyond what is held:
+        crypto is never shorted)
       an equity sell from flat or short (opens or adds to a short):
         account shorting_enabled false          403 40310000 account is not allowed to short
         fractional qty                          422 42210000 fractional orders cannot be sold short
@@ -171,22 +172,24 @@ class FakeAlpaca:
             return refused("error_422_not_fractionable.json")
         if any(could_cross(order, body) for order in self.orders.values()):
             return refused("error_403_wash_trade.json")
-        if side == "buy":
-            return None
         held, available = self.holding(symbol)
-        if held > 0 or crypto:
+        if side == "buy":
+            held, available = -held, -available  # what a buy reduces is a short
+        if held > 0 or (crypto and side == "sell"):
             if qty <= available:
                 return None
             return reply(
                 payload("error_403_insufficient_qty.json")
                 | {
-                    "existing_qty": decimal_text(float(held)),
+                    "existing_qty": decimal_text(float(abs(held))),
                     "held_for_orders": decimal_text(float(held - available)),
                     "message": f"insufficient qty available for order (requested: {qty}, available: {available})",
                     "symbol": symbol.replace("/", ""),
                 },
                 403,
             )
+        if side == "buy":
+            return None
         if not self.account["shorting_enabled"]:
             return refused("error_403_shorting_disabled.json")
         if fractional:

@@ -215,6 +215,11 @@ def test_sells_that_short_refuse_as_alpaca_does() -> None:
     # While that sell is open, a buy could trade against it: Alpaca's wash-trade refusal.
     assert refused(make_order("cover", Side.BUY, 11.0, SPY)) == (RefusalCode.WASH_TRADE, RefusalKind.TRANSIENT)
     step(broker, T0 + MIN, spy=bar(T0 + MIN, 500.0))
+    # Short 11: a buy covers it, and does not turn it into a long.
+    assert refused(make_order("cover", Side.BUY, 12.0, SPY, ts=T0 + 2 * MIN)) == (
+        RefusalCode.INSUFFICIENT_QTY,
+        RefusalKind.TRANSIENT,
+    )
     assert broker.submit(make_order("cover", Side.BUY, 11.0, SPY, ts=T0 + 2 * MIN)).status is OrderStatus.NEW
 
     # A long is sold down to flat by one order, never through it into a short.
