@@ -68,7 +68,7 @@ class RefusalCode(StrEnum):
     CLIENT_ORDER_ID_REUSED = "client_order_id_reused"  # the id belongs to another order
     WASH_TRADE = "wash_trade"  # an opposite-side order for the symbol is still open
     INSUFFICIENT_BUYING_POWER = "insufficient_buying_power"
-    INSUFFICIENT_QTY = "insufficient_qty"  # the position's free quantity is smaller than the sell
+    INSUFFICIENT_QTY = "insufficient_qty"  # the order would take the position past flat, or open orders hold it
     MARKET_CLOSED = "market_closed"
     BROKER_REFUSED = "broker_refused"  # any other refusal the broker gave, its text kept in the reason
 
