@@ -99,7 +99,7 @@ from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest, OrderRequest
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from adapters.alpaca_sdk import TimedSession, bound_client, retry_after_s
+from adapters.alpaca_sdk import TimedSession, bound_client
 from adapters.broker import (
     Account,
     BrokerError,
@@ -111,6 +111,7 @@ from adapters.broker import (
     OrderStatus,
     RefusalCode,
 )
+from adapters.http import rate_limit_wait_seconds
 from core.config import DEFAULT_WATCHLIST, is_crypto
 from core.types import Order, Side
 
@@ -585,7 +586,7 @@ class AlpacaBroker:
                     f"alpaca {what}: HTTP 401 {message}: {CHECK_KEYS}"[:MAX_MESSAGE_CHARS]
                 ) from None
             text = f"alpaca {what}: HTTP {status} {body}"[:MAX_MESSAGE_CHARS]
-            raise AlpacaApiError(text, status, code, message, retry_after_s(error.response)) from None
+            raise AlpacaApiError(text, status, code, message, _rate_limit_wait(error)) from None
         except (requests.Timeout, requests.ConnectionError) as error:
             detail = self._scrub(str(error))
             raise AlpacaUnreachable(f"alpaca {what}: {type(error).__name__}: {detail}"[:MAX_MESSAGE_CHARS]) from None
@@ -655,6 +656,11 @@ def _status(alpaca_status: str, filled_qty: float, replaced_by: object) -> tuple
 
 def _cancelable(order: BrokerOrder, alpaca_status: str) -> bool:
     return not order.status.is_final and alpaca_status != "pending_cancel"
+
+
+def _rate_limit_wait(error: APIError) -> float | None:
+    response = error.response
+    return rate_limit_wait_seconds(response) if response is not None and response.status_code == 429 else None
 
 
 def _transient(error: BaseException) -> bool:

@@ -7,13 +7,10 @@ setting through and read 0 as "the default", so both are set on the client direc
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
 from alpaca.common.rest import RESTClient
-
-from adapters.http import retry_after_seconds
 
 
 class TimedSession(requests.Session):
@@ -33,18 +30,3 @@ def bound_client(client: RESTClient, session: requests.Session, max_retries: int
     # Annotated int in the SDK, but only ever handed to time.sleep, which takes a float.
     client._retry_wait = retry_wait_s  # type: ignore[assignment]
     client._session = session
-
-
-def retry_after_s(response: requests.Response | None) -> float | None:
-    """How long Alpaca asks a rate-limited client to wait, if it says."""
-    if response is None:
-        return None
-    stated = retry_after_seconds(response)
-    if stated is not None:
-        return stated
-    # Alpaca states the end of the rate-limit window as a Unix time instead of Retry-After.
-    reset = response.headers.get("X-Ratelimit-Reset")
-    try:
-        return max(0.0, float(reset) - time.time()) if reset is not None else None
-    except ValueError:
-        return None
