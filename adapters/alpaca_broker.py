@@ -106,6 +106,7 @@ from adapters.broker import (
     BrokerOrder,
     BrokerPosition,
     BrokerUnauthorized,
+    Execution,
     MarketClock,
     OrderRefused,
     OrderStatus,
@@ -148,6 +149,8 @@ QTY_DECIMALS = 9
 QTY_TOLERANCE = 0.5 * 10**-QTY_DECIMALS
 # Alpaca's largest page of orders; the trade limits keep HYDRA far below it.
 OPEN_ORDERS_LIMIT = 500
+# Alpaca's largest page of account activities.
+ACTIVITIES_PAGE = 100
 # Longest first, so 'BTCUSDT' splits as BTC/USDT and not BTCUSD/T... or BTCUS/DT.
 CRYPTO_QUOTES = ("USDT", "USDC", "USD", "BTC")
 MAX_MESSAGE_CHARS = 300
@@ -290,6 +293,27 @@ class AlpacaBroker:
             if len(page) < OPEN_ORDERS_LIMIT or last is None or last <= after:
                 return found
             after = last
+
+    def executions(self, since: datetime) -> list[Execution]:
+        # alpaca-py has no method for account activities: the client's own GET, so its session,
+        # timeout and retries apply. Pages go oldest first, each continuing after the last id seen.
+        found: list[Execution] = []
+        params: dict[str, Any] = {
+            "activity_types": "FILL",
+            "after": since.astimezone(UTC).isoformat(),
+            "direction": "asc",
+            "page_size": ACTIVITIES_PAGE,
+        }
+        while True:
+            page = self._read(
+                "fill activities",
+                lambda params=dict(params): self._client.get("/account/activities", params),  # type: ignore[misc]
+                lambda raw: _items(raw, self._execution),
+            )
+            found += page
+            if len(page) < ACTIVITIES_PAGE:
+                return found
+            params["page_token"] = page[-1].execution_id
 
     def clock(self) -> MarketClock:
         return self._read("clock", self._client.get_clock, _clock)
@@ -518,6 +542,24 @@ class AlpacaBroker:
             status_reason=reason,
         )
         return order, alpaca_status
+
+    def _execution(self, item: object) -> Execution:
+        """A FILL activity; a short sale's side is 'sell_short'."""
+        raw = _mapping(item, "fill activity")
+        activity_id = _text(raw, "id", "fill activity")
+        what = f"fill activity {activity_id}"
+        side = raw.get("side")
+        if side not in ("buy", "sell", "sell_short"):
+            raise _malformed(what, f"side {side!r}")
+        return Execution(
+            execution_id=activity_id,
+            broker_order_id=_text(raw, "order_id", what),
+            symbol=self._order_form(_text(raw, "symbol", what), None),
+            side=Side.BUY if side == "buy" else Side.SELL,
+            qty=abs(_number(raw, "qty", what)),
+            price=_number(raw, "price", what),
+            ts=_timestamp(raw, "transaction_time", what),
+        )
 
     def _order_form(self, symbol: str, asset_class: object) -> str:
         if "/" in symbol:

@@ -133,6 +133,19 @@ class BrokerPosition:
 
 
 @dataclass(frozen=True, slots=True)
+class Execution:
+    """One fill at the broker, of any order: HYDRA's or one placed by hand."""
+
+    execution_id: str
+    broker_order_id: str
+    symbol: str  # order form, as BrokerPosition's
+    side: Side
+    qty: float
+    price: float
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     cash: float
     equity: float
@@ -157,6 +170,10 @@ class Broker(Protocol):
 
     def recent_orders(self, since: datetime) -> list[BrokerOrder]:
         """Every order submitted after `since`, whatever its state."""
+        ...
+
+    def executions(self, since: datetime) -> list[Execution]:
+        """Every fill after `since`, oldest first, whoever placed the order (Alpaca's FILL activities)."""
         ...
 
     def clock(self) -> MarketClock: ...

@@ -5,7 +5,8 @@ API
                        max_volume_share=0.1, calendar=market_calendar())
     broker.on_bar({"SPY": Bar(ts, open, high, low, close, volume), ...}, now) -> list[BrokerOrder]
         the orders this step filled, partially filled or expired
-    broker.account() / positions() / open_orders() / clock() / submit(order) / order(id) / cancel(id) / fee(...)
+    broker.account() / positions() / open_orders() / recent_orders(since) / executions(since) / clock()
+    broker.submit(order) / order(id) / cancel(id) / fee(...)
         the Broker Protocol of adapters.broker
 
 Market hours are the calendar's (core.calendar, the NYSE's by default): crypto always, US
@@ -94,6 +95,7 @@ from adapters.broker import (
     BrokerError,
     BrokerOrder,
     BrokerPosition,
+    Execution,
     MarketClock,
     OrderRefused,
     OrderStatus,
@@ -171,6 +173,7 @@ class SimBrokerState:
     now: datetime | None
     last_bars: Mapping[str, tuple[datetime, float, float, float, float, float]]
     orders: tuple[_SimOrder, ...]  # in submission order, the order open ones take a bar's volume
+    executions: tuple[Execution, ...] = ()  # every fill, oldest first (absent from accounts saved before)
 
 
 class SimBroker:
@@ -202,6 +205,7 @@ class SimBroker:
         self._orders: dict[str, _SimOrder] = {}
         # Open orders in submission order, the order in which they take a bar's volume.
         self._open: dict[str, _SimOrder] = {}
+        self._executions: list[Execution] = []
 
     def export_state(self) -> SimBrokerState:
         book = self._book
@@ -213,6 +217,7 @@ class SimBroker:
             now=self._now,
             last_bars={symbol: tuple(bar) for symbol, bar in self._last_bars.items()},  # type: ignore[misc]
             orders=tuple(self._orders.values()),
+            executions=tuple(self._executions),
         )
 
     def restore(self, state: SimBrokerState) -> None:
@@ -224,6 +229,7 @@ class SimBroker:
         self._last_bars = {symbol: Bar(*bar) for symbol, bar in state.last_bars.items()}
         self._orders = {sim.order.client_order_id: sim for sim in state.orders}
         self._open = {cid: sim for cid, sim in self._orders.items() if not sim.status.is_final}
+        self._executions = list(state.executions)
 
     @property
     def now(self) -> datetime | None:
@@ -295,17 +301,19 @@ class SimBroker:
         sim.filled_avg_price = (sim.filled_qty * (sim.filled_avg_price or 0.0) + qty * price) / filled
         sim.filled_qty = filled
         sim.updated_at = ts
-        self._book.apply_fill(
-            Fill(
-                fill_id=f"{order.client_order_id}:{filled:.10g}",
-                client_order_id=order.client_order_id,
-                symbol=symbol,
-                side=order.side,
-                qty=qty,
-                price=price,
-                fee=self.fee(symbol, qty * price),
-                ts_event=ts.astimezone(UTC),
-            )
+        fill = Fill(
+            fill_id=f"{order.client_order_id}:{filled:.10g}",
+            client_order_id=order.client_order_id,
+            symbol=symbol,
+            side=order.side,
+            qty=qty,
+            price=price,
+            fee=self.fee(symbol, qty * price),
+            ts_event=ts.astimezone(UTC),
+        )
+        self._book.apply_fill(fill)
+        self._executions.append(
+            Execution(fill.fill_id, sim.broker_order_id, symbol, order.side, qty, price, fill.ts_event)
         )
         return True
 
@@ -404,6 +412,9 @@ class SimBroker:
 
     def recent_orders(self, since: datetime) -> list[BrokerOrder]:
         return [sim.snapshot() for sim in self._orders.values() if sim.submitted_at > since]
+
+    def executions(self, since: datetime) -> list[Execution]:
+        return [execution for execution in self._executions if execution.ts > since]
 
     def cancel(self, client_order_id: str) -> None:
         """Cancel an open order; a final one keeps its state, an unknown id is a BrokerError."""

@@ -118,6 +118,12 @@ class EngineState:
     # The shortest time between two of the run's cycles: when the next one is expected (a pause
     # of the run lengthens one interval, never this).
     cycle_interval: timedelta | None = None
+    # Differences with the broker left standing, symbol -> (managed qty, broker qty): each is
+    # recorded when it appears or changes, not again every cycle it persists.
+    standing_differences: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # Per symbol, the newest of the broker's outside fills a reconciliation has weighed: a later one
+    # looks only at fills after it, so no fill closes managed quantity twice.
+    outside_fills_seen: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def cycle_no(self) -> int:
@@ -239,6 +245,8 @@ def run_cycle(
         },
         last_cycle_at=now,
         cycle_interval=cycle_interval,
+        standing_differences=state.standing_differences,
+        outside_fills_seen=state.outside_fills_seen,
     )
     return CycleResult(
         now=now,
@@ -386,55 +394,153 @@ def reconcile_positions(
     prices: Mapping[str, float],
     working_symbols: frozenset[str],
     now: datetime,
+    outside_fills: Sequence[Fill] = (),
 ) -> Reconciliation:
     """Make the managed positions agree with the broker's holdings; the broker wins.
 
     Symbols with an order still working are skipped: their fills are still arriving. A
-    managed quantity the broker no longer holds (closed by hand, liquidated, lost in a
-    crash) is closed as 'reconcile' at the symbol's last price, newest trade first, charged
-    the entry fees it carries (no exit fee: HYDRA did not trade it away); it feeds neither
-    the strategy's statistics nor the loss streak, since no strategy chose that exit. A
-    holding larger than the managed quantity stays unmanaged: it counts in the book and so
-    in every exposure limit, but HYDRA places no stop on it.
+    managed quantity the broker no longer holds (closed by hand, liquidated, lost in a crash)
+    is closed as 'reconcile', newest trade first, at the prices the broker sold it at:
+    `outside_fills` are the broker's fills of orders HYDRA did not place; those that reduce
+    the managed side, made since the symbol's oldest trade opened and after the fills an earlier
+    reconciliation weighed (`state.outside_fills_seen`), explain the quantity gone, newest
+    first, each charged its fee pro rata. What no such fill explains closes at the symbol's
+    last price (else the entry), with no exit fee. A trade closed in part stays open for the rest, each part's P&L kept
+    (core.positions.close_position). A close carries the entry fees of the part closed; it
+    feeds neither the strategy's statistics nor the loss streak, since no strategy chose that
+    exit. A holding larger than the managed quantity stays unmanaged: it counts in the book
+    and so in every exposure limit, but HYDRA places no stop on it.
+
+    A difference that stays (an unmanaged excess) is reported once, and again only when
+    either quantity changes: `state.standing_differences` remembers it.
     """
+    managed = _managed_qty(state)
+    positions = list(state.positions)
+    standing = dict(state.standing_differences)
+    seen = {symbol: ts for symbol, ts in state.outside_fills_seen.items() if symbol in managed}
+    closed: list[ClosedTrade] = []
+    differences: list[PositionDifference] = []
+    for symbol in sorted((managed.keys() | broker_qty.keys() | standing.keys()) - working_symbols):
+        held = broker_qty.get(symbol, 0.0)
+        expected = managed.get(symbol, 0.0)
+        if _agrees(held, expected):
+            standing.pop(symbol, None)
+            continue
+        missing = _missing_at_broker(expected, held)
+        if missing <= _QTY_TOLERANCE * abs(expected):
+            known = standing.get(symbol)
+            standing[symbol] = (expected, held)
+            if known is None or not (_agrees(known[0], expected) and _agrees(known[1], held)):
+                differences.append(
+                    PositionDifference(symbol, expected, held, "broker holds more: the excess stays unmanaged")
+                )
+            continue
+        standing.pop(symbol, None)
+        since = min(p.opened_at for p in positions if p.symbol == symbol)
+        if symbol in seen:
+            since = max(since, seen[symbol])
+        weighed = sorted(
+            (f for f in outside_fills if f.symbol == symbol and f.ts_event > since),
+            key=lambda f: f.ts_event,
+            reverse=True,
+        )
+        if weighed:
+            seen[symbol] = weighed[0].ts_event
+        reducing = Side.SELL if expected > 0 else Side.BUY
+        exits = [f for f in weighed if f.side is reducing]
+        at_last_price = _close_missing(positions, symbol, missing, exits, prices.get(symbol), now, closed)
+        resolution = f"broker wins: managed qty {missing:g} closed as 'reconcile'"
+        if at_last_price > _QTY_TOLERANCE * missing:
+            resolution += f"; {at_last_price:g} of it at the last price, no fill at the broker explaining it"
+        differences.append(PositionDifference(symbol, expected, held, resolution))
+    reconciled = replace(
+        state,
+        positions=tuple(sorted(positions, key=lambda p: p.trade_id)),
+        standing_differences=standing,
+        outside_fills_seen=seen,
+    )
+    return Reconciliation(reconciled, tuple(closed), tuple(differences))
+
+
+def short_at_broker(
+    state: EngineState, broker_qty: Mapping[str, float], working_symbols: frozenset[str]
+) -> dict[str, datetime]:
+    """Symbols whose managed quantity the broker no longer fully holds, each with when its oldest
+    managed trade opened: since when the broker's fills can explain what is gone."""
+    managed = _managed_qty(state)
+    short = {
+        symbol
+        for symbol, expected in managed.items()
+        if symbol not in working_symbols
+        and _missing_at_broker(expected, broker_qty.get(symbol, 0.0)) > _QTY_TOLERANCE * abs(expected)
+    }
+    opened: dict[str, datetime] = {}
+    for position in state.positions:
+        if position.symbol in short:
+            opened[position.symbol] = min(opened.get(position.symbol, position.opened_at), position.opened_at)
+    return opened
+
+
+def _managed_qty(state: EngineState) -> dict[str, float]:
     managed: dict[str, float] = {}
     for position in state.positions:
         managed[position.symbol] = managed.get(position.symbol, 0.0) + position.side.sign * position.qty
-    positions = list(state.positions)
-    closed: list[ClosedTrade] = []
-    differences: list[PositionDifference] = []
-    for symbol in sorted((managed.keys() | broker_qty.keys()) - working_symbols):
-        held = broker_qty.get(symbol, 0.0)
-        expected = managed.get(symbol, 0.0)
-        if abs(held - expected) <= _QTY_TOLERANCE * max(1.0, abs(held), abs(expected)):
-            continue
-        # What the broker still holds in the managed direction; the rest of the managed qty is gone.
-        kept = max(0.0, held * math.copysign(1.0, expected)) if expected else 0.0
-        missing = abs(expected) - kept
-        if missing <= _QTY_TOLERANCE * abs(expected):
-            differences.append(
-                PositionDifference(symbol, expected, held, "broker holds more: the excess stays unmanaged")
-            )
-            continue
-        price = prices.get(symbol)
-        for position in sorted(
-            (p for p in positions if p.symbol == symbol), key=lambda p: (p.opened_at, p.trade_id), reverse=True
-        ):
-            if missing <= 0.0:
-                break
-            trade = close_position(position, price or position.entry, now, ExitReason.RECONCILE, qty=missing)
-            missing -= trade.position.qty
+    return managed
+
+
+def _agrees(held: float, expected: float) -> bool:
+    return abs(held - expected) <= _QTY_TOLERANCE * max(1.0, abs(held), abs(expected))
+
+
+def _missing_at_broker(expected: float, held: float) -> float:
+    """How much of the managed quantity the broker no longer holds in the managed direction."""
+    if not expected:
+        return 0.0
+    kept = max(0.0, held * math.copysign(1.0, expected))
+    return max(0.0, abs(expected) - kept)
+
+
+def _close_missing(
+    positions: list[ManagedPosition],
+    symbol: str,
+    missing: float,
+    exits: Sequence[Fill],
+    last_price: float | None,
+    now: datetime,
+    closed: list[ClosedTrade],
+) -> float:
+    """Close `missing` of the symbol's positions (newest first) at the `exits` (newest first), in
+    parts where a fill and a trade do not match in size; returns the quantity no exit explained."""
+    unexplained = 0.0
+    remaining = [f.qty for f in exits]
+    used = 0
+    for position in sorted(
+        (p for p in positions if p.symbol == symbol), key=lambda p: (p.opened_at, p.trade_id), reverse=True
+    ):
+        if missing <= _QTY_TOLERANCE:
+            break
+        positions.remove(position)
+        rest: ManagedPosition | None = position
+        while rest is not None and missing > _QTY_TOLERANCE * rest.qty:
+            qty = min(missing, rest.qty)
+            if used < len(exits):
+                fill = exits[used]
+                qty = min(qty, remaining[used])
+                trade = close_position(
+                    rest, fill.price, fill.ts_event, ExitReason.RECONCILE, fill.fee * qty / fill.qty, qty=qty
+                )
+                remaining[used] -= trade.position.qty
+                if remaining[used] <= _QTY_TOLERANCE * fill.qty:
+                    used += 1
+            else:
+                trade = close_position(rest, last_price or rest.entry, now, ExitReason.RECONCILE, qty=qty)
+                unexplained += trade.position.qty
             closed.append(trade)
-            positions.remove(position)
-            if trade.rest is not None:
-                positions.append(trade.rest)
-        differences.append(
-            PositionDifference(
-                symbol, expected, held, f"broker wins: managed qty {abs(expected) - kept:g} closed as 'reconcile'"
-            )
-        )
-    reconciled = replace(state, positions=tuple(sorted(positions, key=lambda p: p.trade_id)))
-    return Reconciliation(reconciled, tuple(closed), tuple(differences))
+            missing -= trade.position.qty
+            rest = trade.rest
+        if rest is not None:
+            positions.append(rest)
+    return unexplained
 
 
 # Fractional quantities summed from fills differ from the broker's by a few ulps.

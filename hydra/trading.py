@@ -12,6 +12,10 @@ that dies in between leaves 'pending' rows; the next run looks each one up at th
 its deterministic client order id, and either follows it (it arrived) or closes it as never
 sent. Orders the broker has under HYDRA's id prefix that no run recorded at all (a restored
 warehouse, a hand-placed order) are recorded once, with a reconciliation row saying so.
+
+Positions changed by hand at the broker are reconciled at the broker's own fills (its FILL
+activities, `Broker.executions`) of the orders no run of HYDRA placed: a trade closed by hand
+gets the P&L the broker booked, in parts when it was closed in parts.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from core.book import Book, Holding
 from core.calendar import MarketCalendar
 from core.codec import decode
 from core.config import EngineConfig
-from core.pipeline import EngineState, apply_fills, forget_orders, reconcile_positions, run_cycle
+from core.pipeline import EngineState, apply_fills, forget_orders, reconcile_positions, run_cycle, short_at_broker
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
 from core.types import Fill, Order, Side
@@ -158,7 +162,9 @@ class TradingSession:
         working = frozenset(t.order.symbol for cid, t in self.tracked.items() if cid not in finished)
         broker_qty = {symbol: holding.qty for symbol, holding in book.holdings().items()}
         prices = {symbol: price for symbol in broker_qty if (price := book.last_price(symbol)) is not None}
-        reconciled = reconcile_positions(outcome.state, broker_qty, prices, working, now)
+        short = short_at_broker(outcome.state, broker_qty, working)
+        outside = self._outside_fills(min(short.values()), frozenset(short)) if short else []
+        reconciled = reconcile_positions(outcome.state, broker_qty, prices, working, now, outside)
         state = forget_orders(reconciled.state, finished)
         for cid in finished:
             del self.tracked[cid]
@@ -242,6 +248,35 @@ class TradingSession:
                 tracked.recorded_qty = view.filled_qty
                 tracked.recorded_avg_price = view.filled_avg_price
         return fills, updates, never_sent
+
+    def _outside_fills(self, since: datetime, symbols: frozenset[str]) -> list[Fill]:
+        """The broker's fills of `symbols` since `since` of orders no run of HYDRA placed (closed
+        by hand, liquidated): what reconciliation closes managed trades at."""
+        executions = [e for e in self.broker.executions(since) if e.symbol in symbols]
+        if not executions:
+            return []
+        with self.warehouse.connect() as con:
+            hydra_orders = set(
+                query_frame(
+                    con, "read/known_broker_orders", {"broker_order_ids": [e.broker_order_id for e in executions]}
+                ).get_column("broker_order_id")
+            )
+        hydra_orders |= {t.view.broker_order_id for t in self.tracked.values() if t.view is not None}
+        return [
+            # An order placed outside HYDRA has no client id of HYDRA's: the broker's own names it.
+            Fill(
+                e.execution_id,
+                e.broker_order_id,
+                e.symbol,
+                e.side,
+                e.qty,
+                e.price,
+                self.broker.fee(e.symbol, e.qty * e.price),
+                e.ts,
+            )
+            for e in executions
+            if e.broker_order_id not in hydra_orders
+        ]
 
     def _submit(self, orders: Sequence[Order]) -> tuple[dict[str, BrokerOrder], dict[str, str]]:
         views: dict[str, BrokerOrder] = {}

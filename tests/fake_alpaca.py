@@ -52,6 +52,9 @@ NOW = datetime(2026, 3, 2, 15, 15, tzinfo=UTC)
 ORDERS = "/v2/orders"
 BY_CLIENT_ID = "/v2/orders:by_client_order_id"
 ASSETS = "/v2/assets/"
+ACTIVITIES = "/v2/account/activities"
+ACCOUNT_ID = "a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+ACTIVITIES_PAGE_MAX = 100
 FINAL_ALPACA_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced")
 RETRIES = 2
 
@@ -82,6 +85,7 @@ class FakeAlpaca:
         self.orders: dict[str, dict[str, Any]] = {}
         self.posted: list[dict[str, Any]] = []
         self.positions: list[dict[str, Any]] = payload("positions.json")
+        self.activities: list[dict[str, Any]] = []  # FILL activities, oldest first
         self.clock: dict[str, Any] = payload("clock_open.json")
         self.account: dict[str, Any] = payload("account.json")
         self.assets: dict[str, dict[str, Any]] = {asset["symbol"]: asset for asset in payload("assets.json")}
@@ -108,6 +112,8 @@ class FakeAlpaca:
         if request.method == "GET" and request.path.startswith(ASSETS):
             asset = self.asset(request.path.removeprefix(ASSETS))
             return reply(asset) if asset else reply(payload("error_404_asset_not_found.json"), 404)
+        if request.method == "GET" and request.path in (ACTIVITIES, ACTIVITIES + "/FILL"):
+            return self.fill_activities(request)
         if request.method == "DELETE" and request.path.startswith(ORDERS + "/"):
             return self.cancel(request.path.rsplit("/", 1)[1])
         return reply({"code": 40410000, "message": "endpoint not found"}, 404)
@@ -219,6 +225,73 @@ class FakeAlpaca:
                 order["status"] = "canceled"
                 return Response(status=204)
         return reply(payload("error_404_order_not_found.json"), 404)
+
+    def fill_activities(self, request: Request) -> Response:
+        """GET /v2/account/activities[/FILL]: FILL rows after `after`, paged by `page_token` (an id)."""
+        types = request.args.get("activity_types", "FILL") if request.path == ACTIVITIES else "FILL"
+        if types != "FILL":
+            return reply({"code": 40010001, "message": f"invalid activity type: {types}"}, 422)
+        rows = list(self.activities)
+        if "after" in request.args:
+            after = datetime.fromisoformat(request.args["after"].replace("Z", "+00:00"))
+            rows = [a for a in rows if datetime.fromisoformat(a["transaction_time"].replace("Z", "+00:00")) > after]
+        if request.args.get("direction", "desc") == "desc":
+            rows.reverse()
+        if "page_token" in request.args:
+            ids = [a["id"] for a in rows]
+            rows = rows[ids.index(request.args["page_token"]) + 1 :]
+        return reply(rows[: min(int(request.args.get("page_size", ACTIVITIES_PAGE_MAX)), ACTIVITIES_PAGE_MAX)])
+
+    def execute(self, order: dict[str, Any], qty: float, price: float, at: datetime) -> dict[str, Any]:
+        """Fill `qty` more of `order` at `price`: the order's cumulative fields and a FILL activity, as Alpaca."""
+        filled = float(order.get("filled_qty") or 0) + qty
+        average = (float(order.get("filled_avg_price") or 0) * (filled - qty) + price * qty) / filled
+        done = filled >= float(order["qty"]) - 1e-9
+        stamp = at.isoformat().replace("+00:00", "Z")
+        order.update(
+            status="filled" if done else "partially_filled",
+            filled_qty=decimal_text(filled),
+            filled_avg_price=decimal_text(round(average, 9)),
+            filled_at=stamp if done else None,
+            updated_at=stamp,
+        )
+        activity = {
+            "id": f"{at:%Y%m%d%H%M%S%f}::{uuid.uuid4()}",
+            "account_id": ACCOUNT_ID,
+            "activity_type": "FILL",
+            "transaction_time": stamp,
+            "type": "fill" if done else "partial_fill",
+            "price": decimal_text(price),
+            "qty": decimal_text(qty),
+            "side": order["side"],
+            "symbol": order["symbol"],
+            "leaves_qty": decimal_text(float(order["qty"]) - filled),
+            "order_id": order["id"],
+            "cum_qty": decimal_text(filled),
+            "order_status": order["status"],
+        }
+        self.activities.append(activity)
+        return activity
+
+    def trade_by_hand(self, symbol: str, side: str, qty: float, price: float, at: datetime) -> dict[str, Any]:
+        """An order placed and filled in Alpaca's dashboard: not HYDRA's id, filled at `price`."""
+        stamp = at.isoformat().replace("+00:00", "Z")
+        order = payload("order_filled.json") | {
+            "id": str(uuid.uuid4()),
+            "client_order_id": str(uuid.uuid4()),
+            "symbol": symbol,
+            "asset_class": "crypto" if "/" in symbol else "us_equity",
+            "qty": decimal_text(qty),
+            "filled_qty": "0",
+            "filled_avg_price": None,
+            "side": side,
+            "time_in_force": "gtc" if "/" in symbol else "day",
+            "created_at": stamp,
+            "submitted_at": stamp,
+        }
+        self.orders[order["client_order_id"]] = order
+        self.execute(order, qty, price, at)
+        return order
 
     def put(self, name: str, client_id: str | None = None, **fields: Any) -> dict[str, Any]:
         order = payload(name) | fields

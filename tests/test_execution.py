@@ -4,7 +4,7 @@ alpaca-py client): restart safety, crash recovery and reconciliation, checked in
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +26,9 @@ def fake(alpaca_server: HTTPServer) -> FakeAlpaca:
     return alpaca
 
 
+FILLED_AT = datetime(2026, 3, 2, 15, 0, 1, tzinfo=UTC)
+
+
 def resume(warehouse: Warehouse, alpaca_server: HTTPServer) -> TradingSession:
     return resume_session(warehouse, alpaca_server.url_for("").rstrip("/"))
 
@@ -37,18 +40,29 @@ def rows(warehouse: Warehouse, sql: str, **params: object) -> list[tuple[Any, ..
 
 def fill_at_alpaca(fake: FakeAlpaca, client_id: str, price: float) -> None:
     order = fake.orders[client_id]
-    order.update(
-        status="filled",
-        filled_qty=order["qty"],
-        filled_avg_price=decimal_text(price),
-        filled_at="2026-03-02T15:00:01Z",
-        updated_at="2026-03-02T15:00:01Z",
-    )
-    fake.positions = [
-        payload("positions.json")[0]
-        | {"symbol": "SPY", "asset_class": "us_equity", "qty": order["qty"], "avg_entry_price": decimal_text(price)}
-        | {"market_value": decimal_text(float(order["qty"]) * price), "side": "long"}
-    ]
+    fake.execute(order, float(order["qty"]), price, FILLED_AT)
+    hold_at_alpaca(fake, "SPY", float(order["qty"]), price)
+
+
+def hold_at_alpaca(fake: FakeAlpaca, symbol: str, qty: float, price: float) -> None:
+    """Alpaca's position in `symbol` becomes `qty` (long) bought at `price`; 0 closes it."""
+    others = [p for p in fake.positions if p["symbol"] != symbol]
+    held = payload("positions.json")[0] | {
+        "symbol": symbol,
+        "asset_class": "us_equity",
+        "qty": decimal_text(qty),
+        "avg_entry_price": decimal_text(price),
+        "market_value": decimal_text(qty * price),
+        "side": "long",
+    }
+    fake.positions = others + ([held] if qty else [])
+
+
+def cancel_working(fake: FakeAlpaca) -> None:
+    """Cancel the buys HYDRA left working, as a person closing the position by hand would."""
+    for working in fake.orders.values():
+        if working["status"] == "accepted":
+            working["status"] = "canceled"
 
 
 def test_an_order_whose_answer_was_lost_in_a_crash_is_found_and_recorded_once(
@@ -159,9 +173,7 @@ def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile
     assert rows(warehouse, "SELECT status FROM trades WHERE run_id = $run_id") == [("open",)]
 
     fake.positions = []  # closed by hand in Alpaca's dashboard, with the buy the last cycle left working
-    for working in fake.orders.values():
-        if working["status"] == "accepted":
-            working["status"] = "canceled"
+    cancel_working(fake)
     step(resume(warehouse, alpaca_server), now + 2 * MINUTE)
     assert rows(warehouse, "SELECT status, exit_reason FROM trades WHERE run_id = $run_id ORDER BY entry_ts")[0] == (
         "closed",
@@ -173,6 +185,85 @@ def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile
     )
     assert (kind, subject, held) == ("position_mismatch", "SPY", "0")
     assert float(managed) == float(fake.orders[order.client_order_id]["qty"])
+
+
+def test_a_position_closed_by_hand_is_closed_at_the_price_alpaca_filled(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    session = resume(warehouse, alpaca_server)
+    [order] = step(session, now).result.orders
+    fill_at_alpaca(fake, order.client_order_id, 503.0)
+    step(session, now + MINUTE)
+    qty = float(fake.orders[order.client_order_id]["qty"])
+
+    cancel_working(fake)
+    sold_at = 503.0 + 7.12 / qty  # closed in Alpaca's dashboard, 7.12 dollars up
+    fake.trade_by_hand("SPY", "sell", qty, sold_at, now + MINUTE + timedelta(seconds=30))
+    hold_at_alpaca(fake, "SPY", 0.0, 503.0)
+    step(resume(warehouse, alpaca_server), now + 2 * MINUTE)
+
+    [(status, reason, exit_price, pnl)] = rows(
+        warehouse,
+        "SELECT status, exit_reason, exit_price, pnl FROM trades WHERE run_id = $run_id AND trade_id = $id",
+        id=order.client_order_id,
+    )
+    assert (status, reason) == ("closed", "reconcile")
+    assert exit_price == pytest.approx(sold_at)
+    assert pnl == pytest.approx(7.12)
+
+
+def test_a_position_closed_by_hand_in_two_halves_keeps_each_half_s_pnl(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    session = resume(warehouse, alpaca_server)
+    [order] = step(session, now).result.orders
+    fill_at_alpaca(fake, order.client_order_id, 503.0)
+    step(session, now + MINUTE)
+    qty = float(fake.orders[order.client_order_id]["qty"])
+    trade = "SELECT status, qty, pnl, exit_price FROM trades WHERE run_id = $run_id AND trade_id = $id"
+
+    cancel_working(fake)
+    fake.trade_by_hand("SPY", "sell", qty / 2, 510.0, now + MINUTE + timedelta(seconds=30))
+    hold_at_alpaca(fake, "SPY", qty / 2, 503.0)
+    halved = resume(warehouse, alpaca_server)
+    step(halved, now + 2 * MINUTE)
+    [(status, entered, pnl, _)] = rows(warehouse, trade, id=order.client_order_id)
+    assert (status, entered) == ("open", qty)  # half is still held: the trade stays open
+    assert pnl == pytest.approx(7.0 * qty / 2)
+    [position] = halved.state.positions
+    assert position.qty == pytest.approx(qty / 2)
+
+    cancel_working(fake)
+    fake.trade_by_hand("SPY", "sell", qty / 2, 506.0, now + 2 * MINUTE + timedelta(seconds=30))
+    hold_at_alpaca(fake, "SPY", 0.0, 503.0)
+    step(resume(warehouse, alpaca_server), now + 3 * MINUTE)
+    [(status, _, pnl, exit_price)] = rows(warehouse, trade, id=order.client_order_id)
+    # What the broker made: two sells of half against the buy at 503.
+    assert (status, exit_price) == ("closed", 506.0)
+    assert pnl == pytest.approx((510.0 - 503.0) * qty / 2 + (506.0 - 503.0) * qty / 2)
+
+
+def test_an_excess_the_broker_holds_is_recorded_once_per_difference(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    hold_at_alpaca(fake, "TLT", 10.0, 90.0)  # bought by hand: HYDRA never managed it
+    session = resume(warehouse, alpaca_server)
+    for minute in range(3):
+        step(session, now + minute * MINUTE)
+    hold_at_alpaca(fake, "TLT", 12.0, 90.0)  # a new difference
+    for minute in range(3, 5):
+        step(resume(warehouse, alpaca_server), now + minute * MINUTE)
+    assert rows(
+        warehouse,
+        "SELECT broker_value, resolution FROM reconciliations WHERE run_id = $run_id AND subject = 'TLT' "
+        "ORDER BY ts_event",
+    ) == [
+        ("10", "broker holds more: the excess stays unmanaged"),
+        ("12", "broker holds more: the excess stays unmanaged"),
+    ]
 
 
 def test_a_minute_already_decided_is_not_decided_again(

@@ -11,12 +11,14 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 from fake_alpaca import (
+    ACTIVITIES,
+    ACTIVITIES_PAGE_MAX,
     API_KEY,
     BY_CLIENT_ID,
     NOW,
@@ -536,6 +538,37 @@ def test_open_orders_asks_for_every_open_order(
 
 
 # --- cancel ----------------------------------------------------------------------------------
+
+
+def test_executions_are_alpacas_fill_activities_oldest_first_over_pages(
+    alpaca_server: HTTPServer, fake: FakeAlpaca, broker: AlpacaBroker
+) -> None:
+    since = NOW - timedelta(hours=1)
+    fake.trade_by_hand("SPY", "buy", 1.0, 500.0, since - timedelta(seconds=1))  # before `since`: left out
+    for i in range(ACTIVITIES_PAGE_MAX):
+        fake.trade_by_hand("SPY", "sell", 0.5, 500.0 + i, since + timedelta(seconds=i + 1))
+    short = fake.trade_by_hand("GLD", "sell", 3.0, 190.25, since + timedelta(minutes=5))
+    fake.activities[-1]["side"] = "sell_short"  # how Alpaca names a sale that opens a short
+    fake.trade_by_hand("BTCUSD", "buy", 0.25, 65_000.0, since + timedelta(minutes=6))
+
+    executions = broker.executions(since)
+    assert len(executions) == ACTIVITIES_PAGE_MAX + 2
+    assert [e.ts for e in executions] == sorted(e.ts for e in executions)
+    assert (executions[0].side, executions[0].qty, executions[0].price) == (Side.SELL, 0.5, 500.0)
+    gld, btc = executions[-2:]
+    assert (gld.symbol, gld.side, gld.qty, gld.price, gld.broker_order_id) == (
+        "GLD",
+        Side.SELL,
+        3.0,
+        190.25,
+        short["id"],
+    )
+    assert btc.symbol == "BTC/USD"  # activities name crypto without the slash
+    pages = [request.args for request, _ in alpaca_server.log if request.path == ACTIVITIES]
+    assert [(page["activity_types"], page["direction"], "page_token" in page) for page in pages] == [
+        ("FILL", "asc", False),
+        ("FILL", "asc", True),
+    ]
 
 
 def test_cancel_of_a_working_order_deletes_it_at_alpaca(

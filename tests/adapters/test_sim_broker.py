@@ -5,6 +5,7 @@ Unless a test says otherwise: 100,000 cash, slippage 10 bps, fee 10 bps, 10% of 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -20,8 +21,9 @@ from adapters.broker import (
     RefusalKind,
     new_fill,
 )
-from adapters.sim_broker import INSUFFICIENT_BUYING_POWER, Bar, SimBroker
+from adapters.sim_broker import INSUFFICIENT_BUYING_POWER, Bar, SimBroker, SimBrokerState
 from core.calendar import MarketCalendar, Sessions, market_calendar
+from core.codec import decode, encode
 from core.snapshot import micros
 from core.types import Order, Side
 
@@ -393,6 +395,26 @@ def test_an_order_larger_than_the_volume_share_fills_over_two_bars() -> None:
     assert new_fill(second, second.filled_qty, second.filled_avg_price, broker.fee, T0 + 3 * MIN) is None
     # 100,000 - 1,001 - 1.001 - 550.55 - 0.55055
     assert broker.account().cash == pytest.approx(98_446.89845)
+
+
+def test_each_fill_is_an_execution_kept_with_the_account() -> None:
+    broker = make_broker()
+    step(broker, T0, btc=bar(T0, 100.0, volume=100.0))
+    broker.submit(make_order("big", qty=15.0))
+    step(broker, T0 + MIN, btc=bar(T0 + MIN, 100.0, volume=100.0))
+    step(broker, T0 + 2 * MIN, btc=bar(T0 + 2 * MIN, 110.0, volume=100.0))
+    executions = broker.executions(T0)
+    assert [(e.symbol, e.side, e.qty, e.ts) for e in executions] == [
+        (BTC, Side.BUY, pytest.approx(10.0), T0 + MIN),
+        (BTC, Side.BUY, pytest.approx(5.0), T0 + 2 * MIN),
+    ]
+    assert [e.price for e in executions] == [pytest.approx(100.1), pytest.approx(110.11)]
+    assert {e.broker_order_id for e in executions} == {order_of(broker, "big").broker_order_id}
+    assert broker.executions(T0 + MIN) == executions[1:]  # only those after `since`
+
+    restored = make_broker()  # a fresh process takes over the account, as stored in the warehouse
+    restored.restore(decode(SimBrokerState, json.loads(json.dumps(encode(broker.export_state())))))
+    assert restored.executions(T0) == executions
 
 
 def test_a_completed_order_reports_exactly_its_qty() -> None:

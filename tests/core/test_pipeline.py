@@ -304,6 +304,77 @@ def test_reconciliation_closes_what_the_broker_no_longer_holds_and_leaves_an_exc
     assert waiting.state == state and waiting.differences == ()
 
 
+def spy_long(trade_id: str, qty: float, entry: float, opened_at: datetime, entry_fees: float = 0.0) -> ManagedPosition:
+    proposal = TradeProposal(
+        strategy="cross_asset",
+        symbol="SPY",
+        side=Side.BUY,
+        entry=entry,
+        stop=entry * 0.99,
+        target=entry * 1.02,
+        horizon=timedelta(hours=4),
+        confidence=0.7,
+        signal_ids=(),
+        ts_event=opened_at,
+    )
+    return open_position(proposal, trade_id, qty, entry, opened_at, entry_fees)
+
+
+def test_a_hand_close_is_reconciled_at_the_broker_s_fills_in_parts_newest_first() -> None:
+    older = spy_long("older", 10.0, 500.0, START, entry_fees=1.0)
+    newer = spy_long("newer", 6.0, 502.0, START + MINUTE)
+    state = EngineState(positions=(newer, older))
+    now = START + 30 * MINUTE
+
+    def sell(fill_id: str, qty: float, price: float, minute: int, side: Side = Side.SELL) -> Fill:
+        return Fill(fill_id, "manual", "SPY", side, qty, price, 0.01 * qty, START + minute * MINUTE)
+
+    # By hand: 4 sold at 510, then 8 at 505 (newest); a buy, and a TLT sale, explain nothing of SPY's long.
+    fills = [sell("a", 4.0, 510.0, 10), sell("b", 8.0, 505.0, 20), sell("c", 1.0, 400.0, 25, Side.BUY)]
+    fills.append(replace(sell("d", 9.0, 90.0, 26), symbol="TLT"))
+    outcome = reconcile_positions(state, {"SPY": 4.0}, {"SPY": 499.0}, frozenset(), now, fills)
+
+    parts = [(t.position.trade_id, t.position.qty, t.exit_price, t.exit_ts, t.rest is None) for t in outcome.closed]
+    assert parts == [
+        ("newer", 6.0, 505.0, START + 20 * MINUTE, True),
+        ("older", 2.0, 505.0, START + 20 * MINUTE, False),
+        ("older", 4.0, 510.0, START + 10 * MINUTE, False),
+    ]
+    older_parts = outcome.closed[1:]
+    assert [t.pnl for t in older_parts] == [
+        pytest.approx(5.0 * 2.0 - 0.2 - 0.02),  # its share of the entry fees and of the fill's fee
+        pytest.approx(10.0 * 4.0 - 0.4 - 0.04),
+    ]
+    [rest] = outcome.state.positions
+    assert (rest.trade_id, rest.qty, rest.entry_fees) == ("older", pytest.approx(4.0), pytest.approx(0.4))
+    [difference] = outcome.differences
+    assert difference.resolution == "broker wins: managed qty 12 closed as 'reconcile'"
+
+    # The rest goes with no new fill (those already weighed close nothing twice): the last price, said so.
+    gone = reconcile_positions(outcome.state, {}, {"SPY": 499.0}, frozenset(), now + MINUTE, fills[:2])
+    [last] = gone.closed
+    assert (last.exit_price, last.exit_ts, last.position.qty) == (499.0, now + MINUTE, pytest.approx(4.0))
+    assert gone.differences[0].resolution.endswith("4 of it at the last price, no fill at the broker explaining it")
+
+
+def test_a_standing_difference_is_reported_when_it_appears_or_changes_only() -> None:
+    state = EngineState(positions=(spy_long("t", 10.0, 500.0, START),))
+    now = START + 30 * MINUTE
+    reported = []
+    for held in ({"SPY": 10.0, "TLT": 5.0}, {"SPY": 10.0, "TLT": 5.0}, {"SPY": 12.0, "TLT": 5.0}, {"SPY": 12.0}):
+        outcome = reconcile_positions(state, held, {}, frozenset(), now)
+        state = outcome.state
+        reported.append([(d.symbol, d.managed_qty, d.broker_qty) for d in outcome.differences])
+        now += MINUTE
+    assert reported == [[("TLT", 0.0, 5.0)], [], [("SPY", 10.0, 12.0)], []]
+    assert state.standing_differences == {"SPY": (10.0, 12.0)}
+    # Once it agrees again it is forgotten: the same excess later is new.
+    state = reconcile_positions(state, {"SPY": 10.0}, {}, frozenset(), now).state
+    assert state.standing_differences == {}
+    again = reconcile_positions(state, {"SPY": 12.0}, {}, frozenset(), now + MINUTE)
+    assert [d.broker_qty for d in again.differences] == [12.0]
+
+
 def test_unfilled_entries_are_forgotten() -> None:
     state = cycles(3)[-1].state
     assert forget_orders(state, list(state.pending_entries)).pending_entries == {}
