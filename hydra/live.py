@@ -26,12 +26,12 @@ from adapters.alpaca_broker import AlpacaBroker
 from adapters.broker import Broker, BrokerError
 from adapters.sim_broker import Bar, SimBroker, SimBrokerState
 from core.calendar import MarketCalendar, Timeframe
-from core.codec import decode, encode
+from core.codec import decode
 from core.config import Mode, is_crypto
 from core.strategy import Availability, WindowData, availability
 from hydra.context import market_calendar
 from hydra.decide import KnownHistory, decision_windows, load_history, load_snapshot
-from hydra.recording import CycleRecord, Discrepancy, record_availability, store_value, stored_value
+from hydra.recording import CycleRecord, Discrepancy, KeptState, record_availability, stored_value
 from hydra.settings import HydraSettings
 from hydra.sources import SourceContext
 from hydra.trading import TradingSession
@@ -54,7 +54,7 @@ class TradingJob:
     context: SourceContext
     mode: Mode
     session: TradingSession
-    sim_broker: SimBroker | None  # the simulated account, saved after every cycle; None when paper trading
+    sim_broker: SimBroker | None  # the simulated account, saved with every record; None when paper trading
     adopted: bool = False  # whether the broker's unrecorded orders were looked for in this process
     # A replay's preloaded rows (`preload`); without them each cycle reads the warehouse.
     history: KnownHistory | None = None
@@ -103,6 +103,9 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
             sim_broker.restore(decode(SimBrokerState, saved))
         broker = sim_broker
     session = TradingSession.resume(context.warehouse, run_id, settings.engine, broker, REGISTRY, market_calendar())
+    if sim_broker is not None:
+        account = sim_broker
+        session.kept_with_records = lambda now: [KeptState(run_id, SIM_BROKER_KEY, account.export_state(), now)]
     if session.state.last_cycle_at is None:
         record_run(context, run_id, mode, label or f"{mode.value} session", status="running")
     return TradingJob(context, mode, session, sim_broker)
@@ -221,26 +224,23 @@ def adopt_unrecorded_orders(job: TradingJob, now: datetime, recorded_at: datetim
 
 
 def decide(job: TradingJob, now: datetime, recorded_at: datetime) -> CycleRecord:
-    """Read the snapshot as of `now`, run one cycle, submit and record; save the simulated account."""
+    """Read the snapshot as of `now`, run one cycle, submit and record (the simulated account with
+    each record, in its transaction)."""
     started = time.perf_counter()
     snapshot = load_snapshot(job.context.warehouse, job.context.settings.engine, now, job.history)
     read_ms = (time.perf_counter() - started) * 1000
     record = job.session.step_and_record(snapshot, now, recorded_at)
-    if job.session.buffer is None:  # a replay saves the account when it flushes its rows
-        save_sim_broker(job, now)
     return replace(record, timings_ms={"read": read_ms, **record.timings_ms}, feed_health=snapshot.feed_health)
 
 
 def flush(job: TradingJob, now: datetime) -> None:
-    """A replay's held rows and its simulated account, written together."""
-    if job.session.buffer is not None:
-        job.session.buffer.flush(job.context.warehouse)
-    save_sim_broker(job, now)
-
-
-def save_sim_broker(job: TradingJob, now: datetime) -> None:
-    if job.sim_broker is not None:
-        store_value(job.context.warehouse, job.run_id, SIM_BROKER_KEY, encode(job.sim_broker.export_state()), now)
+    """A replay's held rows and its simulated account, written in one transaction."""
+    buffer = job.session.buffer
+    if buffer is None:
+        return  # each cycle wrote its rows, and the account with them
+    for kept in job.session.kept_with_records(now):
+        buffer.keep_state(kept)
+    buffer.flush(job.context.warehouse)
 
 
 def record_run(

@@ -116,10 +116,16 @@ class KeptState:
 
 
 def record_cycle(
-    warehouse: Warehouse, run_id: str, record: CycleRecord, recorded_at: datetime, buffer: RecordBuffer | None = None
+    warehouse: Warehouse,
+    run_id: str,
+    record: CycleRecord,
+    recorded_at: datetime,
+    buffer: RecordBuffer | None = None,
+    kept: Sequence[KeptState] = (),
 ) -> None:
     """Write the cycle; its orders are written before they are sent (status 'pending'), so a run
-    that dies while submitting leaves every order it may have placed in the warehouse."""
+    that dies while submitting leaves every order it may have placed in the warehouse. `kept`
+    values (the simulated broker's account) are written in the same transaction."""
     closures = [
         {
             "run_id": run_id,
@@ -137,7 +143,7 @@ def record_cycle(
         for trade in record.closed
     ]
     state = KeptState(run_id, ENGINE_STATE_KEY, record.state, record.result.now)
-    _record(warehouse, cycle_rows(run_id, record, recorded_at), closures, state, buffer)
+    _record(warehouse, cycle_rows(run_id, record, recorded_at), closures, [state, *kept], buffer)
 
 
 def record_submissions(
@@ -147,29 +153,32 @@ def record_submissions(
     record: CycleRecord,
     recorded_at: datetime,
     buffer: RecordBuffer | None = None,
+    kept: Sequence[KeptState] = (),
 ) -> None:
-    """The broker's answers to a cycle's orders, and the state that follows from them."""
+    """The broker's answers to a cycle's orders, and the state that follows from them, in one
+    transaction with the `kept` values (the simulated broker's account that gave the answers)."""
     stamp = {"run_id": run_id, "ts_ingested": recorded_at}
     rows = [
         _order_row(stamp, order, record.orders.get(order.client_order_id), record.refused.get(order.client_order_id))
         for order in orders
     ]
     state = KeptState(run_id, ENGINE_STATE_KEY, record.state, record.result.now)
-    _record(warehouse, {"orders": rows}, [], state, buffer)
+    _record(warehouse, {"orders": rows}, [], [state, *kept], buffer)
 
 
 def _record(
     warehouse: Warehouse,
     rows: Mapping[str, Sequence[dict[str, Any]]],
     closures: Sequence[dict[str, Any]],
-    state: KeptState,
+    states: Sequence[KeptState],
     buffer: RecordBuffer | None,
 ) -> None:
     if buffer is None:
-        _write(warehouse, {**rows, "engine_state": [state.row()]}, closures)
+        _write(warehouse, {**rows, "engine_state": [state.row() for state in states]}, closures)
     else:
         buffer.add(rows, closures)
-        buffer.keep_state(state)
+        for state in states:
+            buffer.keep_state(state)
 
 
 def _write(

@@ -7,7 +7,9 @@ the warehouse, so a fresh process (each served flow run is one)
 resumes a run exactly where the last one stopped (`TradingSession.resume`).
 
 Crash safety is a write-ahead rule: a cycle's decisions and orders are recorded (orders as
-'pending') before any order is sent, and the broker's answers are recorded after. A run
+'pending') before any order is sent, and the broker's answers are recorded after. The simulated
+broker's account is part of the warehouse: it is written in the same transactions
+(`kept_with_records`), so a crash can never leave answers recorded that the account lost. A run
 that dies in between leaves 'pending' rows; the next run looks each one up at the broker by
 its deterministic client order id, and either follows it (it arrived) or closes it as never
 sent. Orders the broker has under HYDRA's id prefix that no run recorded at all (a restored
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +42,7 @@ from hydra.recording import (
     ENGINE_STATE_KEY,
     CycleRecord,
     Discrepancy,
+    KeptState,
     RecordBuffer,
     record_cycle,
     record_orders,
@@ -81,6 +84,10 @@ class TradingSession:
     state: EngineState = field(default_factory=EngineState)
     tracked: dict[str, TrackedOrder] = field(default_factory=dict)
     buffer: RecordBuffer | None = None  # a replay's: rows held until it flushes; None writes each cycle
+    # Values written in the same transaction as each of the cycle's records when they are written
+    # at once (no buffer): the simulated broker's account (hydra.live), so the warehouse never
+    # holds an answer of the broker that the saved account lacks. A replay's are kept at its flush.
+    kept_with_records: Callable[[datetime], Sequence[KeptState]] = lambda now: ()
 
     @classmethod
     def resume(
@@ -207,18 +214,23 @@ class TradingSession:
             decision_ms=(marks[2] - marks[1]) * 1000,
             reconciliations=discrepancies,
         )
-        record_cycle(self.warehouse, self.run_id, record, recorded_at, self.buffer)
+        record_cycle(self.warehouse, self.run_id, record, recorded_at, self.buffer, self._kept(now))
         marks.append(time.perf_counter())
         views, refused = self._submit(result.orders)
         self.state = forget_orders(result.state, list(refused))
         marks.append(time.perf_counter())
         submitted = replace(record, state=self.state, orders=views, refused=refused)
         if result.orders:
-            record_submissions(self.warehouse, self.run_id, result.orders, submitted, recorded_at, self.buffer)
+            record_submissions(
+                self.warehouse, self.run_id, result.orders, submitted, recorded_at, self.buffer, self._kept(now)
+            )
         marks.append(time.perf_counter())
         ms = [(later - earlier) * 1000 for earlier, later in itertools.pairwise(marks)]
         timings = {"broker": ms[0], "decide": ms[1], "record": ms[2] + ms[4], "submit": ms[3]}
         return replace(submitted, timings_ms=timings)
+
+    def _kept(self, now: datetime) -> Sequence[KeptState]:
+        return self.kept_with_records(now) if self.buffer is None else ()
 
     def _collect_fills(self, now: datetime) -> tuple[list[Fill], list[tuple[Order, BrokerOrder]], list[Discrepancy]]:
         """New fills of the tracked orders, the orders whose state at the broker changed, and
