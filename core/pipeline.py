@@ -16,7 +16,10 @@
 8. READINESS  what kept the cycle, or a strategy in it, from trading, and when it will be
               ready (core.readiness).
 
-Fills come back from whichever broker the world has, through `apply_fills`, which opens
+The broker's answers to the orders come back through `settle_submissions`: an entry the
+broker accepted counts as a trade of the day, a refused order ends, and a view refused for a
+reason that lasts (not shortable, no fractional shorts, not tradable, shorting disabled) is
+not proposed again until it ends. Fills come back through `apply_fills`, which opens
 and closes managed positions, feeds closed trades to the risk manager (consecutive
 losses -> cooldown) and to adaptation (weights, reliabilities). Everything the next cycle
 needs is in the returned EngineState, so a restarted process resumes exactly.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -71,7 +74,7 @@ from core.positions import (
 from core.ranking import RankedProposal, rank_proposals
 from core.readiness import Readiness, cycle_readiness
 from core.regime import UNKNOWN_VERSION, DetectorState, RegimeDetector, estimate_regime
-from core.risk import RiskEvent, RiskManager, RiskState
+from core.risk import RiskEvent, RiskManager, RiskState, WorkingOrder
 from core.signals import AggregatedSignal, Modifier, aggregate_signals
 from core.snapshot import BarArrays, MarketSnapshot, from_micros, micros_of
 from core.strategy import (
@@ -106,6 +109,19 @@ AGREEMENT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedView:
+    """A strategy's view on a symbol and side whose entry the broker refused for a reason that will
+    not change within the view (the refusal's `code`): the strategy counts it as entered, so it
+    proposes it no more, until `until`, the end of the refused proposal's horizon."""
+
+    strategy: str
+    symbol: str
+    side: Side
+    code: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class EngineState:
     """What one cycle hands the next; stored in the warehouse so a restart resumes exactly."""
 
@@ -124,6 +140,7 @@ class EngineState:
     # Per symbol, the newest of the broker's outside fills a reconciliation has weighed: a later one
     # looks only at fills after it, so no fill closes managed quantity twice.
     outside_fills_seen: Mapping[str, datetime] = field(default_factory=dict)
+    refused_views: tuple[RefusedView, ...] = ()
 
     @property
     def cycle_no(self) -> int:
@@ -186,7 +203,10 @@ def run_cycle(
     strategies: Sequence[Strategy],
     is_tradable: Callable[[str, datetime], bool],
     calendar: MarketCalendar,
+    working: Sequence[WorkingOrder] = (),
 ) -> CycleResult:
+    """`working` are the orders of earlier cycles the broker still works on: entries take their
+    exposure until they end."""
     market = _Market.of(snapshot, now)
     book = book.copy()
     book.mark_all(market.last_prices)
@@ -207,7 +227,9 @@ def run_cycle(
     regime_known = reading.model_version != UNKNOWN_VERSION
 
     holdings = {symbol: holding.qty for symbol, holding in book.holdings().items()}
-    outputs, abstentions = _evaluate(strategies, snapshot, reading, now, config, holdings, _entered_views(state))
+    refused_views = tuple(view for view in state.refused_views if view.until > now)
+    entered = _entered_views(state.positions, state.pending_entries.values(), refused_views)
+    outputs, abstentions = _evaluate(strategies, snapshot, reading, now, config, holdings, entered)
     signals = tuple(signal for output in outputs.values() for signal in output.signals)
     modifiers: tuple[Modifier, ...] = tuple(m for output in outputs.values() for m in output.modifiers)
     reliability = reliabilities(state.performance_of(s.name) for s in strategies)
@@ -225,6 +247,7 @@ def run_cycle(
         now,
         stats={s.name: state.performance_of(s.name).stats for s in strategies},
         realized_vol=market.daily_volatility,
+        working=working,
     )
     decisions = (*evaluation.decisions, *blocked)
 
@@ -247,6 +270,7 @@ def run_cycle(
         cycle_interval=cycle_interval,
         standing_differences=state.standing_differences,
         outside_fills_seen=state.outside_fills_seen,
+        refused_views=refused_views,
     )
     return CycleResult(
         now=now,
@@ -351,6 +375,30 @@ def apply_fills(
         pending_entries=pending,
     )
     return FillOutcome(new_state, tuple(opened), tuple(closed), tuple(updates), tuple(events))
+
+
+def settle_submissions(state: EngineState, accepted: Collection[str], refused: Mapping[str, str | None]) -> EngineState:
+    """What the broker's answers to orders change: `accepted` are the ids of orders it accepted
+    (placed, or found placed after an unknown outcome); `refused` maps the ids of orders refused
+    (by HYDRA before sending, or by the broker) to the code of a refusal that will not change
+    within the view, or None for one that may pass later (a closed market, buying power).
+
+    Each accepted entry counts as a trade of the day; refusals spend nothing of the day's trade
+    limit. A refused order ends (`forget_orders`), and an entry refused for a lasting reason
+    makes its view a `RefusedView` until the proposal's horizon ends.
+    """
+    entries = state.pending_entries
+    risk = state.risk
+    counted = sum(1 for client_order_id in accepted if client_order_id in entries)
+    if risk is not None and counted:
+        risk = risk.count_trades(counted)
+    lasting = tuple(
+        RefusedView(proposal.strategy, proposal.symbol, proposal.side, code, proposal.ts_event + proposal.horizon)
+        for client_order_id, code in refused.items()
+        if code is not None and (proposal := entries.get(client_order_id)) is not None
+    )
+    settled = replace(state, risk=risk, refused_views=(*state.refused_views, *lasting))
+    return forget_orders(settled, list(refused))
 
 
 def forget_orders(state: EngineState, client_order_ids: Sequence[str]) -> EngineState:
@@ -708,11 +756,14 @@ def _evaluate(
     return outputs, abstentions
 
 
-def _entered_views(state: EngineState) -> dict[str, frozenset[tuple[str, Side]]]:
-    """Per strategy, the (symbol, side) of its managed positions and of its entries still working."""
+def _entered_views(
+    positions: Iterable[ManagedPosition], working: Iterable[TradeProposal], refused: Iterable[RefusedView]
+) -> dict[str, frozenset[tuple[str, Side]]]:
+    """Per strategy, the (symbol, side) of its managed positions, of its entries still working and
+    of its views refused for good."""
     entered: dict[str, set[tuple[str, Side]]] = {}
-    held: Iterable[ManagedPosition | TradeProposal] = (*state.positions, *state.pending_entries.values())
-    for view in held:
+    views: Iterable[ManagedPosition | TradeProposal | RefusedView] = (*positions, *working, *refused)
+    for view in views:
         entered.setdefault(view.strategy, set()).add((view.symbol, view.side))
     return {strategy: frozenset(views) for strategy, views in entered.items()}
 

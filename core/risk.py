@@ -9,7 +9,9 @@ Public API
     The default day boundary: the UTC calendar date.
 
 ``RiskState``                 frozen; ``trading_state``, ``daily_pnl(equity)``,
-                              ``drawdown(equity)``.
+                              ``drawdown(equity)``, ``count_trades(accepted)``.
+``WorkingOrder``              an order sent earlier that the broker still works on: its
+                              unfilled quantity, as data for ``evaluate``.
 ``RiskEvent``                 one row for ``kill_switch_events``.
 ``RiskEventKind``             HALTED | RESUMED | COOLDOWN_STARTED | COOLDOWN_ENDED.
 ``Transition(state, events)``
@@ -29,7 +31,7 @@ Public API
     ``advance(state, now, equity) -> Transition``          the three above, in that order.
     ``record_trade_close(state, now, pnl) -> Transition``  losing streak; COOLDOWN_STARTED
         at ``max_consecutive_losses``.
-    ``evaluate(proposals, state, book, now, *, stats, realized_vol) -> Evaluation``
+    ``evaluate(proposals, state, book, now, *, stats, realized_vol, working=()) -> Evaluation``
 
 Conventions
 -----------
@@ -42,14 +44,21 @@ Conventions
   stale state can neither block nor admit an entry; transitions are idempotent, so the
   pipeline may also call ``advance`` itself.
 * Proposals are taken in rank order; each approval consumes the position, asset,
-  exposure and trade-count budgets before the next proposal is considered. Every
-  approval counts as a trade of the day, filled or not.
-* A crypto sell may use only the quantity the book holds, less the sells approved
-  earlier in the same cycle; buys approved in the same cycle do not count, as they
-  might not fill.
+  exposure and trade-count budgets before the next proposal is considered. An approval is
+  not yet a trade of the day: the caller counts an entry once the broker accepted its
+  order (``RiskState.count_trades``), so an order HYDRA or the broker refused spends
+  nothing of ``max_trades_per_day``.
+* A crypto sell may use only the quantity the book holds, less the unfilled quantity of
+  the sells still working and of those approved earlier in the same cycle; buys do not
+  count, as they might not fill.
 * Exposure is additive and conservative: a symbol's exposure after an approval is its
-  current ``|qty x mark|`` plus the notional of earlier approvals in the same cycle plus
-  the new notional, whatever their directions. Notional is ``qty x proposal.entry``.
+  current ``|qty x mark|`` plus the unfilled notional of its working entry orders (at the
+  symbol's mark, else the order's price) plus the notional of earlier approvals in the
+  same cycle plus the new notional, whatever their directions. A working exit reduces
+  nothing until it fills. Notional is ``qty x proposal.entry``.
+* An equity sell (a short entry: exits never come here) is sized in whole shares, as
+  Alpaca sells short no fraction of a share; one that rounds to 0 is refused
+  (fractional_short).
 * A trade with P&L < 0 extends the losing streak; any other closed trade ends it. The
   streak restarts at zero when a cooldown starts.
 * Reasons are listed in the order the checks run, each a stable ReasonCode with its detail
@@ -57,12 +66,13 @@ Conventions
   max_position, max_asset, max_total_exposure); rejected ones carry those and every
   blocking reason (kill_switch and cooldown, detailed with until when, max_trades_per_day,
   not_tradable, kelly_non_positive, crypto_short, max_position, max_asset,
-  max_total_exposure, below_min_notional).
+  max_total_exposure, fractional_short, below_min_notional).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -77,6 +87,8 @@ from core.types import ContractError, Reason, ReasonCode, RiskDecision, Side, Tr
 _THRESHOLD_SLACK = 1e-12
 
 _NO_STATS = TradeStats()
+# A size cut to exactly n shares by a cap may come out a few ulps short of n.
+_WHOLE_SHARE_SLACK = 1e-9
 
 
 def utc_trading_day(ts: datetime) -> date:
@@ -127,6 +139,21 @@ class RiskState:
             return 0.0
         return max(0.0, 1.0 - equity / self.peak_equity)
 
+    def count_trades(self, accepted: int) -> RiskState:
+        """The state after the broker accepted `accepted` more entry orders today."""
+        return replace(self, trades_today=self.trades_today + accepted)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """An order the broker still works on; `qty` is what is left unfilled (the filled part is held)."""
+
+    symbol: str
+    side: Side
+    intent: str  # 'entry' | 'exit'
+    qty: float
+    price: float  # the price it was decided at: its notional where the symbol has no mark
+
 
 @dataclass(frozen=True, slots=True)
 class Transition:
@@ -154,9 +181,21 @@ class _Cycle:
     realized_vol: Mapping[str, float]
     approvals: int = 0
     approved_notional: float = 0.0
+    # Working entries' and this cycle's approvals' notional per symbol.
     notional_by_symbol: dict[str, float] = field(default_factory=dict)
-    # Only sells: a buy approved in the same cycle may not fill, so it cannot cover a sell.
+    # Only sells (working or approved): a buy may not fill, so it cannot cover a sell.
     sold_qty_by_symbol: dict[str, float] = field(default_factory=dict)
+
+    def hold_working(self, orders: Sequence[WorkingOrder]) -> None:
+        """Working entries take exposure as if filled; working sells hold the quantity they sell."""
+        for order in orders:
+            symbol = order.symbol
+            if order.intent == "entry":
+                notional = order.qty * (self.book.last_price(symbol) or order.price)
+                self.gross += notional
+                self.notional_by_symbol[symbol] = self.notional_by_symbol.get(symbol, 0.0) + notional
+            if order.side is Side.SELL:
+                self.sold_qty_by_symbol[symbol] = self.sold_qty_by_symbol.get(symbol, 0.0) + order.qty
 
     def consume(self, proposal: TradeProposal, qty: float, notional: float) -> None:
         symbol = proposal.symbol
@@ -273,6 +312,7 @@ class RiskManager:
         *,
         stats: Mapping[str, TradeStats],
         realized_vol: Mapping[str, float],
+        working: Sequence[WorkingOrder] = (),
     ) -> Evaluation:
         equity = book.equity
         advanced = self.advance(state, now, equity)
@@ -285,14 +325,14 @@ class RiskManager:
             stats=stats,
             realized_vol=realized_vol,
         )
+        cycle.hold_working(working)
         decisions = []
         for proposal in proposals:
             decision = self._decide(proposal, cycle)
             if decision.approved:
                 cycle.consume(proposal, decision.qty, decision.notional)
             decisions.append(decision)
-        state = replace(cycle.state, trades_today=cycle.state.trades_today + cycle.approvals)
-        return Evaluation(state=state, decisions=tuple(decisions), events=advanced.events)
+        return Evaluation(state=cycle.state, decisions=tuple(decisions), events=advanced.events)
 
     def _decide(self, proposal: TradeProposal, cycle: _Cycle) -> RiskDecision:
         limits = self.limits
@@ -337,6 +377,11 @@ class RiskManager:
             elif qty * price > cap:
                 qty = cap / price
                 reasons.append(Reason(code))
+        if proposal.side is Side.SELL and not is_crypto(symbol):
+            qty = float(math.floor(qty + _WHOLE_SHARE_SLACK))
+            if qty < 1.0 and not blocked:
+                blocked = True
+                reasons.append(Reason(ReasonCode.FRACTIONAL_SHORT))
 
         notional = qty * price
         if not blocked and notional < self.min_notional.get(proposal.strategy, self.default_min_notional):

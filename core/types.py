@@ -93,6 +93,7 @@ class ReasonCode(StrEnum):
     MAX_POSITION = "max_position"
     MAX_ASSET = "max_asset"
     MAX_TOTAL_EXPOSURE = "max_total_exposure"
+    FRACTIONAL_SHORT = "fractional_short"
     BELOW_MIN_NOTIONAL = "below_min_notional"
     # A cycle: what keeps it, or a strategy in it, from trading (cycle_readiness), besides the
     # codes above (history_short, kill_switch, cooldown and the strategies' abstentions).

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from adapters.broker import BrokerOrder
+from adapters.broker import BrokerOrder, OrderRefused
 from core.book import Book
 from core.codec import encode
 from core.pipeline import CycleResult, EngineState
@@ -55,7 +55,7 @@ class CycleRecord:
     orders: Mapping[str, BrokerOrder] = field(default_factory=dict)  # client id -> the broker's view
     # Orders of earlier cycles whose state at the broker changed (filled, cancelled, expired).
     order_updates: Sequence[tuple[Order, BrokerOrder]] = ()
-    refused: Mapping[str, str] = field(default_factory=dict)  # client id -> why it was not sent
+    refused: Mapping[str, OrderRefused] = field(default_factory=dict)  # client id -> why it was not sent
     fills: Sequence[Fill] = ()
     opened: Sequence[ManagedPosition] = ()
     closed: Sequence[ClosedTrade] = ()
@@ -455,7 +455,9 @@ def _weight_of(result: CycleResult, signal_id: str) -> float:
     return 0.0  # dropped by aggregation: too stale or too unreliable to count
 
 
-def _order_row(stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None, refused: str | None) -> dict[str, Any]:
+def _order_row(
+    stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None, refused: OrderRefused | None
+) -> dict[str, Any]:
     return {
         **stamp,
         "client_order_id": order.client_order_id,
@@ -476,7 +478,9 @@ def _order_row(stamp: Mapping[str, Any], order: Order, seen: BrokerOrder | None,
         "reason": order.reason or None,
         "broker_order_id": seen.broker_order_id if seen else None,
         "status": "refused" if refused else (seen.status.value if seen else "pending"),
-        "status_reason": refused or (seen.status_reason if seen else None),
+        "status_reason": refused.reason if refused else (seen.status_reason if seen else None),
+        "refusal_code": refused.code.value if refused else None,
+        "refusal_kind": refused.kind.value if refused else None,
         "filled_qty": seen.filled_qty if seen else 0.0,
         "filled_avg_price": seen.filled_avg_price if seen else None,
         "submitted_at": seen.submitted_at if seen else None,

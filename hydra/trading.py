@@ -29,12 +29,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, OrderStatus, new_fill
+from adapters.broker import Broker, BrokerError, BrokerOrder, OrderRefused, OrderStatus, RefusalKind, new_fill
 from core.book import Book, Holding
 from core.calendar import MarketCalendar
 from core.codec import decode
 from core.config import EngineConfig
-from core.pipeline import EngineState, apply_fills, forget_orders, reconcile_positions, run_cycle, short_at_broker
+from core.pipeline import (
+    EngineState,
+    apply_fills,
+    forget_orders,
+    reconcile_positions,
+    run_cycle,
+    settle_submissions,
+    short_at_broker,
+)
+from core.risk import WorkingOrder
 from core.snapshot import MarketSnapshot
 from core.strategy import Strategy
 from core.types import Fill, Order, Side
@@ -162,8 +171,10 @@ class TradingSession:
                 f"{now.isoformat()}"
             )
         marks = [time.perf_counter()]
-        fills, updates, never_sent = self._collect_fills(now)
-        outcome = apply_fills(self.state, fills, {cid: t.order for cid, t in self.tracked.items()}, self.config, now)
+        fills, updates, never_sent, found = self._collect_fills(now)
+        # An order whose submit had no answer counts as a trade once it is found placed.
+        state = settle_submissions(self.state, found, {})
+        outcome = apply_fills(state, fills, {cid: t.order for cid, t in self.tracked.items()}, self.config, now)
         finished = [cid for cid, t in self.tracked.items() if t.view is not None and t.view.status.is_final]
         book = book_from_broker(self.broker)
         working = frozenset(t.order.symbol for cid, t in self.tracked.items() if cid not in finished)
@@ -186,6 +197,7 @@ class TradingSession:
             strategies=self.strategies,
             is_tradable=self.calendar.is_open,
             calendar=self.calendar,
+            working=self._working_orders(),
         )
         marks.append(time.perf_counter())
         discrepancies = [
@@ -217,7 +229,8 @@ class TradingSession:
         record_cycle(self.warehouse, self.run_id, record, recorded_at, self.buffer, self._kept(now))
         marks.append(time.perf_counter())
         views, refused = self._submit(result.orders)
-        self.state = forget_orders(result.state, list(refused))
+        accepted = [cid for cid, view in views.items() if view.status is not OrderStatus.REJECTED]
+        self.state = settle_submissions(result.state, accepted, {cid: _lasting(r) for cid, r in refused.items()})
         marks.append(time.perf_counter())
         submitted = replace(record, state=self.state, orders=views, refused=refused)
         if result.orders:
@@ -232,12 +245,16 @@ class TradingSession:
     def _kept(self, now: datetime) -> Sequence[KeptState]:
         return self.kept_with_records(now) if self.buffer is None else ()
 
-    def _collect_fills(self, now: datetime) -> tuple[list[Fill], list[tuple[Order, BrokerOrder]], list[Discrepancy]]:
-        """New fills of the tracked orders, the orders whose state at the broker changed, and
-        the orders found never sent (closed as canceled)."""
+    def _collect_fills(
+        self, now: datetime
+    ) -> tuple[list[Fill], list[tuple[Order, BrokerOrder]], list[Discrepancy], list[str]]:
+        """New fills of the tracked orders, the orders whose state at the broker changed, the
+        orders found never sent (closed as canceled), and the orders whose submit had no answer
+        found accepted."""
         fills = []
         updates = []
         never_sent = []
+        found = []
         for cid, tracked in self.tracked.items():
             view = self.broker.order(cid)
             if view is None:
@@ -248,6 +265,8 @@ class TradingSession:
                     )
                 else:
                     continue  # the broker lost sight of it for a moment: ask again next cycle
+            elif not tracked.acknowledged and view.status is not OrderStatus.REJECTED:
+                found.append(cid)
             if view != tracked.view:
                 updates.append((tracked.order, view))
             tracked.view = view
@@ -259,7 +278,7 @@ class TradingSession:
                 fills.append(fill)
                 tracked.recorded_qty = view.filled_qty
                 tracked.recorded_avg_price = view.filled_avg_price
-        return fills, updates, never_sent
+        return fills, updates, never_sent, found
 
     def _outside_fills(self, since: datetime, symbols: frozenset[str]) -> list[Fill]:
         """The broker's fills of `symbols` since `since` of orders no run of HYDRA placed (closed
@@ -290,14 +309,22 @@ class TradingSession:
             if e.broker_order_id not in hydra_orders
         ]
 
-    def _submit(self, orders: Sequence[Order]) -> tuple[dict[str, BrokerOrder], dict[str, str]]:
+    def _working_orders(self) -> list[WorkingOrder]:
+        """The tracked orders' unfilled rest (an order whose submit had no answer may be working too)."""
+        return [
+            WorkingOrder(order.symbol, order.side, order.intent, order.qty - tracked.recorded_qty, order.decision_price)
+            for tracked in self.tracked.values()
+            if (order := tracked.order).qty > tracked.recorded_qty
+        ]
+
+    def _submit(self, orders: Sequence[Order]) -> tuple[dict[str, BrokerOrder], dict[str, OrderRefused]]:
         views: dict[str, BrokerOrder] = {}
-        refused: dict[str, str] = {}
+        refused: dict[str, OrderRefused] = {}
         for order in orders:
             try:
                 view: BrokerOrder | None = self.broker.submit(order)
             except OrderRefused as refusal:
-                refused[order.client_order_id] = refusal.reason
+                refused[order.client_order_id] = refusal
                 continue
             except BrokerError:
                 view = None  # the outcome is unknown: the next cycle looks the order up by its id
@@ -311,6 +338,11 @@ class TradingSession:
             if view is not None:
                 views[order.client_order_id] = view
         return views, refused
+
+
+def _lasting(refusal: OrderRefused) -> str | None:
+    """The refusal's code when it will not change within the view, else None."""
+    return refusal.code.value if refusal.kind is RefusalKind.PERMANENT else None
 
 
 def book_from_broker(broker: Broker) -> Book:

@@ -78,7 +78,7 @@ def decision_rows(record: CycleRecord) -> list[dict[str, Any]]:
                 "approved": decision.approved,
                 "qty": round(decision.qty, 6),
                 "reasons": "; ".join(str(reason) for reason in decision.reasons),
-                "order": "" if order is None else record.refused.get(order.client_order_id, order.client_order_id),
+                "order": "" if order is None else _order_text(record, order.client_order_id),
             }
         )
     rows += [
@@ -89,12 +89,18 @@ def decision_rows(record: CycleRecord) -> list[dict[str, Any]]:
             "approved": True,
             "qty": o.qty,
             "reasons": f"exit: {o.reason}",
-            "order": record.refused.get(o.client_order_id, o.client_order_id),
+            "order": _order_text(record, o.client_order_id),
         }
         for o in record.result.orders
         if o.intent == "exit"
     ]
     return rows
+
+
+def _order_text(record: CycleRecord, client_order_id: str) -> str:
+    """The order's client id, or why it was refused."""
+    refusal = record.refused.get(client_order_id)
+    return client_order_id if refusal is None else f"refused ({refusal.code.value}): {refusal.reason}"
 
 
 @task(name="alert", cache_policy=NO_CACHE)

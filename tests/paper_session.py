@@ -87,10 +87,10 @@ def snapshot_at(now: datetime) -> MarketSnapshot:
     return MarketSnapshot(as_of=now, tables={"bars": bars.filter(pl.col("ts_ingested") <= now)})
 
 
-def resume_session(warehouse: Warehouse, alpaca_url: str) -> TradingSession:
+def resume_session(warehouse: Warehouse, alpaca_url: str, config: EngineConfig = CONFIG) -> TradingSession:
     """A new process's session: everything it knows comes from the warehouse and the broker."""
     broker = AlpacaBroker(API_KEY, SECRET_KEY, alpaca_url, timeout_s=2.0, max_retries=1, retry_wait_s=0.01)
-    return TradingSession.resume(warehouse, RUN, CONFIG, broker, (BuySpy(),), market_calendar())
+    return TradingSession.resume(warehouse, RUN, config, broker, (BuySpy(),), market_calendar())
 
 
 def step(session: TradingSession, now: datetime) -> Any:

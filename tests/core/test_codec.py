@@ -11,9 +11,9 @@ from test_pipeline import CALENDAR, CONFIG, MINUTE, PRICES, START, STRATEGIES, a
 from test_positions import position
 
 from core.codec import decode, encode
-from core.pipeline import EngineState
+from core.pipeline import EngineState, RefusedView
 from core.positions import ExitReason, PendingExit
-from core.types import ContractError, Regime, RegimeReading
+from core.types import ContractError, Regime, RegimeReading, Side
 
 
 def test_a_realistic_state_round_trips_through_json_text() -> None:
@@ -62,3 +62,12 @@ def test_positions_with_their_fees_and_pending_exit_round_trip_and_older_states_
         del stored["positions"][0][field]  # as runs recorded before the fields existed stored them
     [older] = decode(EngineState, json.loads(json.dumps(stored))).positions
     assert (older.entry_fees, older.pending_exit) == (0.0, None)
+
+
+def test_refused_views_round_trip_and_a_state_stored_before_them_decodes_without_any() -> None:
+    view = RefusedView("precious_metals", "GLD", Side.SELL, "not_shortable", datetime(2026, 3, 2, 20, tzinfo=UTC))
+    state = EngineState(refused_views=(view,))
+    assert decode(EngineState, json.loads(json.dumps(encode(state)))) == state
+    stored = encode(state)
+    del stored["refused_views"]
+    assert decode(EngineState, stored).refused_views == ()

@@ -18,11 +18,13 @@ from core.config import EngineConfig, RegimeConfig
 from core.pipeline import (
     CycleResult,
     EngineState,
+    RefusedView,
     apply_fills,
     client_order_id,
     forget_orders,
     reconcile_positions,
     run_cycle,
+    settle_submissions,
 )
 from core.positions import ExitReason, ManagedPosition, open_position
 from core.snapshot import MarketSnapshot
@@ -491,3 +493,60 @@ def test_no_second_exit_while_one_works_and_an_exit_that_ended_unfilled_is_sent_
     [again] = cycle_at(START + 43 * MINUTE, ended, bars).orders
     assert (again.reason, again.qty, again.trade_id) == ("time", 4.0, "t1")
     assert again.client_order_id != exit_order.client_order_id
+
+
+def test_an_entry_counts_as_a_trade_once_the_broker_accepts_it_and_a_refused_one_spends_nothing() -> None:
+    """Issue 16, defect 2: the day's trade count grew at approval, refused orders included."""
+    result = cycles(3)[-1]
+    [entry] = result.entries
+    assert result.state.risk is not None and result.state.risk.trades_today == 0
+    accepted = settle_submissions(result.state, [entry.client_order_id], {})
+    assert accepted.risk is not None and accepted.risk.trades_today == 1
+    assert entry.client_order_id in accepted.pending_entries  # its fills are still to come
+    refused = settle_submissions(result.state, [], {entry.client_order_id: None})
+    assert refused.risk is not None and refused.risk.trades_today == 0
+    assert refused.pending_entries == {} and refused.refused_views == ()
+
+
+class EntersOnceForTenMinutes(EntersOnce):
+    """EntersOnce with a view whose trade would last ten minutes."""
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        output = super().evaluate(context)
+        return replace(output, proposals=tuple(replace(p, horizon=10 * MINUTE) for p in output.proposals))
+
+
+def test_a_view_refused_for_good_is_not_proposed_again_until_it_ends() -> None:
+    strategies = (EntersOnceForTenMinutes(),)
+    decided = cycles(3, strategies)[-1]
+    [entry] = decided.entries
+    refused_at = decided.now
+
+    def entries_at(state: EngineState, minutes: int) -> tuple[int, EngineState]:
+        now = refused_at + minutes * MINUTE
+        result = run_cycle(
+            snapshot_at(now, PRICES),
+            Book(100_000.0),
+            state,
+            CONFIG,
+            now,
+            strategies=strategies,
+            is_tradable=always,
+            calendar=CALENDAR,
+        )
+        return len(result.entries), result.state
+
+    lasting = settle_submissions(decided.state, [], {entry.client_order_id: "not_shortable"})
+    assert lasting.refused_views == (
+        RefusedView("cross_asset", "SPY", Side.BUY, "not_shortable", refused_at + 10 * MINUTE),
+    )
+    state = lasting
+    for minutes in range(1, 10):
+        count, state = entries_at(state, minutes)
+        assert count == 0, f"proposed again {minutes} minutes after a lasting refusal"
+    count, state = entries_at(state, 10)  # the refused proposal's horizon is over: a new view
+    assert count == 1
+    assert state.refused_views == ()
+
+    passing = settle_submissions(decided.state, [], {entry.client_order_id: None})
+    assert entries_at(passing, 1)[0] == 1  # a refusal that may pass later (a closed market) is tried again

@@ -30,6 +30,7 @@ from core.risk import (
     RiskEventKind,
     RiskManager,
     RiskState,
+    WorkingOrder,
     utc_trading_day,
 )
 from core.sizing import TradeStats
@@ -112,7 +113,6 @@ def test_small_proposal_approved_uncut() -> None:
     assert decision.codes == ()
     assert decision.kelly_fraction == pytest.approx(0.125)
     assert decision.vol_scale == pytest.approx(0.05)
-    assert result.state.trades_today == 1
 
 
 # --- max per position ---------------------------------------------------------------
@@ -166,7 +166,73 @@ def test_earlier_approvals_consume_the_asset_limit() -> None:
     assert second.codes == ("max_position", "max_asset")
     assert not third.approved
     assert third.codes == ("max_position", "max_asset")
-    assert result.state.trades_today == 2
+
+
+# --- orders still working ----------------------------------------------------------
+
+
+def working(symbol: str, qty: float, side: Side = Side.BUY, intent: str = "entry") -> WorkingOrder:
+    return WorkingOrder(symbol, side, intent, qty, 100.0)
+
+
+def test_a_working_entry_takes_its_asset_room_until_it_fills() -> None:
+    """Issue 16, defect 14: an unfilled entry of an earlier cycle did not count toward the limits."""
+    # 30 SPY still working x 100 = 3_000: asset room 5_000 - 3_000 = 2_000 -> qty 20
+    risk = manager()
+    book = Book(100_000.0)
+    state = risk.initial_state(T0, book.equity)
+    (decision,) = risk.evaluate(
+        [proposal()], state, book, T0, stats={}, realized_vol={}, working=[working("SPY", 30.0)]
+    ).decisions
+    assert decision.notional == pytest.approx(2_000.0)
+    assert decision.codes == ("max_position", "max_asset")
+
+
+def test_a_partly_filled_entry_counts_its_holding_and_its_unfilled_rest() -> None:
+    # 10 held (filled) + 20 still working = 3_000: the same room of 2_000
+    risk = manager()
+    book = book_with(99_000.0, SPY=10.0)
+    state = risk.initial_state(T0, book.equity)
+    (decision,) = risk.evaluate(
+        [proposal()], state, book, T0, stats={}, realized_vol={}, working=[working("SPY", 20.0)]
+    ).decisions
+    assert decision.notional == pytest.approx(2_000.0)
+
+
+def test_working_entries_fill_the_total_exposure_limit() -> None:
+    # 8 x 30 x 100 = 24_000 working on eight symbols: 1_000 of the 25_000 left
+    risk = manager()
+    book = Book(100_000.0)
+    state = risk.initial_state(T0, book.equity)
+    orders = [working(f"S{i}", 30.0) for i in range(8)]
+    (decision,) = risk.evaluate([proposal("X")], state, book, T0, stats={}, realized_vol={}, working=orders).decisions
+    assert decision.notional == pytest.approx(1_000.0)
+    assert decision.codes == ("max_position", "max_total_exposure")
+
+
+def test_a_working_exit_frees_nothing_until_it_fills() -> None:
+    # 50 SPY held = the 5_000 asset cap; the exit selling them may never fill
+    risk = manager()
+    book = book_with(95_000.0, SPY=50.0)
+    state = risk.initial_state(T0, book.equity)
+    exit_order = working("SPY", 50.0, Side.SELL, "exit")
+    (decision,) = risk.evaluate(
+        [proposal()], state, book, T0, stats={}, realized_vol={}, working=[exit_order]
+    ).decisions
+    assert not decision.approved
+    assert decision.codes == ("max_position", "max_asset")
+
+
+def test_a_working_crypto_sell_holds_what_it_sells() -> None:
+    # 0.01 BTC held, all of it being sold by an exit still working: nothing is left to sell
+    risk = manager()
+    book = Book(99_400.0, holdings={"BTC/USD": Holding(0.01, 60_000.0)})
+    state = risk.initial_state(T0, book.equity)
+    exit_order = WorkingOrder("BTC/USD", Side.SELL, "exit", 0.01, 60_000.0)
+    sell = proposal("BTC/USD", Side.SELL, entry=60_000.0)
+    (decision,) = risk.evaluate([sell], state, book, T0, stats={}, realized_vol={}, working=[exit_order]).decisions
+    assert not decision.approved
+    assert "crypto_short" in decision.codes
 
 
 # --- max total exposure -------------------------------------------------------------
@@ -393,14 +459,31 @@ def test_trades_per_day_cap_and_reset_on_the_new_day() -> None:
     first = evaluate(risk, [proposal("A"), proposal("B"), proposal("C")], book, vol=SMALL_VOL)
     assert [d.approved for d in first.decisions] == [True, True, False]
     assert first.decisions[2].codes == ("max_trades_per_day",)
-    assert first.state.trades_today == 2
+    accepted = first.state.count_trades(2)  # the broker accepted both orders
+    assert accepted.trades_today == 2
 
-    later = evaluate(risk, [proposal("D")], book, T0 + timedelta(hours=1), first.state, vol=SMALL_VOL)
+    later = evaluate(risk, [proposal("D")], book, T0 + timedelta(hours=1), accepted, vol=SMALL_VOL)
     assert later.decisions[0].codes == ("max_trades_per_day",)
 
-    next_day = evaluate(risk, [proposal("D")], book, T0 + timedelta(days=1), first.state, vol=SMALL_VOL)
+    next_day = evaluate(risk, [proposal("D")], book, T0 + timedelta(days=1), accepted, vol=SMALL_VOL)
     assert next_day.decisions[0].approved
-    assert next_day.state.trades_today == 1
+    assert next_day.state.trades_today == 0
+
+
+def test_an_approval_spends_no_trade_of_the_day_until_the_broker_accepts_its_order() -> None:
+    """Issue 16, defect 2: approvals whose orders were refused used up the day's trade limit."""
+    risk = manager(RiskConfig(max_trades_per_day=2))
+    book = Book(100_000.0)
+    state = risk.initial_state(T0, book.equity)
+    for minute in range(5):  # every order refused: nothing is counted
+        evaluation = evaluate(risk, [proposal("A")], book, T0 + timedelta(minutes=minute), state, vol=SMALL_VOL)
+        assert evaluation.decisions[0].approved
+        state = evaluation.state
+    assert state.trades_today == 0
+    # One cycle still approves no more than the day has left.
+    full = evaluate(risk, [proposal("A"), proposal("B"), proposal("C")], book, T0, state.count_trades(1), SMALL_VOL)
+    assert [d.approved for d in full.decisions] == [True, False, False]
+    assert full.decisions[1].codes == ("max_trades_per_day",)
 
 
 # --- broker constraints -------------------------------------------------------------
@@ -425,6 +508,32 @@ def test_crypto_sell_cut_to_the_held_quantity_then_refused() -> None:
     # the first sell already takes the whole holding
     assert not second.approved
     assert "crypto_short" in second.codes
+
+
+def test_an_equity_short_is_sized_in_whole_shares() -> None:
+    """Issue 16, defect 3: Alpaca sells short no fraction of a share."""
+    # risk per share 103 / 4 = 25.75: 100_000 x 0.125 x 0.05 / 25.75 = 24.27 shares -> 24
+    (short,) = evaluate(manager(), [proposal(side=Side.SELL, entry=103.0)], Book(100_000.0), vol=SMALL_VOL).decisions
+    assert short.approved
+    assert short.qty == 24.0
+    assert short.notional == pytest.approx(24 * 103.0)
+    # a long may hold a fraction
+    (long,) = evaluate(manager(), [proposal(entry=103.0)], Book(100_000.0), vol=SMALL_VOL).decisions
+    assert long.qty == pytest.approx(24.27, abs=0.01)
+
+
+def test_an_equity_short_of_less_than_one_share_is_dropped_with_its_reason() -> None:
+    # 1_000 x 0.125 x 0.05 / 25 = 0.25 shares, 25 of notional: above the minimum, below a share
+    (short,) = evaluate(manager(), [proposal(side=Side.SELL)], Book(1_000.0), vol=SMALL_VOL).decisions
+    assert not short.approved
+    assert short.codes == ("fractional_short",)
+
+
+def test_a_short_cut_to_whole_shares_by_a_cap_keeps_them() -> None:
+    # the position cap allows 3% x 10_009 / 100.09 = 3 shares, which floating point makes 2.9999999999999996
+    (short,) = evaluate(manager(), [proposal(side=Side.SELL, entry=100.09)], Book(10_009.0)).decisions
+    assert short.qty == 3.0
+    assert short.codes == ("max_position",)
 
 
 def test_a_crypto_buy_of_the_same_cycle_does_not_cover_a_sell() -> None:

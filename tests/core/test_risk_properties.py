@@ -212,7 +212,8 @@ def test_limits_trade_cap_and_kill_switch_hold(
         if day in loss_limit_hit:
             assert not approved, f"entry approved on {day} after the daily loss limit"
 
-        state = evaluation.state
+        # Every approval accepted by the broker: the most the trade count can grow.
+        state = evaluation.state.count_trades(len(approved))
         for k, (decision, filled) in enumerate(zip(approved, cycle.fills * len(approved), strict=False)):
             if filled:
                 side = decision.proposal.side

@@ -1,0 +1,95 @@
+"""The risk limits in a paper session against Alpaca (a local server in Alpaca's formats, the
+real alpaca-py client): refusals spend no trade of the day, orders still working take their room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fake_alpaca import ORDERS, FakeAlpaca, payload, reply
+from paper_session import CONFIG, MINUTE, RUN, START, resume_session, step
+from pytest_httpserver import HTTPServer
+
+from core.config import EngineConfig, RiskConfig
+from hydra.trading import TradingSession
+from warehouse import Warehouse
+from warehouse.sqlfiles import read_sql
+
+TWO_TRADES_A_DAY = EngineConfig(regime=CONFIG.regime, risk=RiskConfig(max_trades_per_day=2))
+
+
+@pytest.fixture
+def fake(alpaca_server: HTTPServer) -> FakeAlpaca:
+    alpaca = FakeAlpaca(alpaca_server)
+    alpaca.positions = []
+    return alpaca
+
+
+def resume(warehouse: Warehouse, alpaca_server: HTTPServer, config: EngineConfig = CONFIG) -> TradingSession:
+    return resume_session(warehouse, alpaca_server.url_for("").rstrip("/"), config)
+
+
+def rows(warehouse: Warehouse, sql: str, **params: object) -> list[tuple[Any, ...]]:
+    with warehouse.connect(read_only=True) as con:
+        return con.execute(sql, {"run_id": RUN, **params}).fetchall()
+
+
+def trades_today(session: TradingSession) -> int:
+    assert session.state.risk is not None
+    return session.state.risk.trades_today
+
+
+def test_entries_refused_by_hydra_or_by_alpaca_spend_none_of_the_day_s_trades(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    """Issue 16, defect 2: every approval counted as a trade of the day, so refused orders used up
+    the limit and a later acceptable entry was rejected by max_trades_per_day."""
+    now = START + 30 * MINUTE
+    fake.clock = payload("clock_closed.json")  # HYDRA refuses before sending: Alpaca says closed
+    for minute in range(2):
+        step(resume(warehouse, alpaca_server, TWO_TRADES_A_DAY), now + minute * MINUTE)
+    fake.clock = payload("clock_open.json")
+    fake.script[("POST", ORDERS)] += [lambda _: reply(payload("error_403_insufficient_qty.json"), 403)] * 2
+    for minute in range(2, 4):  # Alpaca refuses: 403
+        step(resume(warehouse, alpaca_server, TWO_TRADES_A_DAY), now + minute * MINUTE)
+    assert fake.orders == {}
+    session = resume(warehouse, alpaca_server, TWO_TRADES_A_DAY)
+    assert trades_today(session) == 0
+
+    [decision] = step(session, now + 4 * MINUTE).result.decisions
+    assert decision.approved, decision.reasons
+    assert len(fake.orders) == 1
+    assert trades_today(resume(warehouse, alpaca_server, TWO_TRADES_A_DAY)) == 1
+    by_time = "SELECT status, refusal_code, refusal_kind FROM orders WHERE run_id = $run_id ORDER BY ts_event"
+    assert rows(warehouse, by_time) == [
+        ("refused", "market_closed", "transient"),
+        ("refused", "market_closed", "transient"),
+        ("refused", "insufficient_buying_power", "transient"),
+        ("refused", "insufficient_buying_power", "transient"),
+        ("accepted", None, None),
+    ]
+    assert rows(warehouse, read_sql("checks/trades_per_day_over_limit"), max_trades_per_day=2) == []
+    by_code = "SELECT code, strategy, symbol, refusals FROM analytics_broker_refusals WHERE run_id = $run_id ORDER BY 1"
+    assert rows(warehouse, by_code) == [
+        ("insufficient_buying_power", "cross_asset", "SPY", 2),
+        ("market_closed", "cross_asset", "SPY", 2),
+    ]
+
+
+def test_an_entry_still_working_takes_its_room_under_the_asset_limit(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    """Issue 16, defect 14: the next cycle saw no exposure in an unfilled entry, so two cycles
+    approved SPY entries worth 6% of equity against the 5% per-asset limit."""
+    now = START + 30 * MINUTE
+    session = resume(warehouse, alpaca_server)
+    results = [step(session, now + minute * MINUTE).result for minute in range(3)]
+    assert all(order["status"] == "accepted" for order in fake.orders.values())  # nothing filled yet
+    equity = results[0].equity
+    approved = [d for result in results for d in result.decisions if d.approved]
+    assert sum(d.notional for d in approved) <= 0.05 * equity * (1 + 1e-9)
+    first, second, third = (result.decisions[0] for result in results)
+    assert first.notional == pytest.approx(0.03 * equity)
+    assert second.notional == pytest.approx(0.02 * equity, rel=1e-3)
+    assert "max_asset" in second.codes
+    assert not third.approved and "max_asset" in third.codes
