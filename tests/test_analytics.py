@@ -384,6 +384,7 @@ def test_every_view_names_its_run(warehouse: Warehouse) -> None:
         assert views == [
             "analytics_asset_performance",
             "analytics_backtest_vs_paper",
+            "analytics_broker_refusals",
             "analytics_closed_trades",
             "analytics_daily_returns",
             "analytics_equity_curve",

@@ -69,10 +69,11 @@ def test_entries_refused_by_hydra_or_by_alpaca_spend_none_of_the_day_s_trades(
         ("accepted", None, None),
     ]
     assert rows(warehouse, read_sql("checks/trades_per_day_over_limit"), max_trades_per_day=2) == []
-    by_code = "SELECT code, strategy, symbol, refusals FROM analytics_broker_refusals WHERE run_id = $run_id ORDER BY 1"
+    by_code = """SELECT code, kind, strategy, symbol, refusals, first_at, last_at
+                 FROM analytics_broker_refusals WHERE run_id = $run_id ORDER BY code"""
     assert rows(warehouse, by_code) == [
-        ("insufficient_buying_power", "cross_asset", "SPY", 2),
-        ("market_closed", "cross_asset", "SPY", 2),
+        ("insufficient_buying_power", "transient", "cross_asset", "SPY", 2, now + 2 * MINUTE, now + 3 * MINUTE),
+        ("market_closed", "transient", "cross_asset", "SPY", 2, now, now + MINUTE),
     ]
 
 

@@ -73,6 +73,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "012_reason_codes.sql",
         "013_ingestion_notes.sql",
         "014_cycle_readiness.sql",
+        "016_broker_refusals.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -91,6 +92,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (12, "012_reason_codes.sql"),
         (13, "013_ingestion_notes.sql"),
         (14, "014_cycle_readiness.sql"),
+        (16, "016_broker_refusals.sql"),
     ]
 
 
@@ -305,6 +307,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "012_reason_codes",
             "013_ingestion_notes",
             "014_cycle_readiness",
+            "016_broker_refusals",
         )
     ]
 
