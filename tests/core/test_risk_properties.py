@@ -7,9 +7,11 @@ shocks. The checks recompute every limit from the book as it stood when the deci
 were made, independently of the risk manager's own bookkeeping:
 
 * no approval breaches the position, asset or total-exposure limit, counting the
-  approvals before it in the same cycle;
-* no crypto sell exceeds the quantity held, and the book is never short crypto, whichever
-  approvals fill;
+  approvals before it in the same cycle and the entries an earlier cycle left working
+  (approvals that did not fill work one more cycle, then fill or are cancelled);
+* no crypto sell exceeds the quantity held less the sells working, and the book is never
+  short crypto, whichever approvals fill;
+* an equity short is a whole number of shares;
 * approvals per UTC day never exceed the trade cap;
 * once the day's loss has reached the limit, no entry is approved until the next day,
   whatever the equity does afterwards.
@@ -26,7 +28,7 @@ from hypothesis import strategies as st
 
 from core.book import Book, Holding
 from core.config import RiskConfig, RiskProfile, is_crypto
-from core.risk import RiskManager, RiskState
+from core.risk import RiskManager, RiskState, WorkingOrder
 from core.sizing import TradeStats
 from core.types import Fill, RiskDecision, Side, TradeProposal
 
@@ -130,15 +132,23 @@ def fill_for(fill_id: str, symbol: str, side: Side, qty: float, price: float, no
     )
 
 
-def check_limits(config: RiskConfig, book: Book, approved: list[RiskDecision]) -> None:
+def check_limits(config: RiskConfig, book: Book, approved: list[RiskDecision], working: list[WorkingOrder]) -> None:
     limits = config.limits
     equity = book.equity
     slack = REL_TOL * abs(equity)
     gross = book.gross_exposure
     by_symbol: defaultdict[str, float] = defaultdict(float)
     held = {s: book.qty(s) for s in SYMBOLS}
+    for order in working:  # every one an entry
+        notional = order.qty * (book.last_price(order.symbol) or order.price)
+        by_symbol[order.symbol] += notional
+        gross += notional
+        if order.side is Side.SELL:
+            held[order.symbol] -= order.qty
     for decision in approved:
         symbol = decision.proposal.symbol
+        if decision.proposal.side is Side.SELL and not is_crypto(symbol):
+            assert decision.qty == int(decision.qty)
         assert decision.notional <= limits.max_position * equity + slack
         by_symbol[symbol] += decision.notional
         assert book.exposure(symbol) + by_symbol[symbol] <= limits.max_asset * equity + slack
@@ -172,6 +182,7 @@ def test_limits_trade_cap_and_kill_switch_hold(
     day_start_equity = book.equity
     loss_limit_hit: set[date] = set()
     approvals_per_day: Counter[date] = Counter()
+    working: list[WorkingOrder] = []
 
     def note_loss(equity: float) -> None:
         if day_start_equity - equity >= limits.max_daily_loss * day_start_equity * (1 + REL_TOL):
@@ -189,6 +200,8 @@ def test_limits_trade_cap_and_kill_switch_hold(
         for i in cycle.exits:
             symbol = SYMBOLS[i]
             qty = book.qty(symbol)
+            if qty > 0:  # as at the broker, what working sells hold cannot be sold again
+                qty = max(0.0, qty - sum(o.qty for o in working if o.symbol == symbol and o.side is Side.SELL))
             if qty:
                 side = Side.SELL if qty > 0 else Side.BUY
                 pnl = book.apply_fill(fill_for(f"x{n}-{i}", symbol, side, abs(qty), prices[symbol], now))
@@ -202,11 +215,11 @@ def test_limits_trade_cap_and_kill_switch_hold(
 
         proposals = [make_proposal(spec, prices[SYMBOLS[spec.symbol]], now) for spec in cycle.proposals]
         vol = {} if cycle.vol is None else dict.fromkeys(SYMBOLS, cycle.vol)
-        evaluation = risk.evaluate(proposals, state, book, now, stats=STATS, realized_vol=vol)
+        evaluation = risk.evaluate(proposals, state, book, now, stats=STATS, realized_vol=vol, working=working)
         assert len(evaluation.decisions) == len(proposals)
         approved = [d for d in evaluation.decisions if d.approved]
 
-        check_limits(config, book, approved)
+        check_limits(config, book, approved, working)
         approvals_per_day[day] += len(approved)
         assert approvals_per_day[day] <= limits.max_trades_per_day
         if day in loss_limit_hit:
@@ -214,11 +227,20 @@ def test_limits_trade_cap_and_kill_switch_hold(
 
         # Every approval accepted by the broker: the most the trade count can grow.
         state = evaluation.state.count_trades(len(approved))
+        # Entries an earlier cycle left working fill now, or are cancelled; this cycle's unfilled ones work on.
+        for k, order in enumerate(working):
+            if cycle.fills[k % len(cycle.fills)]:
+                price = prices[order.symbol] * (1 + order.side.sign * SLIPPAGE)
+                book.apply_fill(fill_for(f"w{n}-{k}", order.symbol, order.side, order.qty, price, now))
+        working = []
         for k, (decision, filled) in enumerate(zip(approved, cycle.fills * len(approved), strict=False)):
+            proposal = decision.proposal
             if filled:
-                side = decision.proposal.side
-                price = decision.proposal.entry * (1 + side.sign * SLIPPAGE)
-                book.apply_fill(fill_for(f"e{n}-{k}", decision.proposal.symbol, side, decision.qty, price, now))
+                side = proposal.side
+                price = proposal.entry * (1 + side.sign * SLIPPAGE)
+                book.apply_fill(fill_for(f"e{n}-{k}", proposal.symbol, side, decision.qty, price, now))
+            else:
+                working.append(WorkingOrder(proposal.symbol, proposal.side, "entry", decision.qty, proposal.entry))
         assert all(book.qty(s) >= -REL_TOL for s in SYMBOLS if is_crypto(s))
         note_loss(book.equity)
         state = risk.mark_to_market(state, now, book.equity).state
