@@ -15,6 +15,7 @@ from hydra.trading import TradingSession
 from warehouse import Warehouse
 from warehouse.sqlfiles import read_sql
 
+NO_BUYING_POWER = {"buying_power": "1203.55", "code": 40310000, "message": "insufficient buying power"}
 TWO_TRADES_A_DAY = EngineConfig(regime=CONFIG.regime, risk=RiskConfig(max_trades_per_day=2))
 
 
@@ -49,7 +50,7 @@ def test_entries_refused_by_hydra_or_by_alpaca_spend_none_of_the_day_s_trades(
     for minute in range(2):
         step(resume(warehouse, alpaca_server, TWO_TRADES_A_DAY), now + minute * MINUTE)
     fake.clock = payload("clock_open.json")
-    fake.script[("POST", ORDERS)] += [lambda _: reply(payload("error_403_insufficient_qty.json"), 403)] * 2
+    fake.script[("POST", ORDERS)] += [lambda _: reply(NO_BUYING_POWER, 403)] * 2
     for minute in range(2, 4):  # Alpaca refuses: 403
         step(resume(warehouse, alpaca_server, TWO_TRADES_A_DAY), now + minute * MINUTE)
     assert fake.orders == {}
