@@ -3,7 +3,7 @@ snapshot: what the execution and crash tests drive, in the test process or in a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -15,7 +15,7 @@ from adapters.alpaca_broker import AlpacaBroker
 from core.calendar import Timeframe
 from core.config import EngineConfig, RegimeConfig
 from core.snapshot import MarketSnapshot
-from core.strategy import StrategyContext, StrategyOutput
+from core.strategy import Strategy, StrategyContext, StrategyOutput
 from core.types import Regime, Side, Signal, TradeProposal
 from hydra.context import market_calendar
 from hydra.trading import TradingSession
@@ -87,10 +87,15 @@ def snapshot_at(now: datetime) -> MarketSnapshot:
     return MarketSnapshot(as_of=now, tables={"bars": bars.filter(pl.col("ts_ingested") <= now)})
 
 
-def resume_session(warehouse: Warehouse, alpaca_url: str, config: EngineConfig = CONFIG) -> TradingSession:
+def resume_session(
+    warehouse: Warehouse,
+    alpaca_url: str,
+    config: EngineConfig = CONFIG,
+    strategies: Sequence[Strategy] = (BuySpy(),),
+) -> TradingSession:
     """A new process's session: everything it knows comes from the warehouse and the broker."""
     broker = AlpacaBroker(API_KEY, SECRET_KEY, alpaca_url, timeout_s=2.0, max_retries=1, retry_wait_s=0.01)
-    return TradingSession.resume(warehouse, RUN, config, broker, (BuySpy(),), market_calendar())
+    return TradingSession.resume(warehouse, RUN, config, broker, strategies, market_calendar())
 
 
 def step(session: TradingSession, now: datetime) -> Any:
