@@ -3,14 +3,22 @@ real alpaca-py client): refusals spend no trade of the day, orders still working
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any, ClassVar
 
+import polars as pl
 import pytest
 from fake_alpaca import ORDERS, FakeAlpaca, payload, reply
-from paper_session import CONFIG, MINUTE, RUN, START, resume_session, step
+from paper_session import CONFIG, MINUTE, RUN, START, BuySpy, bar_frame, resume_session, step
 from pytest_httpserver import HTTPServer
 
+from core.calendar import Timeframe
 from core.config import EngineConfig, RiskConfig
+from core.snapshot import MarketSnapshot
+from core.strategy import Strategy, StrategyContext, StrategyOutput
+from core.types import Regime, Side, Signal, TradeProposal
 from hydra.trading import TradingSession
 from warehouse import Warehouse
 from warehouse.sqlfiles import read_sql
@@ -26,8 +34,13 @@ def fake(alpaca_server: HTTPServer) -> FakeAlpaca:
     return alpaca
 
 
-def resume(warehouse: Warehouse, alpaca_server: HTTPServer, config: EngineConfig = CONFIG) -> TradingSession:
-    return resume_session(warehouse, alpaca_server.url_for("").rstrip("/"), config)
+def resume(
+    warehouse: Warehouse,
+    alpaca_server: HTTPServer,
+    config: EngineConfig = CONFIG,
+    strategies: Sequence[Strategy] = (BuySpy(),),
+) -> TradingSession:
+    return resume_session(warehouse, alpaca_server.url_for("").rstrip("/"), config, strategies)
 
 
 def rows(warehouse: Warehouse, sql: str, **params: object) -> list[tuple[Any, ...]]:
@@ -95,3 +108,53 @@ def test_an_entry_still_working_takes_its_room_under_the_asset_limit(
     assert second.notional == pytest.approx(0.02 * equity, rel=1e-3)
     assert "max_asset" in second.codes
     assert not third.approved and "max_asset" in third.codes
+
+
+class ShortGldOnAMarginHike:
+    """precious_metals' margin-hike view: short GLD, entered once although the view lasts many cycles."""
+
+    name: ClassVar[str] = "precious_metals"
+    symbols: ClassVar[tuple[str, ...]] = ("GLD",)
+    regimes: ClassVar[frozenset[Regime]] = frozenset(Regime)
+    inputs: ClassVar[Mapping[str, timedelta]] = MappingProxyType({"bars": timedelta(minutes=5)})
+    overrides_regime: ClassVar[bool] = True
+    coarsest_timeframe: ClassVar[Timeframe] = Timeframe.DAY_1
+
+    def evaluate(self, context: StrategyContext) -> StrategyOutput:
+        price = context.snapshot.last_price("GLD")
+        assert price is not None
+        signal = Signal("precious_metals", "GLD", -0.6, 0.8, "margin_hike", START, timedelta(hours=4))
+        if ("GLD", Side.SELL) in context.entered:
+            return StrategyOutput(signals=(signal,))
+        proposal = TradeProposal(
+            strategy="precious_metals",
+            symbol="GLD",
+            side=Side.SELL,
+            entry=price,
+            stop=price * 1.01,
+            target=price * 0.98,
+            horizon=START + timedelta(hours=4) - context.now,
+            confidence=0.8,
+            signal_ids=(signal.signal_id,),
+            ts_event=context.now,
+        )
+        return StrategyOutput(signals=(signal,), proposals=(proposal,))
+
+
+def test_a_short_alpaca_will_never_take_is_refused_once_not_every_minute(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    """Issue 16, defect 2: precious_metals proposed the same GLD short every cycle, refused each time."""
+    fake.assets["GLD"]["shortable"] = False
+    bars = bar_frame({"GLD": [190.0 + 0.01 * i for i in range(90)]}, volume=5e5)
+    now = START + 30 * MINUTE
+    for minute in range(5):
+        at = now + minute * MINUTE
+        session = resume(warehouse, alpaca_server, strategies=(ShortGldOnAMarginHike(),))
+        snapshot = MarketSnapshot(as_of=at, tables={"bars": bars.filter(pl.col("ts_ingested") <= at)})
+        session.step_and_record(snapshot, at, recorded_at=at)
+    refused = "SELECT ts_event, refusal_code, refusal_kind FROM orders WHERE run_id = $run_id AND status = 'refused'"
+    assert rows(warehouse, refused) == [(now, "not_shortable", "permanent")]
+    assert rows(warehouse, "SELECT count(*) FROM risk_decisions WHERE run_id = $run_id") == [(1,)]
+    assert trades_today(resume(warehouse, alpaca_server)) == 0
+    assert fake.orders == {}
