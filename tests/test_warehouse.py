@@ -73,7 +73,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "012_reason_codes.sql",
         "013_ingestion_notes.sql",
         "014_cycle_readiness.sql",
-        "016_broker_refusals.sql",
+        "015_broker_refusals.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -92,7 +92,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (12, "012_reason_codes.sql"),
         (13, "013_ingestion_notes.sql"),
         (14, "014_cycle_readiness.sql"),
-        (16, "016_broker_refusals.sql"),
+        (15, "015_broker_refusals.sql"),
     ]
 
 
@@ -250,6 +250,7 @@ SAMPLE_PARAMETERS = {
     "ts_ingested": T0,
     "day_since": T0,
     "client_order_ids": ["hy-1"],
+    "broker_order_ids": ["b-1"],
     "kind": "feed_down",
     "subject": "cme",
     "after": T0,
@@ -307,7 +308,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "012_reason_codes",
             "013_ingestion_notes",
             "014_cycle_readiness",
-            "016_broker_refusals",
+            "015_broker_refusals",
         )
     ]
 
