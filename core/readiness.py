@@ -130,12 +130,10 @@ def cycle_readiness(
         )
         detail = f"{held} after a backfill of its daily bars, or by itself at the close of {by_itself:%Y-%m-%d}"
         found.append(Readiness("regime", Reason(ReasonCode.HISTORY_SHORT, detail), not regime_known, by_itself))
-    if risk.halted_day is not None:
-        detail = f"until the trading day after {risk.halted_day.isoformat()}"
-        found.append(Readiness("risk", Reason(ReasonCode.KILL_SWITCH, detail), True))
-    elif risk.cooldown_until is not None:
-        detail = f"until {_moment(risk.cooldown_until, now)}"
-        found.append(Readiness("risk", Reason(ReasonCode.COOLDOWN, detail), True, risk.cooldown_until))
+    halts = risk.halts()
+    if halts:  # the kill switch outlasts any cooldown: only the first halt says when trading resumes
+        ready_at = risk.cooldown_until if halts[0].code is ReasonCode.COOLDOWN else None
+        found.append(Readiness("risk", halts[0], True, ready_at))
     for strategy in strategies:
         abstention = abstentions.get(strategy.name)
         if abstention is not None:

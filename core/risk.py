@@ -130,6 +130,15 @@ class RiskState:
             return TradingState.COOLDOWN
         return TradingState.ACTIVE
 
+    def halts(self) -> list[Reason]:
+        """What stops every entry until a moment passes: the kill switch, then a cooldown."""
+        found = []
+        if self.halted_day is not None:
+            found.append(Reason(ReasonCode.KILL_SWITCH, f"until the trading day after {self.halted_day.isoformat()}"))
+        if self.cooldown_until is not None:
+            found.append(Reason(ReasonCode.COOLDOWN, f"until {self.cooldown_until.isoformat()}"))
+        return found
+
     def daily_pnl(self, equity: float) -> float:
         return equity - self.day_start_equity
 
@@ -399,13 +408,7 @@ class RiskManager:
 
     def _gates(self, proposal: TradeProposal, cycle: _Cycle) -> list[Reason]:
         state = cycle.state
-        blocks = []
-        if state.halted_day is not None:
-            blocks.append(
-                Reason(ReasonCode.KILL_SWITCH, f"HALTED until the trading day after {state.halted_day.isoformat()}")
-            )
-        if state.cooldown_until is not None:
-            blocks.append(Reason(ReasonCode.COOLDOWN, f"until {state.cooldown_until.isoformat()}"))
+        blocks = state.halts()
         if state.trades_today + cycle.approvals >= self.limits.max_trades_per_day:
             blocks.append(Reason(ReasonCode.MAX_TRADES_PER_DAY))
         if not self.is_tradable(proposal.symbol, cycle.now):

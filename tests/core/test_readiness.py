@@ -78,7 +78,7 @@ def test_a_regime_short_of_sessions_blocks_only_until_there_is_one() -> None:
 def test_the_kill_switch_and_a_cooldown_block_until_they_end() -> None:
     until = NOW + timedelta(hours=2)
     [cooling] = [item for item in readiness(risk=replace(CALM, cooldown_until=until)) if item.subject == "risk"]
-    assert cooling == Readiness("risk", Reason(ReasonCode.COOLDOWN, "until 16:40 UTC"), True, until)
+    assert cooling == Readiness("risk", Reason(ReasonCode.COOLDOWN, "until 2026-12-07T16:40:00+00:00"), True, until)
     halted = readiness(risk=replace(CALM, halted_day=date(2026, 12, 7)))
     assert [str(item) for item in halted if item.subject == "risk"] == [
         "risk: kill_switch: until the trading day after 2026-12-07"

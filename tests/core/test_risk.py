@@ -38,7 +38,7 @@ from core.types import ContractError, Reason, ReasonCode, Side, TradeProposal, T
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 DAY0 = date(2026, 3, 2)
-HALT_REASON = Reason(ReasonCode.KILL_SWITCH, "HALTED until the trading day after 2026-03-02")
+HALT_REASON = Reason(ReasonCode.KILL_SWITCH, "until the trading day after 2026-03-02")
 SMALL_VOL = 0.4
 
 
