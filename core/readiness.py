@@ -132,8 +132,8 @@ def cycle_readiness(
         found.append(Readiness("regime", Reason(ReasonCode.HISTORY_SHORT, detail), not regime_known, by_itself))
     halts = risk.halts()
     if halts:  # the kill switch outlasts any cooldown: only the first halt says when trading resumes
-        ready_at = risk.cooldown_until if halts[0].code is ReasonCode.COOLDOWN else None
-        found.append(Readiness("risk", halts[0], True, ready_at))
+        resumes_at = risk.cooldown_until if halts[0].code is ReasonCode.COOLDOWN else None
+        found.append(Readiness("risk", halts[0], True, resumes_at))
     for strategy in strategies:
         abstention = abstentions.get(strategy.name)
         if abstention is not None:
