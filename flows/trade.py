@@ -36,9 +36,9 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
     run_id = session_run_id(context.settings, chosen)
     recorded_at = datetime.now(UTC)
     try:
-        job = open_session(context, chosen, run_id)
         world = world_clock(context, chosen, recorded_at)
         now = decision_time(chosen, at.astimezone(UTC) if at else None, world)
+        job = open_session(context, chosen, run_id)
         ahead = session_ahead(run_id, job.session.state.last_cycle_at, world)
         if ahead is not None:
             raise ahead

@@ -153,11 +153,28 @@ def trade(
     if loaded.mode is Mode.PAPER:
         _require_alpaca_keys()
     moment = None if at is None else at.replace(tzinfo=UTC)
+    if moment is not None:
+        _refuse_ahead(loaded, moment)
     start_flows()
     if once:
         _trade_cycle(loaded.mode, moment)
         return
     trading_loop(loaded.mode, None, at=moment)
+
+
+def _refuse_ahead(loaded: HydraSettings, at: datetime) -> None:
+    """A decision time after the world's clock, refused before any flow starts (the flow refuses it too)."""
+    from hydra.live import DecisionAhead, NoMarketData, decision_time, world_clock
+
+    with clear_errors():
+        context = load_context(loaded)
+        migrate(context.warehouse)
+        try:
+            decision_time(loaded.mode, at, world_clock(context, loaded.mode, datetime.now(UTC)))
+        except DecisionAhead as refused:
+            fail(str(refused), EXIT_CONFIG)
+        except NoMarketData:
+            pass  # the flow says so, as for any cycle
 
 
 def _reset_clock(loaded: HydraSettings) -> None:
