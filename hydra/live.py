@@ -45,6 +45,7 @@ from hydra.settings import HydraSettings
 from hydra.sources import SourceContext
 from hydra.trading import TradingSession, resume_state
 from strategies import REGISTRY
+from warehouse.connection import in_transaction
 from warehouse.read import query_frame
 from warehouse.sqlfiles import read_sql
 
@@ -328,7 +329,7 @@ def record_run(
     disappearance marks it failed (hydra.runs)."""
     settings = context.settings
     moment = datetime.now(UTC)
-    with context.warehouse.connect() as con:
+    with context.warehouse.connect() as con, in_transaction(con):
         con.execute(
             read_sql("record/run"),
             {
@@ -344,6 +345,12 @@ def record_run(
                 "started_at": started_at or moment,
                 "ended_at": ended_at,
                 "status": status,
+            },
+        )
+        con.execute(
+            read_sql("record/run_owner"),
+            {
+                "run_id": run_id,
                 "owner_pid": None if owner is None else owner.pid,
                 "owner_host": None if owner is None else owner.host,
                 "heartbeat_at": None if owner is None else moment,

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import psutil
+
 from warehouse import Warehouse
 from warehouse.read import newest_run, query_frame
 from warehouse.sqlfiles import read_sql
@@ -23,6 +25,8 @@ from warehouse.sqlfiles import read_sql
 # heartbeat is renewed between cycles, so the silence allows for a slow cycle on a busy machine.
 HEARTBEAT_EVERY = timedelta(seconds=60)
 SILENT_FOR = timedelta(minutes=10)
+# A process's start time and the run's, read from two clocks' roundings.
+CLOCK_TOLERANCE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,19 +62,19 @@ class Heartbeat:
         self._last = time.monotonic()
 
 
-def owner_gone(pid: int, host: str, heartbeat_at: datetime | None, now: datetime, here: Owner) -> str | None:
-    """Why the owner of a running run is gone, or None while it may still be working.
+def owner_gone(
+    pid: int, host: str, started_at: datetime, heartbeat_at: datetime | None, now: datetime, here: Owner
+) -> str | None:
+    """Why the owner of a run that started at `started_at` is gone, or None while it may still be working.
 
-    On this host the process is looked for; a process of that id whose heartbeat stopped long ago
-    is another that reused the id. On another host only the heartbeat can tell."""
-    silent = heartbeat_at is None or now - heartbeat_at > SILENT_FOR
+    On this host the process is looked for: gone, or its id now taken by a process started after
+    the run (ids are reused), the run's own is dead. On another host only the heartbeat can tell."""
     last = "never" if heartbeat_at is None else heartbeat_at.isoformat(timespec="seconds")
     if host == here.host:
-        if pid == here.pid:
+        if pid == here.pid or _started_by(pid, started_at):
             return None
-        if not _process_exists(pid):
-            return f"its process {pid} on {host} ended without recording an end (killed?); last heartbeat {last}"
-    if silent:
+        return f"its process {pid} on {host} ended without recording an end (killed?); last heartbeat {last}"
+    if heartbeat_at is None or now - heartbeat_at > SILENT_FOR:
         return f"its process {pid} on {host} has given no heartbeat for over {SILENT_FOR} (last {last})"
     return None
 
@@ -83,8 +87,8 @@ def settle_dead_runs(warehouse: Warehouse, now: datetime | None = None) -> list[
         running = query_frame(con, "read/owned_running_runs")
         dead = [
             DeadRun(run_id, reason)
-            for run_id, pid, host, heartbeat_at in running.iter_rows()
-            if (reason := owner_gone(pid, host, heartbeat_at, moment, here)) is not None
+            for run_id, pid, host, started_at, heartbeat_at in running.iter_rows()
+            if (reason := owner_gone(pid, host, started_at, heartbeat_at, moment, here)) is not None
         ]
         for run in dead:
             con.execute(
@@ -101,11 +105,12 @@ def newest_settled_run(warehouse: Warehouse) -> tuple[str | None, list[DeadRun]]
     return newest_run(warehouse), dead
 
 
-def _process_exists(pid: int) -> bool:
+def _started_by(pid: int, moment: datetime) -> bool:
+    """Whether a process of this id runs, started by `moment` (so not a later one given the same id)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        created = float(psutil.Process(pid).create_time())
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # another user's process
+    except psutil.AccessDenied:  # another user's process: it exists, its start cannot be read
         return True
-    return True
+    return created <= moment.timestamp() + CLOCK_TOLERANCE_S

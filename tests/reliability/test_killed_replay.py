@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -89,16 +89,20 @@ def test_a_killed_backtest_is_marked_failed_and_never_chosen_as_the_newest_run()
 
 def test_an_owner_is_gone_when_its_process_is_or_when_it_falls_silent() -> None:
     here = Owner(os.getpid(), "this-host")
-    now = datetime(2026, 12, 7, 12, 0).astimezone()
+    now = datetime.now(UTC)
     fresh, stale = now - timedelta(seconds=30), now - SILENT_FOR - timedelta(seconds=1)
-    gone_pid = _ended_pid()
+    gone = _ended_pid()
+    parent = os.getppid()  # started before this test, so before any run it could own
 
-    assert owner_gone(here.pid, "this-host", stale, now, here) is None  # this process: alive whatever
-    assert owner_gone(os.getppid(), "this-host", fresh, now, here) is None  # a live process, beating
-    assert "ended without recording an end" in str(owner_gone(gone_pid, "this-host", fresh, now, here))
-    assert "no heartbeat" in str(owner_gone(os.getppid(), "this-host", stale, now, here))  # its pid reused
-    assert owner_gone(gone_pid, "other-host", fresh, now, here) is None  # elsewhere only silence tells
-    assert "no heartbeat" in str(owner_gone(gone_pid, "other-host", stale, now, here))
+    assert owner_gone(here.pid, "this-host", now, stale, now, here) is None  # this process: alive
+    assert owner_gone(parent, "this-host", now, stale, now, here) is None  # a live owner, however silent
+    assert "ended without recording an end" in str(owner_gone(gone, "this-host", now, fresh, now, here))
+    # The id of a process started after the run belongs to another: the run's own owner is gone.
+    reused = owner_gone(parent, "this-host", datetime(2000, 1, 1, tzinfo=UTC), fresh, now, here)
+    assert "ended without recording an end" in str(reused)
+    assert owner_gone(gone, "other-host", now, fresh, now, here) is None  # elsewhere only silence tells
+    assert "no heartbeat" in str(owner_gone(gone, "other-host", now, stale, now, here))
+    assert "no heartbeat" in str(owner_gone(gone, "other-host", now, None, now, here))
 
 
 def _ended_pid() -> int:
