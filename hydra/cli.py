@@ -577,11 +577,12 @@ def ingest(
     window = [None if moment is None else moment.replace(tzinfo=UTC) for moment in (start, end)]
     if window[0] and window[1] and window[0] >= window[1]:
         fail("--start must be before --end", EXIT_CONFIG)
+    with clear_errors():
+        in_dependency_order(chosen)  # feeds that depend on each other in a ring: a config error, before any run
     start_flows()
     from flows.ingest import ingest_all  # Prefect costs seconds to import: only commands that run flows pay
 
     with clear_errors():
-        in_dependency_order(chosen)  # feeds that depend on each other in a ring: a config error, before any run
         state = ingest_all(chosen, window[0], window[1], return_state=True)
         runs = last_ingestions(open_warehouse(loaded)).filter(pl.col("feed").is_in(chosen))
     _print_ingestions(runs.drop("started_at", "finished_at"), "ingestion")
