@@ -444,13 +444,14 @@ def fatal(error: object) -> tuple[str, int] | None:
 
     The fatal set: the broker refusing the keys (HTTP 401, or 403 on the account), a warehouse
     newer than the code, a settings error, a decision time after the world's clock."""
-    from adapters.alpaca_broker import AlpacaApiError
+    from adapters.alpaca_broker import CHECK_KEYS, AlpacaApiError
+    from adapters.broker import BrokerUnauthorized
     from hydra.live import DecisionAhead
 
-    if isinstance(error, AlpacaApiError) and (
-        error.status_code == 401 or (error.status_code == 403 and str(error).startswith("alpaca account:"))
-    ):
-        return f"Alpaca refused the keys: check ALPACA_API_KEY and ALPACA_SECRET_KEY ({error})", EXIT_CONFIG
+    if isinstance(error, BrokerUnauthorized):  # a 401 from any endpoint; its message says what to check
+        return str(error), EXIT_CONFIG
+    if isinstance(error, AlpacaApiError) and error.status_code == 403 and str(error).startswith("alpaca account:"):
+        return f"{CHECK_KEYS} ({error})", EXIT_CONFIG
     if isinstance(error, ConfigError):
         return f"config error: {error}", EXIT_CONFIG
     if isinstance(error, DecisionAhead):
@@ -537,6 +538,8 @@ def paper_loop(
 ) -> None:
     """`hydra run --mode paper`: every minute the feeds that are due, then one trading cycle."""
     _require_alpaca_keys()
+    with clear_errors():
+        migrate(open_warehouse(loaded))  # a first run: the checks between feeds and trading read it
     start_flows()
     from flows.ingest import ingest_all
     from hydra.live import due_feeds

@@ -15,7 +15,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from adapters.alpaca_broker import AlpacaApiError
-from adapters.broker import BrokerError
+from adapters.broker import BrokerError, BrokerUnauthorized
 from hydra.cli import EXIT_CONFIG, EXIT_WAREHOUSE, fatal, paper_loop
 from hydra.live import DecisionAhead
 from hydra.settings import ConfigError, load_settings
@@ -113,7 +113,8 @@ def test_keys_the_broker_refuses_stop_the_loop_with_one_line(
     # Prefect logs to the same stderr in-process; HYDRA's own word is one line, the last.
     lines = capsys.readouterr().err.strip().splitlines()
     said = [line for line in lines if line.startswith("hydra: ")]
-    assert said == lines[-1:] and said[0].startswith("hydra: Alpaca refused the keys: check ALPACA_API_KEY")
+    assert said == lines[-1:] and said[0].startswith("hydra: alpaca recent orders: HTTP 401")
+    assert "Alpaca refused the keys: check ALPACA_API_KEY and ALPACA_SECRET_KEY" in said[0]
     assert orders_listed(alpaca_server) == [401]
 
 
@@ -124,12 +125,11 @@ def api_error(status: int, what: str) -> AlpacaApiError:
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (api_error(401, "recent orders"), EXIT_CONFIG),
-        (api_error(401, "submit hy-1"), EXIT_CONFIG),
+        (BrokerUnauthorized("alpaca recent orders: HTTP 401 request is not authorized: ..."), EXIT_CONFIG),
         (api_error(403, "account"), EXIT_CONFIG),
         (ConfigError("engine.risk.max_position: too loose"), EXIT_CONFIG),
         (DecisionAhead("cannot decide at 2027-01-01T00:00:00+00:00"), EXIT_CONFIG),
-        (WarehouseTooNewError("data/hydra.duckdb", 99, 14), EXIT_WAREHOUSE),
+        (WarehouseTooNewError("data/hydra.duckdb", 99, 15), EXIT_WAREHOUSE),
     ],
 )
 def test_the_fatal_conditions_end_the_loop_with_their_exit_code(error: Exception, code: int) -> None:
