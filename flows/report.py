@@ -9,14 +9,14 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from hydra.context import load_context
 from hydra.report import build_report, load_report_data
-from warehouse.read import newest_run
+from hydra.runs import newest_settled_run
 
 
 @flow(name="report")
 def daily_report(run_id: str | None = None) -> dict[str, Any]:
     """Build the run's HTML report (default: the newest run) and publish it to the Prefect UI."""
     context = load_context()
-    chosen = run_id or newest_run(context.warehouse)
+    chosen = run_id or newest_settled_run(context.warehouse)[0]
     if chosen is None:
         return {"status": "skipped", "reason": "the warehouse holds no runs yet"}
     data = load_report_data(context.warehouse, context.settings, chosen)

@@ -18,7 +18,7 @@ from core.config import Mode
 from core.risk import RiskEventKind
 from hydra.alerts import Alert, feed_down_alerts
 from hydra.context import load_context
-from hydra.live import cycle_time, failure_kind, session_run_id
+from hydra.live import DecisionAhead, decision_time, failure_kind, session_ahead, session_run_id, world_clock
 from hydra.settings import load_settings
 from hydra.trading import AlreadyDecided
 from tasks.trade import alert, decide_and_submit, notify, open_session, publish, reconcile
@@ -36,13 +36,24 @@ def trade(mode: str | None = None, at: datetime | None = None) -> dict[str, Any]
     run_id = session_run_id(context.settings, chosen)
     recorded_at = datetime.now(UTC)
     try:
+        world = world_clock(context, chosen, recorded_at)
+        now = decision_time(chosen, at.astimezone(UTC) if at else None, world)
         job = open_session(context, chosen, run_id)
-        now = at.astimezone(UTC) if at else cycle_time(job, recorded_at)
+        ahead = session_ahead(run_id, job.session.state.last_cycle_at, world)
+        if ahead is not None:
+            raise ahead
+        last = job.session.state.last_cycle_at
+        if last is not None and now <= last:
+            # Checked before any task runs: a task that raised would be logged as an error with its traceback.
+            raise AlreadyDecided(f"run {run_id} already decided at {last.isoformat()}; not again at {now.isoformat()}")
         discrepancies = reconcile(job, now, recorded_at)
         record = decide_and_submit(job, now, recorded_at)
     except AlreadyDecided as already:
         logger.info("%s", already)
         return {"run_id": run_id, "status": "skipped", "reason": str(already)}
+    except DecisionAhead as refused:
+        logger.error("%s", refused)  # the caller's mistake: refused, nothing to alert anyone about
+        raise
     except Exception as error:
         # The broker, the warehouse or the data failed: the run fails (the next minute's run
         # resumes from the warehouse) and a person is told what happened.

@@ -44,6 +44,7 @@ from hydra.live import (
 )
 from hydra.recording import RecordBuffer
 from hydra.report import keep_run_prices
+from hydra.runs import Heartbeat, Owner, settle_dead_runs
 from hydra.scratch import ScratchFolder, content_key, touch
 from hydra.settings import with_overrides
 from hydra.sources import SourceContext
@@ -212,9 +213,12 @@ def run_backtest_on_data(
     return DataBacktest(result, loads, scratch, reused)
 
 
-def _replay_cycles(job: TradingJob, times: list[datetime], start: datetime, progress: Progress | None) -> None:
+def _replay_cycles(
+    job: TradingJob, times: list[datetime], start: datetime, progress: Progress | None, heartbeat: Heartbeat
+) -> None:
     chunk_end = start
     for done, now in enumerate(times, start=1):
+        heartbeat.beat()
         if now > chunk_end:
             # One load and one write per chunk of cycles instead of a read and two writes
             # per cycle; memory stays bounded by the decision windows plus a chunk.
@@ -258,6 +262,7 @@ def replay(
     times = cycle_times(start, end, context.settings.sim.cycle_minutes, engine.timeframe, market_calendar().equities)
     started_at = datetime.now(UTC)
     # The run's row as it starts and as it ends: the same run, only its status and end differ.
+    # This process owns it: should the process die without a word, the next command marks it failed.
     run_row = partial(
         record_run,
         context,
@@ -267,20 +272,22 @@ def replay(
         window=(start, end),
         started_at=started_at,
         parent_run_id=parent_run_id,
+        owner=Owner.this_process(),
     )
     with warehouse.held():
+        settle_dead_runs(warehouse)
         job = open_job(context, mode, run_id, label)
         run_row(status="running")
         job.session.buffer = RecordBuffer()
         try:
             check_strategies(context, run_id, start, end)
-            _replay_cycles(job, times, start, progress)
+            _replay_cycles(job, times, start, progress, Heartbeat(warehouse, run_id))
         except KeyboardInterrupt:
             # The run's row must not say `running` for ever: what it recorded stays, marked as cut short.
-            run_row(status="aborted", ended_at=datetime.now(UTC))
+            run_row(status="aborted", ended_at=datetime.now(UTC), reason="interrupted (Ctrl-C)")
             raise
-        except Exception:
-            run_row(status="failed", ended_at=datetime.now(UTC))
+        except Exception as error:
+            run_row(status="failed", ended_at=datetime.now(UTC), reason=f"{type(error).__name__}: {error}")
             raise
         run_row(status="completed", ended_at=datetime.now(UTC))
         with warehouse.connect() as con:

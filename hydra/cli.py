@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +24,13 @@ from core.readiness import Readiness
 from core.strategy import Availability
 from core.types import Reason, ReasonCode
 from hydra.context import load_context, open_warehouse
+from hydra.orchestration import PrefectUnavailable, configure_prefect, start_prefect
+from hydra.runs import DeadRun, newest_settled_run
 from hydra.settings import ConfigError, HydraSettings, load_secrets, load_settings, with_overrides
 from hydra.sources import FEEDS, in_dependency_order
-from warehouse import Warehouse, WarehouseError
+from warehouse import Warehouse, WarehouseError, WarehouseTooNewError
 from warehouse.migrate import installed_version, latest_known_version, migrate
-from warehouse.read import last_ingestions, newest_run, query_frame, table_row_counts
+from warehouse.read import last_ingestions, query_frame, table_row_counts
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="HYDRA: regime-adaptive multi-strategy trading engine."
@@ -40,6 +43,7 @@ EXIT_WAREHOUSE = 3
 EXIT_SQL = 4
 EXIT_FEED = 5
 EXIT_TRADE = 6
+EXIT_PREFECT = 7
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process stopped by SIGINT
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 
@@ -58,6 +62,14 @@ def clear_errors() -> Iterator[None]:
         fail(f"config error: {error}", EXIT_CONFIG)
     except WarehouseError as error:
         fail(f"warehouse error: {error}", EXIT_WAREHOUSE)
+    except PrefectUnavailable as error:
+        fail(str(error), EXIT_PREFECT)
+
+
+def start_flows() -> None:
+    """Before a command's first flow: Prefect's temporary server, whose failure to start is one line."""
+    with clear_errors():
+        start_prefect()
 
 
 def settings() -> HydraSettings:
@@ -97,7 +109,7 @@ def run(
     paper: every minute, ingest the feeds that are due and run one trading cycle against Alpaca paper."""
     loaded = settings_for(mode)
     if loaded.mode is Mode.PAPER:
-        _paper_loop(loaded, cycles)
+        paper_loop(loaded, cycles)
         return
     if loaded.mode is not Mode.SIM:
         fail(f"hydra run trades in sim or paper mode, not {loaded.mode.value}; backtests are not built yet", 2)
@@ -124,17 +136,62 @@ def trade(
     at: Annotated[
         datetime | None, typer.Option(formats=DATE_FORMATS, help="decide as of this UTC time (default: now)")
     ] = None,
+    reset_clock: Annotated[
+        bool,
+        typer.Option(
+            "--reset-clock", help="a session whose last decision lies in the future: set its clock back, then exit"
+        ),
+    ] = False,
 ) -> None:
     """The trading flow: one cycle with --once, else one every minute (ingestion runs elsewhere)."""
     loaded = settings_for(mode)
     if loaded.mode not in (Mode.SIM, Mode.PAPER):
         fail(f"hydra trade runs in sim or paper mode, not {loaded.mode.value}", EXIT_CONFIG)
+    if reset_clock:
+        _reset_clock(loaded)
+        return
     if loaded.mode is Mode.PAPER:
         _require_alpaca_keys()
     moment = None if at is None else at.replace(tzinfo=UTC)
-    from hydra.live import every_minute
+    if moment is not None:
+        _refuse_ahead(loaded, moment)
+    start_flows()
+    if once:
+        _trade_cycle(loaded.mode, moment)
+        return
+    trading_loop(loaded.mode, None, at=moment)
 
-    every_minute(lambda _: _trade_cycle(loaded.mode, moment), 1 if once else None)
+
+def _refuse_ahead(loaded: HydraSettings, at: datetime) -> None:
+    """A decision time after the world's clock, refused before any flow starts (the flow refuses it too)."""
+    from hydra.live import DecisionAhead, NoMarketData, decision_time, world_clock
+
+    with clear_errors():
+        context = load_context(loaded)
+        migrate(context.warehouse)
+        try:
+            decision_time(loaded.mode, at, world_clock(context, loaded.mode, datetime.now(UTC)))
+        except DecisionAhead as refused:
+            fail(str(refused), EXIT_CONFIG)
+        except NoMarketData:
+            pass  # the flow says so, as for any cycle
+
+
+def _reset_clock(loaded: HydraSettings) -> None:
+    from hydra.live import NoMarketData, reset_clock, session_run_id
+
+    run_id = session_run_id(loaded, loaded.mode)
+    with clear_errors():
+        context = load_context(loaded)
+        migrate(context.warehouse)
+        try:
+            was = reset_clock(context, loaded.mode, run_id, datetime.now(UTC))
+        except NoMarketData as missing:
+            fail(str(missing), EXIT_WAREHOUSE)
+    if was is None:
+        console.print(f"run {run_id}: its clock is not ahead of the world's; nothing to reset")
+    else:
+        console.print(f"run {run_id}: clock set back from {was.isoformat()} to its last decision before now")
 
 
 @app.command()
@@ -234,6 +291,7 @@ def _replay(loaded: HydraSettings, window: tuple[datetime, datetime], data: Path
 
 
 def _sweep(path: Path, overrides: dict[str, Any], dask_address: str | None, workers: int | None) -> None:
+    start_flows()
     from flows.backtest import sweep as sweep_flow
 
     state = sweep_flow(str(path), overrides, dask_address, workers, return_state=True)
@@ -250,6 +308,7 @@ def _walk_forward(
     dask_address: str | None,
     workers: int | None,
 ) -> None:
+    start_flows()
     from flows.backtest import walk_forward as walk_forward_flow
 
     state = walk_forward_flow(
@@ -286,7 +345,7 @@ def report(
 
     with clear_errors():
         warehouse = open_warehouse(loaded)
-        chosen = run_id or newest_run(warehouse)
+        chosen = run_id or _newest_run(warehouse)
         if chosen is None:
             fail("the warehouse holds no runs yet: run `hydra run` or `hydra backtest` first", EXIT_WAREHOUSE)
         try:
@@ -321,11 +380,23 @@ def trade_log(
 
     with clear_errors():
         context = load_context(loaded)
-        chosen = run_id or newest_run(context.warehouse)
+        chosen = run_id or _newest_run(context.warehouse)
         if chosen is None:
             fail("the warehouse holds no runs yet: run `hydra run` or `hydra trade --once` first", EXIT_WAREHOUSE)
         path = write_trade_log(context, chosen, out)
     console.print(f"trade log of {chosen}: {path.resolve()}")
+
+
+def _newest_run(warehouse: Warehouse) -> str | None:
+    """The newest run worth a report, once runs whose process died are marked failed (said in a line each)."""
+    chosen, dead = newest_settled_run(warehouse)
+    _say_dead(dead)
+    return chosen
+
+
+def _say_dead(dead: list[DeadRun]) -> None:
+    for run in dead:
+        errors.print(f"run {run.run_id} marked failed: {run.reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_strategies(strategies: pl.DataFrame) -> None:
@@ -367,11 +438,79 @@ def _require_alpaca_keys() -> None:
         secrets.require("alpaca_secret_key")
 
 
-def _trade_cycle(mode: Mode, at: datetime | None) -> None:
+def fatal(error: object) -> tuple[str, int] | None:
+    """The one line and exit code of a condition no later cycle can get past, which ends a trading
+    loop; None for a failure the next minute may not meet (a broker error, a lock held too long).
+
+    The fatal set: the broker refusing the keys (HTTP 401, or 403 on the account), a warehouse
+    newer than the code, a settings error, a decision time after the world's clock."""
+    from adapters.alpaca_broker import CHECK_KEYS, AlpacaApiError
+    from adapters.broker import BrokerUnauthorized
+    from hydra.live import DecisionAhead
+
+    if isinstance(error, BrokerUnauthorized):  # a 401 from any endpoint; its message says what to check
+        return str(error), EXIT_CONFIG
+    if isinstance(error, AlpacaApiError) and error.status_code == 403 and str(error).startswith("alpaca account:"):
+        return f"{CHECK_KEYS} ({error})", EXIT_CONFIG
+    if isinstance(error, ConfigError):
+        return f"config error: {error}", EXIT_CONFIG
+    if isinstance(error, DecisionAhead):
+        return str(error), EXIT_CONFIG
+    if isinstance(error, WarehouseTooNewError):
+        return f"warehouse error: {error}", EXIT_WAREHOUSE
+    return None
+
+
+def _trade_cycle(mode: Mode, at: datetime | None, *, keep_going: bool = False) -> None:
+    """One run of the trading flow, its summary printed. The flow records and alerts a failed run;
+    here it ends the command with EXIT_TRADE, or, with `keep_going` (a loop), is said in a line
+    and left to the next minute, unless it is fatal."""
     from flows.trade import trade as trade_flow  # Prefect costs seconds to import: only commands that run flows pay
 
-    summary = _flow_result(trade_flow(mode.value, at, return_state=True), "trading cycle")
-    console.print_json(json.dumps(summary))
+    state = trade_flow(mode.value, at, return_state=True)
+    if not (state.is_failed() or state.is_crashed()):
+        console.print_json(json.dumps(state.result()))
+        return
+    error = state.result(raise_on_failure=False)
+    ending = fatal(error)
+    if ending is not None:
+        fail(_first_line(ending[0]), ending[1])
+    message = _first_line(error if isinstance(error, BaseException) else state.message or "see the flow run")
+    if not keep_going:
+        fail(f"trading cycle failed: {message}", EXIT_TRADE)
+    errors.print(
+        f"trading cycle failed (recorded in alerts; the loop goes on): {message}",
+        style="yellow",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def trading_loop(
+    mode: Mode,
+    cycles: int | None,
+    *,
+    at: datetime | None = None,
+    ingest: Callable[[datetime], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Every minute (`cycles` of them, or until Ctrl-C): `ingest`, then one trading cycle, deciding
+    at `at`, else at the loop's minute when paper trading (the newest bar's close in sim). A failed
+    cycle does not end the loop; a fatal one (`fatal`) ends the command with its exit code."""
+    from hydra.live import every_minute
+
+    def minute(now: datetime) -> None:
+        if ingest is not None:
+            ingest(now)
+        paper_minute = now.replace(second=0, microsecond=0) if mode is Mode.PAPER else None
+        _trade_cycle(mode, at or paper_minute, keep_going=True)
+
+    try:
+        every_minute(minute, cycles, clock, sleep)
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 def _check_paper_run(
@@ -391,16 +530,25 @@ def _check_paper_run(
     return found
 
 
-def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
+def paper_loop(
+    loaded: HydraSettings,
+    cycles: int | None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """`hydra run --mode paper`: every minute the feeds that are due, then one trading cycle."""
     _require_alpaca_keys()
+    with clear_errors():
+        migrate(open_warehouse(loaded))  # a first run: the checks between feeds and trading read it
+    start_flows()
     from flows.ingest import ingest_all
-    from hydra.live import due_feeds, every_minute
+    from hydra.live import due_feeds
 
     schedules = loaded.feeds.schedules.model_dump()
     last_started: dict[str, datetime] = {}
     checked: list[tuple[Availability, ...]] = []  # the last check, once there was one
 
-    def minute(now: datetime) -> None:
+    def ingest(now: datetime) -> None:
         feeds = due_feeds(schedules, last_started, now)
         if feeds:
             # A failed feed is recorded in ingestion_runs and degrades its strategies; trading goes on.
@@ -410,13 +558,9 @@ def _paper_loop(loaded: HydraSettings, cycles: int | None) -> None:
             # (a feed that failed is retried on its schedule): the check follows the data.
             if not checked or any(found.waits_for_data for found in checked[-1]):
                 checked[:] = [_check_paper_run(loaded, now, checked[-1] if checked else ())]
-        _trade_cycle(Mode.PAPER, None)
 
     console.print(f"paper trading every minute as {loaded.trading.session!r}; Ctrl-C stops after the current step")
-    try:
-        every_minute(minute, cycles)
-    except KeyboardInterrupt:
-        console.print("stopped")
+    trading_loop(Mode.PAPER, cycles, ingest=ingest, clock=clock, sleep=sleep)
 
 
 @app.command()
@@ -436,10 +580,12 @@ def ingest(
     window = [None if moment is None else moment.replace(tzinfo=UTC) for moment in (start, end)]
     if window[0] and window[1] and window[0] >= window[1]:
         fail("--start must be before --end", EXIT_CONFIG)
+    with clear_errors():
+        in_dependency_order(chosen)  # feeds that depend on each other in a ring: a config error, before any run
+    start_flows()
     from flows.ingest import ingest_all  # Prefect costs seconds to import: only commands that run flows pay
 
     with clear_errors():
-        in_dependency_order(chosen)  # feeds that depend on each other in a ring: a config error, before any run
         state = ingest_all(chosen, window[0], window[1], return_state=True)
         runs = last_ingestions(open_warehouse(loaded)).filter(pl.col("feed").is_in(chosen))
     _print_ingestions(runs.drop("started_at", "finished_at"), "ingestion")
@@ -558,6 +704,7 @@ def _first_line(message: object) -> str:
 
 
 def main() -> None:
+    configure_prefect()
     app()
 
 

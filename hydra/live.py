@@ -26,16 +26,26 @@ from adapters.alpaca_broker import AlpacaBroker
 from adapters.broker import Broker, BrokerError
 from adapters.sim_broker import Bar, SimBroker, SimBrokerState
 from core.calendar import MarketCalendar, Timeframe
-from core.codec import decode
+from core.codec import decode, encode
 from core.config import Mode, is_crypto
 from core.strategy import Availability, WindowData, availability
 from hydra.context import market_calendar
 from hydra.decide import KnownHistory, decision_windows, load_history, load_snapshot
-from hydra.recording import CycleRecord, Discrepancy, KeptState, record_availability, stored_value
+from hydra.recording import (
+    ENGINE_STATE_KEY,
+    CycleRecord,
+    Discrepancy,
+    KeptState,
+    record_availability,
+    store_value,
+    stored_value,
+)
+from hydra.runs import Owner
 from hydra.settings import HydraSettings
 from hydra.sources import SourceContext
-from hydra.trading import TradingSession
+from hydra.trading import TradingSession, resume_state
 from strategies import REGISTRY
+from warehouse.connection import in_transaction
 from warehouse.read import query_frame
 from warehouse.sqlfiles import read_sql
 
@@ -111,15 +121,73 @@ def open_job(context: SourceContext, mode: Mode, run_id: str, label: str | None 
     return TradingJob(context, mode, session, sim_broker)
 
 
-def cycle_time(job: TradingJob, wall_clock: datetime) -> datetime:
-    """When this cycle decides: the current minute (paper) or the close of the newest stored bar (sim)."""
-    if job.mode is Mode.PAPER:
-        return wall_clock.astimezone(UTC).replace(second=0, microsecond=0)
-    with job.context.warehouse.connect() as con:
+class DecisionAhead(Exception):
+    """A decision time after the world's clock: refused, for the session would then skip every
+    cycle (the minute already decided) until the clock caught up."""
+
+
+class SessionAhead(Exception):
+    """The session's last decision lies after the world's clock (an `--at` in the future, decided
+    before such times were refused): nothing is decided until `hydra trade --reset-clock`."""
+
+
+def world_clock(context: SourceContext, mode: Mode, wall_clock: datetime) -> datetime:
+    """What time it is in the world `mode` trades in: the wall clock when paper trading; in sim,
+    whose market is what ingestion has loaded, the close of the newest stored minute bar."""
+    if mode is Mode.PAPER:
+        return wall_clock.astimezone(UTC)
+    with context.warehouse.connect() as con:
         (latest,) = con.execute(read_sql("read/latest_minute_bar")).fetchone() or (None,)
     if not isinstance(latest, datetime):
         raise NoMarketData("no minute bars are stored: ingest first (`hydra ingest`, or `hydra run` in sim)")
     return latest.astimezone(UTC) + MINUTE
+
+
+def cycle_time(job: TradingJob, wall_clock: datetime) -> datetime:
+    """When this cycle decides: the current minute (paper) or the close of the newest stored bar (sim)."""
+    return world_clock(job.context, job.mode, wall_clock).replace(second=0, microsecond=0)
+
+
+def decision_time(mode: Mode, at: datetime | None, world: datetime) -> datetime:
+    """`at`, or the minute of the world's clock; a time after the world's clock is refused."""
+    if at is None:
+        return world.replace(second=0, microsecond=0)
+    if at > world:
+        clock = "the wall clock" if mode is Mode.PAPER else "the close of the newest stored bar"
+        raise DecisionAhead(
+            f"cannot decide at {at.isoformat()}: it is after {clock} ({world.isoformat(timespec='seconds')}), "
+            "and the session would skip every cycle until then"
+        )
+    return at
+
+
+def session_ahead(run_id: str, last_cycle_at: datetime | None, world: datetime) -> SessionAhead | None:
+    if last_cycle_at is None or last_cycle_at <= world:
+        return None
+    return SessionAhead(
+        f"run {run_id} last decided at {last_cycle_at.isoformat()}, after the world's clock "
+        f"({world.isoformat(timespec='seconds')}): no cycle decides until then; "
+        "`hydra trade --reset-clock` sets its clock back to its last decision before now"
+    )
+
+
+def reset_clock(context: SourceContext, mode: Mode, run_id: str, wall_clock: datetime) -> datetime | None:
+    """Set the session's clock back from a decision in the future to its last decision at or
+    before the world's clock (None: it has none). Returns the future time it was set back from,
+    or None when the clock was not ahead. The future cycles' rows stay: they were recorded, and
+    any orders they sent are followed like any other."""
+    world = world_clock(context, mode, wall_clock)
+    state = resume_state(context.warehouse, run_id)
+    if session_ahead(run_id, state.last_cycle_at, world) is None:
+        return None
+    with context.warehouse.connect() as con:
+        (last_before,) = con.execute(read_sql("read/last_cycle_before"), {"run_id": run_id, "until": world}).fetchall()[
+            0
+        ]
+    store_value(
+        context.warehouse, run_id, ENGINE_STATE_KEY, encode(replace(state, last_cycle_at=last_before)), wall_clock
+    )
+    return state.last_cycle_at
 
 
 class MarketTape:
@@ -254,9 +322,14 @@ def record_run(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     parent_run_id: str | None = None,
+    owner: Owner | None = None,
+    reason: str | None = None,
 ) -> None:
+    """The run's row; `owner` is the process that carries it from start to end (a replay), whose
+    disappearance marks it failed (hydra.runs)."""
     settings = context.settings
-    with context.warehouse.connect() as con:
+    moment = datetime.now(UTC)
+    with context.warehouse.connect() as con, in_transaction(con):
         con.execute(
             read_sql("record/run"),
             {
@@ -269,9 +342,19 @@ def record_run(
                 "limits": settings.risk.limits.model_dump_json(),
                 "window_start": window[0],
                 "window_end": window[1],
-                "started_at": started_at or datetime.now(UTC),
+                "started_at": started_at or moment,
                 "ended_at": ended_at,
                 "status": status,
+            },
+        )
+        con.execute(
+            read_sql("record/run_owner"),
+            {
+                "run_id": run_id,
+                "owner_pid": None if owner is None else owner.pid,
+                "owner_host": None if owner is None else owner.host,
+                "heartbeat_at": None if owner is None else moment,
+                "status_reason": reason,
             },
         )
 

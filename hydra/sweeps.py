@@ -35,6 +35,7 @@ from core.config import Mode
 from hydra.backtesting import run_backtest
 from hydra.context import open_warehouse
 from hydra.live import record_run
+from hydra.runs import Owner
 from hydra.settings import ConfigError, HydraSettings, load_secrets, with_overrides
 from hydra.sources import SourceContext
 from warehouse.load import copy_run
@@ -123,13 +124,21 @@ def collect(context: SourceContext, points: Sequence[PointResult]) -> None:
 
 def new_parent(context: SourceContext, kind: str, spec: SweepSpec, label: str) -> str:
     parent = f"{kind}-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
-    record_run(context, parent, Mode.BACKTEST, label, status="running", window=(spec.start, spec.end))
+    window = (spec.start, spec.end)
+    record_run(context, parent, Mode.BACKTEST, label, status="running", window=window, owner=Owner.this_process())
     return parent
 
 
 def finish_parent(context: SourceContext, parent: str, spec: SweepSpec, label: str, status: str) -> None:
     record_run(
-        context, parent, Mode.BACKTEST, label, status=status, window=(spec.start, spec.end), ended_at=datetime.now(UTC)
+        context,
+        parent,
+        Mode.BACKTEST,
+        label,
+        status=status,
+        window=(spec.start, spec.end),
+        ended_at=datetime.now(UTC),
+        owner=Owner.this_process(),
     )
 
 

@@ -74,6 +74,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         "013_ingestion_notes.sql",
         "014_cycle_readiness.sql",
         "015_broker_refusals.sql",
+        "016_run_owner.sql",
     ]
     assert migrate(warehouse) == []
     with warehouse.connect() as con:
@@ -93,6 +94,7 @@ def test_migrate_is_idempotent_and_recorded(tmp_path: Path) -> None:
         (13, "013_ingestion_notes.sql"),
         (14, "014_cycle_readiness.sql"),
         (15, "015_broker_refusals.sql"),
+        (16, "016_run_owner.sql"),
     ]
 
 
@@ -259,6 +261,13 @@ SAMPLE_PARAMETERS = {
     "symbol": "SPY",
     "start": T0,
     "end": T0,
+    "owner_pid": 4242,
+    "owner_host": "host",
+    "heartbeat_at": T0,
+    "status_reason": None,
+    "reason": "owner gone",
+    "found_at": T0,
+    "at": T0,
 }
 
 
@@ -309,6 +318,7 @@ def test_schema_files_are_found_by_package_name_from_any_directory(tmp_path: Pat
             "013_ingestion_notes",
             "014_cycle_readiness",
             "015_broker_refusals",
+            "016_run_owner",
         )
     ]
 
