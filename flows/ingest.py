@@ -24,7 +24,7 @@ from warehouse.ingest import IngestionResult
 from warehouse.migrate import migrate
 
 
-def run_feed(feed: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+def run_feed(feed: str, start: datetime | None, end: datetime | None, retry_fetches: bool = True) -> dict[str, Any]:
     context = load_context()
     logger = get_run_logger()
     started_at = datetime.now(UTC)
@@ -33,7 +33,7 @@ def run_feed(feed: str, start: datetime | None, end: datetime | None) -> dict[st
     migrate(context.warehouse)
     run_id = str(flow_run.get_id() or f"local-{started_at:%Y%m%dT%H%M%S}")
     request = FeedRequest(feed=feed, now=started_at, start=start, end=end)
-    delays = list(context.settings.feeds.fetch_retry_delays_s)
+    delays = list(context.settings.feeds.fetch_retry_delays_s) if retry_fetches else []
     fetch_with_retries = fetch.with_options(retries=len(delays), retry_delay_seconds=delays)
     slices = backfill_slices(context.settings, request)
     if len(slices) > 1:
@@ -86,9 +86,12 @@ def _log_notes(feed: str, notes: Iterable[str]) -> None:
         logger.warning("%s", note)
 
 
-def feed_flow(feed: str) -> Flow[[datetime | None, datetime | None], dict[str, Any]]:
-    def ingest(start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
-        return run_feed(feed, start, end)
+FeedFlow = Flow[[datetime | None, datetime | None, bool], dict[str, Any]]
+
+
+def feed_flow(feed: str) -> FeedFlow:
+    def ingest(start: datetime | None = None, end: datetime | None = None, retry_fetches: bool = True) -> dict[str, Any]:
+        return run_feed(feed, start, end, retry_fetches)
 
     return flow(name=f"ingest-{feed.replace('_', '-')}", log_prints=True)(ingest)
 
@@ -102,7 +105,7 @@ ingest_github = feed_flow("github")
 ingest_narrative = feed_flow("narrative")
 ingest_vol_credit = feed_flow("vol_credit")
 
-FEED_FLOWS: dict[str, Flow[[datetime | None, datetime | None], dict[str, Any]]] = {
+FEED_FLOWS: dict[str, FeedFlow] = {
     "bars": ingest_bars,
     "binance": ingest_binance,
     "cme": ingest_cme,
@@ -116,16 +119,23 @@ FEED_FLOWS: dict[str, Flow[[datetime | None, datetime | None], dict[str, Any]]] 
 
 @flow(name="ingest-all")
 def ingest_all(
-    feeds: list[str] | None = None, start: datetime | None = None, end: datetime | None = None
+    feeds: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    retry_fetches: bool = True,
 ) -> dict[str, str]:
     """Every feed as a subflow: one failing feed does not stop the others; the run fails at the end if any did.
 
-    A feed that reads what another loads (metal_premium reads vol_credit's USD/CNY) runs after it."""
+    A feed that reads what another loads (metal_premium reads vol_credit's USD/CNY) runs after it.
+    Without `retry_fetches` a failed fetch is not retried within the run (the paper loop's: the
+    feed's next scheduled run retries it)."""
     chosen = feeds or list(FEEDS)
     unknown = sorted(set(chosen) - set(FEEDS))
     if unknown:
         raise ValueError(f"unknown feed(s) {', '.join(unknown)}; feeds are {', '.join(FEEDS)}")
-    states = {feed: FEED_FLOWS[feed](start, end, return_state=True) for feed in in_dependency_order(chosen)}
+    states = {
+        feed: FEED_FLOWS[feed](start, end, retry_fetches, return_state=True) for feed in in_dependency_order(chosen)
+    }
     outcome = {feed: state.name or state.type.value for feed, state in states.items()}
     failed = [feed for feed, state in states.items() if state.is_failed() or state.is_crashed()]
     if failed:

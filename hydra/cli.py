@@ -552,7 +552,8 @@ def paper_loop(
         feeds = due_feeds(schedules, last_started, now)
         if feeds:
             # A failed feed is recorded in ingestion_runs and degrades its strategies; trading goes on.
-            ingest_all(feeds, return_state=True)
+            # Its next scheduled run is its retry: waiting out fetch retries here would hold up the minute.
+            ingest_all(feeds, retry_fetches=False, return_state=True)
             last_started.update(dict.fromkeys(feeds, now))
             # Once every feed has run, and again after each ingestion while a strategy lacks data
             # (a feed that failed is retried on its schedule): the check follows the data.

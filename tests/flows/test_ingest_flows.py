@@ -120,6 +120,26 @@ def test_a_feed_refused_on_every_part_fails_and_one_refused_in_part_is_degraded(
     assert [row[0] for row in runs_of("binance")] == ["failed", "degraded"]
 
 
+def test_without_fetch_retries_a_failed_feed_is_asked_once_and_left_to_its_next_run(
+    paper_binance: HTTPServer,
+) -> None:
+    blocked = json.loads((DATA / "error_451.json").read_text())
+    for path in ("/fapi/v1/fundingRate", "/fapi/v1/premiumIndex", "/fapi/v1/openInterest"):
+        paper_binance.expect_request(path).respond_with_json(blocked, status=451)
+    paper_binance.expect_request("/futures/data/openInterestHist").respond_with_json(blocked, status=451)
+
+    def asked() -> int:
+        return len(paper_binance.log)
+
+    with pytest.raises(FeedFailed):
+        ingest_binance(retry_fetches=False)  # the paper loop's ingestion: the minute's cycle must not wait
+    once = asked()
+    with pytest.raises(FeedFailed):
+        ingest_binance()  # a scheduled run: retried once ([0] delays)
+    assert once > 0 and asked() - once == 2 * once
+    assert [row[0] for row in runs_of("binance")] == ["failed", "failed"]
+
+
 def test_a_malformed_answer_is_quarantined_and_a_retry_loads_exactly_what_is_missing(
     paper_binance: HTTPServer,
 ) -> None:
