@@ -90,7 +90,9 @@ FeedFlow = Flow[[datetime | None, datetime | None, bool], dict[str, Any]]
 
 
 def feed_flow(feed: str) -> FeedFlow:
-    def ingest(start: datetime | None = None, end: datetime | None = None, retry_fetches: bool = True) -> dict[str, Any]:
+    def ingest(
+        start: datetime | None = None, end: datetime | None = None, retry_fetches: bool = True
+    ) -> dict[str, Any]:
         return run_feed(feed, start, end, retry_fetches)
 
     return flow(name=f"ingest-{feed.replace('_', '-')}", log_prints=True)(ingest)
