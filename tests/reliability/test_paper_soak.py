@@ -287,7 +287,11 @@ def broken_invariants(
 
 def summary(violations: list[Violation], market: FakeMarket) -> str:
     """Per invariant: how often it broke, and its first breaches with the faults of their minute."""
-    lines = [f"{len(violations)} breaches: {dict(Counter(v.invariant for v in violations))}"]
+    last = max((v.cycle for v in violations), default=None)
+    lines = [
+        f"{len(violations)} breaches: {dict(Counter(v.invariant for v in violations))}; still broken in the last"
+        f" cycle: {dict(Counter(v.invariant for v in violations if v.cycle == last))}"
+    ]
     for invariant in dict.fromkeys(v.invariant for v in violations):
         for violation in [v for v in violations if v.invariant == invariant][:3]:
             around = [
