@@ -11,8 +11,8 @@ then with a 429, a 500, an answer slower than the client's timeout or, for an or
 - positions: the broker holds what HYDRA manages plus the declared unmanaged holdings (symbols
   with an order still working are left until it ends: their fills are still arriving);
 - orders: every order Alpaca accepted from HYDRA has exactly one record and all its fills;
-- trade limit: trades_today counts the entries the broker accepted (or that may have reached it,
-  still 'pending'), never a refused one;
+- trade limit: trades_today counts the entries the broker accepted, once HYDRA has heard so, and
+  never one refused or never sent;
 - P&L: sql/checks/pnl_not_reconciled.sql is empty, and the broker's own equity change equals the
   trades' P&L plus the open positions' at the broker's marks;
 - no strategy holds one view twice (sql/checks/views_entered_twice.sql);
@@ -266,10 +266,13 @@ def broken_invariants(
                 ("fills", f"{client_id}: broker filled {broker_filled:g}, recorded {filled.get(client_id, 0.0):g}")
             )
 
-    counted = sum(1 for client_id, status, _ in entries if client_id in accepted or status == "pending")
+    # Accepted, and HYDRA has heard so: an entry whose answer is still unknown ('pending') counts
+    # once it is found at the broker.
+    counted = sum(1 for client_id, status, _ in entries if client_id in accepted and status != "pending")
     trades_today = state.risk.trades_today if state.risk is not None else 0
     if trades_today != counted:
         others = [f"{status}: {reason}" for client_id, status, reason in entries if client_id not in accepted]
+        others += [f"pending at {client_id}" for client_id, status, _ in entries if status == "pending"]
         broken.append(
             ("trade limit", f"trades_today {trades_today}, entries the broker accepted {counted}; the others {others}")
         )
