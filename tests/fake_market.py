@@ -126,7 +126,7 @@ class FaultPlan:
     rate: float = 0.06
     order_rate: float = 0.3
     weights: Mapping[str, float] = field(
-        default_factory=lambda: {"rate_limited": 1.0, "server_error": 2.0, "slow": 1.0, "duplicate_after_accept": 4.0}
+        default_factory=lambda: {"rate_limited": 0.5, "server_error": 2.0, "slow": 1.0, "duplicate_after_accept": 4.0}
     )
     slow_s: float = 0.8  # longer than the client's timeout
     retry_after_s: int = 1
