@@ -193,25 +193,27 @@ class FakeMarket(FakeAlpaca):
         return self.cash + sum(h.qty * self.price(s) for s, h in self.held.items())
 
     def close_by_hand(self, symbol: str, fraction: float) -> None:
-        """What a person does on Alpaca's site: a market order, not HYDRA's, filled at once."""
+        """What a person does on Alpaca's site: a market order, not HYDRA's, filled at once, half a
+        minute before `now`, at the price then (not the mark HYDRA reads at `now`)."""
+        at = self.now - MINUTE / 2
         held = self.held[symbol].qty
         qty = round(abs(held) * fraction, QTY_DECIMALS) if fraction < 1 else abs(held)
         side = "sell" if held > 0 else "buy"
-        price = self.price(symbol)
+        price = self.fixed_prices.get(symbol) or self.walk.last(symbol, at)
         order = payload("order_accepted.json") | {
             "id": str(uuid.uuid4()),
             "client_order_id": str(uuid.uuid4()),
             "symbol": symbol,
             "qty": decimal_text(qty),
             "side": side,
-            "created_at": iso(self.now),
-            "submitted_at": iso(self.now),
-            "updated_at": iso(self.now),
+            "created_at": iso(at),
+            "submitted_at": iso(at),
+            "updated_at": iso(at),
             "expires_at": iso(CLOSE),
         }
         self.orders[order["client_order_id"]] = order
-        self._fill(order, qty, price)
-        self.manual_closes.append(ManualClose(self.now, symbol, qty if side == "buy" else -qty, price))
+        self._fill(order, qty, price, at)
+        self.manual_closes.append(ManualClose(at, symbol, qty if side == "buy" else -qty, price))
 
     def _working(self) -> list[dict[str, Any]]:
         return [o for o in self.orders.values() if o["status"] in WORKING_STATUSES]
@@ -234,8 +236,10 @@ class FakeMarket(FakeAlpaca):
                 chunk = float(max(1, int(chunk)))
             self._fill(order, min(chunk, left), price)
 
-    def _fill(self, order: dict[str, Any], qty: float, price: float) -> None:
-        """One execution: the order's totals, the position, the cash, and the FILL activity."""
+    def _fill(self, order: dict[str, Any], qty: float, price: float, at: datetime | None = None) -> None:
+        """One execution (at `at`, by default now): the order's totals, the position, the cash,
+        and the FILL activity."""
+        at = at or self.now
         before = float(order["filled_qty"] or 0)
         cum = round(before + qty, QTY_DECIMALS)
         average = (before * float(order["filled_avg_price"] or 0) + qty * price) / cum
@@ -245,8 +249,8 @@ class FakeMarket(FakeAlpaca):
             filled_qty=decimal_text(cum),
             filled_avg_price=decimal_text(round(average, 9)),
             status=status,
-            updated_at=iso(self.now),
-            filled_at=iso(self.now) if done else None,
+            updated_at=iso(at),
+            filled_at=iso(at) if done else None,
         )
         symbol = order["symbol"]
         signed = qty if order["side"] == "buy" else -qty
@@ -265,9 +269,9 @@ class FakeMarket(FakeAlpaca):
         self.activities.append(
             {
                 # Alpaca's ids sort by time; the sequence number orders fills of one second.
-                "id": f"{self.now:%Y%m%d%H%M%S}{len(self.activities):09d}::{uuid.uuid4()}",
+                "id": f"{at:%Y%m%d%H%M%S}{len(self.activities):09d}::{uuid.uuid4()}",
                 "activity_type": "FILL",
-                "transaction_time": iso(self.now),
+                "transaction_time": iso(at),
                 "type": "fill" if done else "partial_fill",
                 "price": decimal_text(price),
                 "qty": decimal_text(qty),

@@ -302,7 +302,9 @@ def summary(violations: list[Violation], market: FakeMarket) -> str:
                 for f in market.faults
                 if violation.at - MINUTE <= f.at <= violation.at
             ]
-            hands = [f"{c.symbol} {c.qty:+g}" for c in market.manual_closes if c.at == violation.at]
+            hands = [
+                f"{c.symbol} {c.qty:+g}" for c in market.manual_closes if violation.at - MINUTE < c.at <= violation.at
+            ]
             lines.append(
                 f"cycle {violation.cycle} {violation.at:%H:%M} {invariant}: {violation.detail[:240]}"
                 f" | faults this minute and the last: {around or 'none'} | closed by hand: {hands or 'none'}"
