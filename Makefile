@@ -24,9 +24,10 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
-# The reliability soak at full length (the default suite runs it for 300 cycles).
+# The reliability soaks at full length (the default suite runs them for 300 and 120 cycles).
 soak: $(STAMP)
 	HYDRA_SOAK_CYCLES=20000 $(BIN)/python -m pytest -q tests/reliability/test_soak.py
+	HYDRA_PAPER_SOAK_CYCLES=420 $(BIN)/python -m pytest -q tests/reliability/test_paper_soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
