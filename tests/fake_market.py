@@ -170,6 +170,9 @@ class FakeMarket(FakeAlpaca):
         """Fill working orders at `now`'s prices, expire day orders at the close, and maybe close
         by hand one of `manual_close_symbols` that no order is working on."""
         self.now = now
+        # The hand acts half a minute before `now` (close_by_hand), when the orders that fill at
+        # `now` were still working: their symbols are not closed by hand in this minute.
+        busy = {order["symbol"] for order in self._working()}
         if now <= CLOSE:
             for order in self._working():
                 self._maybe_fill(order)
@@ -177,7 +180,6 @@ class FakeMarket(FakeAlpaca):
             for order in self._working():
                 order.update(status="expired", expired_at=iso(CLOSE), updated_at=iso(CLOSE))
         if now < CLOSE and self.rng.random() < self.manual_close_chance:
-            busy = {order["symbol"] for order in self._working()}
             candidates = [s for s in manual_close_symbols if s in self.held and s not in busy]
             if candidates:
                 symbol = self.rng.choice(sorted(candidates))

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import polars as pl
 import pytest
 from fake_alpaca import API_KEY, SECRET_KEY
-from fake_market import CLOSE, OPEN, FakeMarket, FaultPlan, RandomWalk, hydra_orders
+from fake_market import CLOSE, OPEN, FakeMarket, FaultPlan, RandomWalk, hydra_orders, iso
 from paper_session import RUN
 from pytest_httpserver import HTTPServer
 
@@ -310,6 +310,32 @@ def summary(violations: list[Violation], market: FakeMarket) -> str:
                 f" | faults this minute and the last: {around or 'none'} | closed by hand: {hands or 'none'}"
             )
     return "\n".join(lines)
+
+
+def test_a_hand_close_comes_after_the_fill_of_the_position_it_closes(alpaca_server: HTTPServer) -> None:
+    """A person acts half a minute before the cycle: an order that fills at the cycle was still
+    working then, so its position cannot be closed by hand in that minute. Closing it anyway
+    put a buy covering a short before the sell that opened it, a fill HYDRA rightly cannot
+    weigh (it predates the trade), so the soak's P&L was off by the minute's price move."""
+    market = FakeMarket(
+        alpaca_server,
+        RandomWalk(SEED, STARTS),
+        seed=SEED,
+        cash=CASH,
+        unmanaged={},
+        fill_chances=(1.0, 0.0),
+        manual_close_chance=1.0,
+    )
+    market.advance(OPEN + MINUTE)
+    market.put("order_accepted.json", "hy-short", symbol="QQQ", qty="11", side="sell", submitted_at=iso(OPEN + MINUTE))
+    market.advance(OPEN + 2 * MINUTE, manual_close_symbols=("QQQ",))
+    (short,) = [a for a in market.activities if a["order_id"] == market.orders["hy-short"]["id"]]
+    assert short["side"] == "sell_short"
+    assert market.manual_closes == []
+    market.advance(OPEN + 3 * MINUTE, manual_close_symbols=("QQQ",))
+    (hand,) = market.manual_closes
+    assert hand.symbol == "QQQ"
+    assert hand.at > datetime.fromisoformat(short["transaction_time"])
 
 
 @pytest.mark.slow
