@@ -136,12 +136,7 @@ class TradingSession:
         candidates = [o for o in self.broker.recent_orders(since) if o.client_order_id.startswith(CLIENT_ID_PREFIX)]
         if not candidates:
             return []
-        with self.warehouse.connect() as con:
-            known = set(
-                query_frame(
-                    con, "read/known_orders", {"client_order_ids": [o.client_order_id for o in candidates]}
-                ).get_column("client_order_id")
-            )
+        known = self._recorded("client_order_id", [o.client_order_id for o in candidates])
         adopted = []
         discrepancies = []
         for view in candidates:
@@ -280,19 +275,22 @@ class TradingSession:
                 tracked.recorded_avg_price = view.filled_avg_price
         return fills, updates, never_sent, found
 
+    def _recorded(self, id_column: str, ids: list[str]) -> set[str]:
+        """Which of these order ids (`client_order_id` or `broker_order_id`) some run of HYDRA recorded."""
+        query = {"client_order_id": "read/known_orders", "broker_order_id": "read/known_broker_orders"}[id_column]
+        with self.warehouse.connect() as con:
+            return set(query_frame(con, query, {f"{id_column}s": ids}).get_column(id_column))
+
     def _outside_fills(self, since: datetime, symbols: frozenset[str]) -> list[Fill]:
         """The broker's fills of `symbols` since `since` of orders no run of HYDRA placed (closed
         by hand, liquidated): what reconciliation closes managed trades at."""
         executions = [e for e in self.broker.executions(since) if e.symbol in symbols]
         if not executions:
             return []
-        with self.warehouse.connect() as con:
-            hydra_orders = set(
-                query_frame(
-                    con, "read/known_broker_orders", {"broker_order_ids": [e.broker_order_id for e in executions]}
-                ).get_column("broker_order_id")
-            )
-        hydra_orders |= {t.view.broker_order_id for t in self.tracked.values() if t.view is not None}
+        hydra_orders = self._recorded("broker_order_id", [e.broker_order_id for e in executions])
+        hydra_orders |= {
+            t.view.broker_order_id for t in self.tracked.values() if t.view is not None and t.view.broker_order_id
+        }
         return [
             # An order placed outside HYDRA has no client id of HYDRA's: the broker's own names it.
             Fill(
