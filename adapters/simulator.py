@@ -900,19 +900,12 @@ class MarketSimulator:
         volume, trade_count = self._volume_and_trades(self._volume * activity)
 
         rows, cols = np.nonzero(bars[:, : len(self._watchlist)])
-        symbols = [self._watchlist[col] for col in cols]
-        stamps = [self._daily_stamp(symbol, on) for symbol, on in zip(symbols, grid[rows].tolist(), strict=True)]
-        frame = _frame(
-            "bars",
-            len(rows),
-            symbol=pl.Series(symbols, dtype=pl.String()),
-            timeframe=Timeframe.DAY_1.value,
-            ts_event=stamps,
+        frame = self._daily_frame(
+            [self._watchlist[col] for col in cols],
+            grid[rows].tolist(),
             **{name: values[rows, cols] for name, values in prices.items()},
             volume=volume[rows, cols],
             trade_count=trade_count[rows, cols],
-            source=SOURCE,
-            ts_ingested=[self._daily_known(symbol, stamp) for symbol, stamp in zip(symbols, stamps, strict=True)],
         )
         return frame.sort("ts_event", maintain_order=True)
 
@@ -1323,15 +1316,10 @@ class MarketSimulator:
         columns = [j for j, _ in spans]
         firsts = [first for _, (first, _) in spans]
         lasts = [end - 1 for _, (_, end) in spans]
-        symbols = [self._watchlist[j] for j in columns]
-        stamps = [self._daily_stamp(symbol, self._date(day)) for symbol in symbols]
         daily_volume, daily_high, daily_low = per_bar(volume, np.sum), per_bar(high, np.max), per_bar(low, np.min)
-        daily = _frame(
-            "bars",
-            len(symbols),
-            symbol=pl.Series(symbols, dtype=pl.String()),
-            timeframe=Timeframe.DAY_1.value,
-            ts_event=stamps,
+        daily = self._daily_frame(
+            [self._watchlist[j] for j in columns],
+            [self._date(day)] * len(columns),
             open=open_[firsts, columns],
             high=daily_high,
             low=daily_low,
@@ -1339,10 +1327,22 @@ class MarketSimulator:
             volume=daily_volume,
             trade_count=per_bar(trade_count, np.sum),
             vwap=np.clip(per_bar(vwap * volume, np.sum) / daily_volume, daily_low, daily_high),
-            source=SOURCE,
-            ts_ingested=[self._daily_known(symbol, stamp) for symbol, stamp in zip(symbols, stamps, strict=True)],
         )
         return pl.concat([minutes, daily]).sort("ts_event", maintain_order=True)
+
+    def _daily_frame(self, symbols: list[str], days: list[date], **values: Any) -> pl.DataFrame:
+        """Daily bars of `symbols` on `days`, stamped and known when Alpaca's would be."""
+        stamps = [self._daily_stamp(symbol, on) for symbol, on in zip(symbols, days, strict=True)]
+        return _frame(
+            "bars",
+            len(symbols),
+            symbol=pl.Series(symbols, dtype=pl.String()),
+            timeframe=Timeframe.DAY_1.value,
+            ts_event=stamps,
+            source=SOURCE,
+            ts_ingested=[self._daily_known(symbol, stamp) for symbol, stamp in zip(symbols, stamps, strict=True)],
+            **values,
+        )
 
     def _daily_stamp(self, symbol: str, on: date) -> int:
         """Where Alpaca stamps a daily bar: midnight New York of an equity's session date,
