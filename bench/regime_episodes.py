@@ -6,7 +6,7 @@ Each session of the S&P 500's real daily closes (tests/data/real, with the real 
 exists) is named by the rules of core/regime.py, exactly as a live cycle names the session it
 decides in, and compared with tests/data/real/regime_episodes.csv: for each labelled episode,
 how many of its sessions got each regime, and the share that got one the episode accepts.
-tests/core/test_regime_real.py asserts the hit rates; the README publishes the table.
+tests/core/test_regime_real.py asserts the hit rates; docs/regime_validation.md publishes the table.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The regime rules on the S&P 500's real history (1990-2022) against labelled episodes.
 
-The episode table is tests/data/real/regime_episodes.csv; the README's confusion table is
+The episode table is tests/data/real/regime_episodes.csv; the confusion table in docs/regime_validation.md is
 `python -m bench.regime_episodes`. The old detector (an HMM naming its states by ranks within
 its 45-day fit window) called 2018-02-05 and the December 2018 sell-off MEAN_REVERTING.
 """
