@@ -14,6 +14,7 @@ from paper_session import MINUTE, RUN, START, resume_session, step
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from core.types import Order
 from hydra.live import due_feeds, every_minute
 from hydra.trading import AlreadyDecided, TradingSession
 from warehouse import Warehouse, WarehouseLockedError
@@ -162,14 +163,20 @@ def test_a_hydra_order_no_run_recorded_is_adopted_once(
     ]
 
 
-def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile(
-    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
-) -> None:
-    now = START + 30 * MINUTE
+def held_spy_at_503(warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca, now: datetime) -> Order:
+    """The session's SPY entry at `now`, filled at Alpaca at 503.0 and booked by the next cycle."""
     session = resume(warehouse, alpaca_server)
     [order] = step(session, now).result.orders
     fill_at_alpaca(fake, order.client_order_id, 503.0)
     step(session, now + MINUTE)
+    return order
+
+
+def test_a_position_closed_at_the_broker_is_closed_in_the_warehouse_as_reconcile(
+    warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
+) -> None:
+    now = START + 30 * MINUTE
+    order = held_spy_at_503(warehouse, alpaca_server, fake, now)
     assert rows(warehouse, "SELECT status FROM trades WHERE run_id = $run_id") == [("open",)]
 
     fake.positions = []  # closed by hand in Alpaca's dashboard, with the buy the last cycle left working
@@ -191,10 +198,7 @@ def test_a_position_closed_by_hand_is_closed_at_the_price_alpaca_filled(
     warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
-    session = resume(warehouse, alpaca_server)
-    [order] = step(session, now).result.orders
-    fill_at_alpaca(fake, order.client_order_id, 503.0)
-    step(session, now + MINUTE)
+    order = held_spy_at_503(warehouse, alpaca_server, fake, now)
     qty = float(fake.orders[order.client_order_id]["qty"])
 
     cancel_working(fake)
@@ -217,10 +221,7 @@ def test_a_position_closed_by_hand_in_two_halves_keeps_each_half_s_pnl(
     warehouse: Warehouse, alpaca_server: HTTPServer, fake: FakeAlpaca
 ) -> None:
     now = START + 30 * MINUTE
-    session = resume(warehouse, alpaca_server)
-    [order] = step(session, now).result.orders
-    fill_at_alpaca(fake, order.client_order_id, 503.0)
-    step(session, now + MINUTE)
+    order = held_spy_at_503(warehouse, alpaca_server, fake, now)
     qty = float(fake.orders[order.client_order_id]["qty"])
     trade = "SELECT status, qty, pnl, exit_price FROM trades WHERE run_id = $run_id AND trade_id = $id"
 
